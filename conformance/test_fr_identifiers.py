@@ -1,0 +1,78 @@
+"""French identifiers carried by FHIR resources: INS/NIR keys, RPPS, FINESS, SIREN/SIRET, and the system each
+identifier type must use."""
+from vigie import identifiers as ids
+from vigie.checks import check, not_applicable
+from vigie.errors import ObservationError
+from vigie.fhirrest import search_all
+
+NIR_SYSTEMS = {"urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.10", "urn:oid:1.2.250.1.213.1.4.11",
+               "urn:oid:1.2.250.1.213.1.4.13"}
+REGISTERS = {  # params.register → (resource type, identifier systems, validity rule)
+    "NIR": ("Patient", NIR_SYSTEMS, ids.nir_is_valid),
+    "RPPS": ("Practitioner", {ids.RPPS_SYSTEM}, ids.rpps_is_valid),
+    "FINESS": ("Organization", {ids.FINESS_SYSTEM}, ids.finess_is_valid),
+    "SIREN/SIRET": ("Organization", {ids.SIRENE_SYSTEM},
+                    lambda v: ids.siret_is_valid(v) if len(v) == 14 else ids.siren_is_valid(v)),
+}
+
+
+@check("fr.identifier-key")
+def test_identifier_keys(requirement, http, outcome):
+    """Every identifier of one register (params.register) among the resources that carry it has a valid
+    shape and check key."""
+    what = requirement.params.get("register")
+    if what not in REGISTERS:
+        raise ObservationError(f"unknown register {what!r} (known: {', '.join(REGISTERS)})")
+    rtype, systems, valid = REGISTERS[what]
+    limit = int(requirement.params.get("max_resources", 2000))
+    checked, bad = 0, []
+    for resource in search_all(http, rtype, limit=limit):
+        for identifier in resource.get("identifier", []):
+            if identifier.get("system") in systems:
+                checked += 1
+                if not valid(str(identifier.get("value", ""))):
+                    bad.append(f"{rtype}/{resource.get('id')}: {identifier.get('value')}")
+    outcome.measure(checked=checked, invalid=len(bad), examples=bad[:20])
+    if not checked:
+        not_applicable(f"no {what} identifier among the {rtype} resources served")
+    assert not bad, f"{len(bad)} of {checked} {what} identifiers are invalid, e.g. {bad[0]}"
+
+
+# Identifier.type code (FR Core's fr-core-cs-v2-0203 and HL7 v2-0203) → the systems FR Core allows for it
+# (FACTS.md section 2: FR Core 2.2.0 identifier slices)
+TYPE_SYSTEMS = {
+    "INS-NIR": {ids.INS_NIR_SYSTEM}, "INS-NIA": {ids.INS_NIA_SYSTEM},
+    "INS-NIR-TEST": {ids.INS_NIR_TEST_SYSTEM}, "INS-NIR-DEMO": {ids.INS_NIR_DEMO_SYSTEM},
+    "NH": {ids.NIR_BILLING_SYSTEM, ids.NIA_BILLING_SYSTEM},
+    "RPPS": {ids.RPPS_SYSTEM}, "IDNPS": {ids.IDNATPS_SYSTEM}, "IDNST": {ids.IDNATST_SYSTEM},
+    "FINEG": {ids.FINESS_SYSTEM}, "FINEJ": {ids.FINESS_SYSTEM},
+    "SIREN": {ids.SIRENE_SYSTEM}, "SIRET": {ids.SIRENE_SYSTEM},
+    "RPPSRG": {"https://rppsrang.esante.gouv.fr"},
+}
+# an INS is the official identity (or a former one): fr-core-vs-patient-identifier-use-ins
+INS_USES = {"official", "old"}
+TYPE_SYSTEMS_CODES = {"https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                      "http://terminology.hl7.org/CodeSystem/v2-0203"}
+
+
+@check("fr.identifier-systems")
+def test_identifier_systems(requirement, http, outcome):
+    """An identifier typed INS-NIR, RPPS, FINESS... carries the system (OID or URI) of that register; an INS
+    has use official or old."""
+    limit = int(requirement.params.get("max_resources", 2000))
+    checked, bad = 0, []
+    for rtype in requirement.params.get("resources", ["Patient", "Practitioner", "Organization"]):
+        for resource in search_all(http, rtype, limit=limit):
+            for identifier in resource.get("identifier", []):
+                codes = [c.get("code") for c in (identifier.get("type") or {}).get("coding", [])
+                         if c.get("system") in TYPE_SYSTEMS_CODES and c.get("code") in TYPE_SYSTEMS]
+                for code in codes:
+                    checked += 1
+                    if identifier.get("system") not in TYPE_SYSTEMS[code]:
+                        bad.append(f"{rtype}/{resource.get('id')}: {code} with system {identifier.get('system')}")
+                    elif code.startswith("INS-") and identifier.get("use") not in INS_USES:
+                        bad.append(f"{rtype}/{resource.get('id')}: {code} with use {identifier.get('use')}")
+    outcome.measure(checked=checked, wrong=len(bad), examples=bad[:20])
+    if not checked:
+        not_applicable("no identifier served is typed with a French register code")
+    assert not bad, f"{len(bad)} of {checked} typed identifiers carry another register's system, e.g. {bad[0]}"

@@ -1,0 +1,230 @@
+"""Access control: missing, malformed and forged tokens, scopes, the patient compartment, request budgets.
+
+Forgeries start from the target's own valid token (see vigie.jwt), so these checks need no key of the target
+and work on any server that issues JWTs. Role tokens come from the target's `tokens` table (vigie.toml).
+"""
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import pytest
+
+from vigie import jwt
+from vigie.checks import check, not_applicable
+from vigie.errors import ObservationError
+
+REFUSED = (401, 403)
+MAX_WAIT_S = 10  # the longest Retry-After a check honours
+
+
+def _probe_path(capability, public) -> str:
+    """An authenticated search to probe with: Patient if served, else the first searchable type."""
+    types = [t for t in capability.types_with("search-type") if t not in public]
+    if not types:
+        raise ObservationError("the server declares no search to probe")
+    return f"{'Patient' if 'Patient' in types else types[0]}?_count=1"
+
+
+def _role_token(target, role: str) -> str:
+    token = target.tokens.get(role)
+    if not token:
+        pytest.skip(f"no '{role}' token configured for this target ([targets.tokens] {role} = ...)")
+    return token
+
+
+def _patient_get(http, path, auth, **kw):
+    """GET that waits out a 429 (a budget spent by an earlier burst is not what these checks look at)."""
+    for _ in range(4):
+        response = http.get(path, auth=auth, **kw)
+        if response.status_code != 429:
+            return response
+        time.sleep(min(_retry_after(response) or 1, MAX_WAIT_S))
+    return response
+
+
+def _retry_after(response) -> float | None:
+    """Retry-After in seconds: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3)."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _send_with(http, path, token):
+    return http.get(path, auth=False, headers={"Authorization": f"Bearer {token}"})
+
+
+def _genuine_accepted(http, path):
+    response = _patient_get(http, path, auth=True)
+    if response.status_code != 200:
+        raise ObservationError(f"GET {path} with the target's own token answered {response.status_code}: "
+                               "cannot tell a refused forgery from a refused token")
+
+
+@check("auth.required")
+def test_token_required(requirement, http, capability, outcome):
+    public = set(requirement.params.get("public", ["metadata"]))
+    paths = [t for t in capability.types_with("search-type") if t not in public]
+    paths += [f"{t}/{rid}" for t, rid in requirement.params.get("reads", {}).items()]
+    answered = {}
+    for path in paths:
+        response = http.get(path, auth=False)
+        answered[path] = response.status_code
+        assert response.status_code == 401, f"GET {path} without a token answered {response.status_code}, not 401"
+        challenge = response.headers.get("WWW-Authenticate", "")
+        assert challenge.lower().startswith("bearer"), \
+            f"GET {path} without a token: no Bearer WWW-Authenticate challenge ({challenge or 'none'})"
+    outcome.measure(statuses=answered)
+    assert answered, "the server declares no search to probe"
+
+
+@check("auth.malformed-token")
+def test_malformed_tokens_refused(requirement, http, capability, target, outcome):
+    path = _probe_path(capability, set(requirement.params.get("public", ["metadata"])))
+    _genuine_accepted(http, path)
+    answered = {}
+    for name, token in jwt.malformed(target.token or "").items():
+        answered[name] = _send_with(http, path, token).status_code
+    outcome.measure(statuses=answered)
+    accepted = [n for n, s in answered.items() if s not in REFUSED]
+    assert not accepted, f"GET {path} with a malformed token ({', '.join(accepted)}) answered " \
+                         f"{answered[accepted[0]]}, not 401"
+    assert all(s == 401 for s in answered.values()), f"malformed tokens refused, but not with 401: {answered}"
+
+
+@check("auth.forged-token")
+def test_forged_token_refused(requirement, http, capability, target, outcome):
+    kind = requirement.params["forgery"]
+    try:
+        header = jwt.decode(target.token or "").header
+    except jwt.NotAJwt as exc:
+        not_applicable(f"the target's token is not a JWT ({exc}): no {kind} forgery to try")
+    path = _probe_path(capability, set(requirement.params.get("public", ["metadata"])))
+    _genuine_accepted(http, path)
+    status = _send_with(http, path, jwt.forge(target.token, kind)).status_code
+    outcome.measure(original_alg=header.get("alg"), forgery=kind, status=status)
+    assert status in REFUSED, f"the {kind} forgery of the target's own token was accepted (GET {path}: {status})"
+    outcome.summary = f"{kind} forgery refused with {status}"
+
+
+@check("auth.expired-token")
+def test_expired_token_refused(requirement, http, capability, target, outcome):
+    path = _probe_path(capability, set(requirement.params.get("public", ["metadata"])))
+    role = requirement.params.get("role", "expired")
+    try:
+        jwt.decode(target.token or "")
+        is_jwt = True
+    except jwt.NotAJwt:
+        is_jwt = False
+    _genuine_accepted(http, path)
+    statuses = {}
+    if is_jwt:  # with its original signature: a server that checks neither signature nor expiry accepts it
+        statuses["exp altered"] = _send_with(http, path, jwt.forge(target.token, "expired")).status_code
+    expired = target.tokens.get(role)
+    if expired:
+        try:
+            exp = jwt.decode(expired).payload.get("exp")
+        except jwt.NotAJwt:
+            exp = None
+        if isinstance(exp, int | float) and exp > time.time():
+            raise ObservationError(f"the '{role}' token has not expired yet (exp {int(exp)})")
+        statuses["genuine expired"] = _send_with(http, path, expired).status_code
+    outcome.measure(statuses=statuses)
+    accepted = [n for n, s in statuses.items() if s not in REFUSED]
+    assert not accepted, f"an expired token ({accepted[0]}) was accepted (GET {path}: {statuses[accepted[0]]})"
+    if not expired:
+        if not is_jwt:
+            not_applicable("the target's token is not a JWT and no expired token is configured")
+        pytest.skip(f"no genuine expired token configured ([targets.tokens] {role} = ...): the forged one was "
+                    "refused, which proves only that signatures are checked")
+
+
+@check("auth.read-only-scope")
+def test_read_only_token_cannot_write(requirement, http, capability, target, outcome):
+    role = requirement.params.get("role", "reader")
+    _role_token(target, role)
+    creatable = capability.types_with("create")
+    if not creatable:
+        not_applicable("the server declares no create interaction")
+    rtype = "Patient" if "Patient" in creatable else creatable[0]
+    readable = _patient_get(http, f"{rtype}?_count=1", auth=role)
+    if readable.status_code != 200:
+        raise ObservationError(f"the '{role}' token cannot even search {rtype} ({readable.status_code})")
+    body = {"resourceType": rtype, **({"name": [{"family": "Vigie-Probe", "given": ["Lecture"]}]}
+                                      if rtype == "Patient" else {})}
+    response = http.post(rtype, auth=role, json=body, headers={"Content-Type": "application/fhir+json"})
+    outcome.measure(type=rtype, status=response.status_code)
+    assert not 200 <= response.status_code < 300, \
+        f"a read-only '{role}' token created a {rtype} (POST {rtype}: {response.status_code})"
+    if response.status_code not in REFUSED:
+        raise ObservationError(f"POST {rtype} with the '{role}' token answered {response.status_code}: "
+                               "neither written nor refused for lack of rights, so nothing is concluded")
+    outcome.summary = f"the '{role}' token's create was refused with {response.status_code}"
+
+
+@check("auth.patient-compartment")
+def test_patient_token_stays_in_its_compartment(requirement, http, capability, target, outcome):
+    role = requirement.params.get("role", "patient")
+    token = _role_token(target, role)
+    try:
+        own = jwt.decode(token).payload.get("patient")
+    except jwt.NotAJwt:
+        own = None
+    if not own:
+        own_bundle = _patient_get(http, "Patient", auth=role).json()
+        ids = [e["resource"]["id"] for e in own_bundle.get("entry", []) if "resource" in e]
+        if len(ids) != 1:
+            raise ObservationError(f"cannot tell which patient the '{role}' token stands for ({len(ids)} visible)")
+        own = ids[0]
+    everyone = http.get("Patient", params={"_count": 10}).json()
+    others = [e["resource"]["id"] for e in everyone.get("entry", []) if e.get("resource", {}).get("id") != own]
+    if not others:
+        raise ObservationError("the target's main token sees no other patient to probe with")
+    other = others[0]
+    seen = {}
+    read = _patient_get(http, f"Patient/{other}", auth=role)
+    seen[f"Patient/{other}"] = read.status_code
+    assert read.status_code not in range(200, 300), \
+        f"the '{role}' token of Patient/{own} read another patient, Patient/{other} ({read.status_code})"
+    searches = [("Patient", {"_id": other})]
+    for rtype in capability.types_with("search-type"):
+        names = {sp.get("name") for sp in capability.resources[rtype].get("searchParam", [])}
+        if "patient" in names and rtype != "Patient":
+            searches.append((rtype, {"patient": f"Patient/{other}"}))
+    for rtype, params in searches[:3]:
+        response = _patient_get(http, rtype, auth=role, params=params)
+        entries = response.json().get("entry", []) if response.status_code == 200 else []
+        seen[f"{rtype}?{next(iter(params))}={next(iter(params.values()))}"] = (response.status_code, len(entries))
+        assert not entries, f"the '{role}' token of Patient/{own} found {len(entries)} {rtype} of Patient/{other}"
+    outcome.measure(own=f"Patient/{own}", other=f"Patient/{other}", answers=seen)
+
+
+@check("auth.rate-limit")
+def test_burst_is_rate_limited(requirement, http, capability, target, outcome):
+    role = requirement.params.get("role", "patient")
+    _role_token(target, role)
+    burst = int(requirement.params.get("burst", 60))
+    path = _probe_path(capability, set(requirement.params.get("public", ["metadata"])))
+    started, limited = time.monotonic(), None
+    for sent in range(1, burst + 1):
+        response = http.get(path, auth=role)
+        if response.status_code == 429:
+            limited = response
+            break
+    elapsed = round(time.monotonic() - started, 3)
+    outcome.measure(role=role, sent=sent, elapsed_s=elapsed, limited_at=sent if limited is not None else None)
+    assert limited is not None, f"{burst} requests in {elapsed} s from one '{role}' token were never answered 429"
+    wait = _retry_after(limited)
+    outcome.measure(retry_after=limited.headers.get("Retry-After"))
+    assert wait is not None, "429 without a Retry-After (delay in seconds or HTTP-date)"
+    # the budget must come back: and the check leaves the token usable for the checks after it
+    time.sleep(min(wait, MAX_WAIT_S))
+    again = http.get(path, auth=role)
+    assert again.status_code != 429, f"still 429 after waiting the {wait:g} s that Retry-After asked"
+    outcome.summary = f"limited after {sent} requests in {elapsed} s, Retry-After {wait:g} s honoured"

@@ -1,0 +1,23 @@
+"""Robustness: what a bounded fuzzing run (vigie.fuzz) provoked. One run per target serves every requirement."""
+from vigie.checks import check
+
+WHAT = {
+    "server-error": "answers with a server error (5xx) or no answer",
+    "not-operation-outcome": "errors without an OperationOutcome",
+    "disclosure": "bodies disclosing internals (stack trace, SQL error, source path)",
+    "injection": "injection payloads executed or reflected",
+}
+
+
+@check("robust.fuzz")
+def test_fuzzing_finds_nothing(requirement, observe, outcome):
+    kind = requirement.params["finding"]
+    run = observe("fuzz")
+    found = run.of_kind(kind)
+    outcome.measure(requests=run.requests, generated_examples=run.examples, statuses=run.statuses,
+                    findings=len(found))
+    for finding in found[:5]:
+        outcome.message(f"{finding.detail}: {finding.curl}")
+    assert not found, f"{len(found)} {WHAT[kind]} in {run.requests} requests; first: {found[0].detail} " \
+                      f"({found[0].method} {found[0].url[:200]})"
+    outcome.summary = f"no {WHAT[kind]} in {run.requests} requests ({run.examples} generated)"

@@ -1,0 +1,43 @@
+"""Bad input on the command line: one clear line on stderr, exit code 3, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+
+def vigie(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "vigie", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--bogus"], "No such option '--bogus'"),
+    (["demo", "--profile", "no-such-profile"], "unknown profile 'no-such-profile'"),
+    (["demo", "--flaw", "no-such-flaw"], "unknown flaw 'no-such-flaw'"),
+    (["run"], "no target"),
+    (["run", "--fhir", "ftp://x"], "is not an http(s) URL"),
+    (["run", "--fhir", "https://127.0.0.1:9", "--ca-file", "/no/such/ca.pem"], "CA file '/no/such/ca.pem' not found"),
+    (["run", "--config", "/no/such/vigie.toml"], "configuration file not found"),
+    (["report", "/no/such/bundle"], "not a report bundle folder"),
+    (["profiles", "show", "nope"], "unknown profile 'nope'"),
+    (["verify", "/no/such/bundle"], "not a report bundle folder"),
+    (["run", "--warehouse", "nosuchdb://x/y"], "unknown database scheme 'nosuchdb'"),
+])
+def test_usage_errors(args, message):
+    result = vigie(*args)
+    assert result.returncode == 3, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file(tmp_path):
+    (tmp_path / "vigie.toml").write_text("[[targets]]\nkind = 'fhir'\nurl = 'https://127.0.0.1:9'\ncolour = 1\n")
+    result = vigie("run", "--config", str(tmp_path / "vigie.toml"))
+    assert result.returncode == 3 and "unknown target key 'colour'" in result.stderr
+
+
+def test_profiles_list_and_show():
+    listed = vigie("profiles", "list")
+    assert listed.returncode == 0 and "fhir-r4-rest" in listed.stdout
+    shown = vigie("profiles", "show", "fhir-r4-rest", "--lang", "fr")
+    assert shown.returncode == 0 and "FHIR-REST-01" in shown.stdout and "CapabilityStatement" in shown.stdout

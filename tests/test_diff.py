@@ -1,0 +1,116 @@
+"""`vigie diff OLD NEW`: regressions, fixes, new and removed requirements; exit 1 on a regression."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from reportbundle import signed_bundle, vigie
+
+from vigie.diff import diff_reports, render_text
+
+
+def outcome(req, status, level="SHALL", target="t", profile="p"):
+    return {"requirement": req, "profile": profile, "level": level, "target": target, "check": "c",
+            "status": status, "summary": f"{req} {status}", "evidence": []}
+
+
+def report(verdict, *outcomes, profile_verdict=None):
+    return {"schema": "vigie-report/1", "run": {"id": verdict}, "targets": [],
+            "profiles": [{"id": "p", "version": "1", "verdict": profile_verdict or verdict, "counts": {}}],
+            "outcomes": list(outcomes), "verdict": verdict}
+
+
+def test_regression_fix_new_removed():
+    old = report("non-conformant", outcome("A", "passed"), outcome("B", "failed"), outcome("C", "passed"),
+                 outcome("D", "passed"))
+    new = report("non-conformant", outcome("A", "failed"), outcome("B", "passed"), outcome("C", "passed"),
+                 outcome("E", "error"))
+    d = diff_reports(old, new)
+    assert [e["requirement"] for e in d["regressions"]] == ["A"]
+    assert [e["requirement"] for e in d["fixed"]] == ["B"]
+    assert [e["requirement"] for e in d["added"]] == ["E"] and [e["requirement"] for e in d["removed"]] == ["D"]
+    assert d["regression"] is True
+    text = render_text(d)
+    assert "REGRESSED A@t (SHALL): passed -> failed" in text and "fixed     B@t" in text
+
+
+def test_passed_to_error_is_a_regression_and_error_to_failed_is_a_change():
+    d = diff_reports(report("incomplete", outcome("A", "passed"), outcome("B", "error")),
+                     report("non-conformant", outcome("A", "error"), outcome("B", "failed")))
+    assert [e["requirement"] for e in d["regressions"]] == ["A"]
+    assert [e["requirement"] for e in d["changed"]] == ["B"]
+
+
+def test_a_worse_verdict_alone_is_a_regression():
+    # a requirement newly not tested leaves no failed outcome, but the verdict falls to incomplete
+    d = diff_reports(report("conformant", outcome("A", "passed")), report("incomplete", outcome("A", "not_tested")))
+    assert not d["regressions"] and d["verdict"]["worse"] and d["regression"]
+    assert d["profiles"] == [{"id": "p", "old": "conformant", "new": "incomplete", "worse": True}]
+
+
+def test_same_outcomes_no_regression():
+    r = report("conformant-with-reservations", outcome("A", "passed"), outcome("B", "failed", "SHOULD"))
+    d = diff_reports(r, copy.deepcopy(r))
+    assert not any(d[k] for k in ("regressions", "fixed", "changed", "added", "removed", "profiles"))
+    assert d["regression"] is False and "no regression" in render_text(d)
+
+
+def test_better_verdict_is_no_regression():
+    d = diff_reports(report("non-conformant", outcome("A", "failed")), report("conformant", outcome("A", "passed")))
+    assert d["regression"] is False and d["fixed"]
+
+
+# --- command line, on a real bundle ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    bundle = signed_bundle().path
+    fixed = json.loads((bundle / "report.json").read_text())
+    for o in fixed["outcomes"]:
+        if o["status"] == "failed":
+            o["status"], o["summary"] = "passed", "fixed"
+    for p in fixed["profiles"]:
+        p["verdict"] = "conformant"
+    fixed["verdict"] = "conformant"
+    path = tmp_path_factory.mktemp("diff") / "fixed.json"
+    path.write_text(json.dumps(fixed))
+    return bundle, path
+
+
+def test_cli_regression_exits_1(real):
+    bundle, fixed = real
+    result = vigie("diff", str(fixed), str(bundle))
+    assert result.returncode == 1, result.stderr
+    assert "REGRESSED HTTP-01@fhir (SHALL): passed -> failed" in result.stdout
+    assert "verdict: conformant -> non-conformant (worse)" in result.stdout
+
+
+def test_cli_fix_exits_0_and_json(real):
+    bundle, fixed = real
+    result = vigie("diff", str(bundle), str(fixed), "--json")
+    assert result.returncode == 0, result.stderr
+    d = json.loads(result.stdout)
+    assert d["regression"] is False and {"HTTP-01", "HTTP-04"} <= {e["requirement"] for e in d["fixed"]}
+
+
+def test_cli_identical_bundles_exit_0(real):
+    bundle, _ = real
+    result = vigie("diff", str(bundle), str(bundle))
+    assert result.returncode == 0 and "no regression" in result.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such bundle or report.json"),
+    ("not json", "not a readable report.json"),
+    ('{"outcomes": [{"requirement": 1}]}', "not a vigie report"),
+])
+def test_cli_bad_input_exits_3(real, tmp_path, content, message):
+    bundle, _ = real
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    result = vigie("diff", str(bundle), str(bad))
+    assert result.returncode == 3 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,388 @@
+"""The renderers and the report.json schema, on a hand-written sample report (tests/data/report-sample.json)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from html.parser import HTMLParser
+from itertools import pairwise
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from vigie.render import SCHEMA_PATH, load_report, render, report_schema, validate_report
+from vigie.render.html import EMBED_MAX_BYTES, render_html
+from vigie.render.i18n import LANGS, STATUSES, VERDICTS, labels, t
+from vigie.render.junit import render_junit
+from vigie.render.markdown import render_markdown
+
+SAMPLE = Path(__file__).parent / "data" / "report-sample.json"
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def report() -> dict:
+    return json.loads(SAMPLE.read_text(encoding="utf-8"))
+
+
+class Page(HTMLParser):
+    """The parts of an HTML page the tests look at: tags with attributes, and the visible text."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.chunks: list[str] = []
+        self.feed(html)
+        self.text = " ".join("".join(self.chunks).split())
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.chunks.append(" ")
+
+    def handle_endtag(self, tag):
+        self.chunks.append(" ")
+
+    def handle_data(self, data):
+        self.chunks.append(data)
+
+    def all(self, tag: str) -> list[dict]:
+        return [attrs for name, attrs in self.tags if name == tag]
+
+
+def _html(report: dict, tmp_path: Path, lang: str = "en", **kw) -> tuple[str, Page]:
+    out = kw.pop("out", tmp_path / f"report-{lang}.html")
+    render_html(report, out, lang=lang, **kw)
+    html = out.read_text(encoding="utf-8")
+    return html, Page(html)
+
+
+# --- schema -------------------------------------------------------------------------------------------
+
+
+def test_schema_is_valid_draft_2020_12():
+    jsonschema.Draft202012Validator.check_schema(report_schema())
+    assert SCHEMA_PATH.name == "report.schema.json"
+
+
+def test_sample_validates(report):
+    validate_report(report)
+    assert load_report(SAMPLE)["verdict"] == "non-conformant"
+
+
+def test_sample_covers_every_status_and_verdict(report):
+    assert {o["status"] for o in report["outcomes"]} == set(STATUSES)
+    assert {p["verdict"] for p in report["profiles"]} | {report["verdict"]} == set(VERDICTS)
+    assert any(o["check"] == "attestation" for o in report["outcomes"])
+
+
+def test_sample_counts_match_its_outcomes(report):
+    for p in report["profiles"]:
+        seen = Counter(o["status"] for o in report["outcomes"] if o["profile"] == p["id"])
+        assert p["counts"] == {s: seen.get(s, 0) for s in STATUSES}, p["id"]
+
+
+def _drop_verdict(r):
+    del r["verdict"]
+
+
+def _bad_status(r):
+    r["outcomes"][0]["status"] = "flaky"
+
+
+def _bad_level(r):
+    r["outcomes"][0]["level"] = "MUST"
+
+
+def _no_evidence(r):
+    del r["outcomes"][0]["evidence"]
+
+
+def _bad_schema_id(r):
+    r["schema"] = "vigie-report/2"
+
+
+def _missing_count(r):
+    del r["profiles"][0]["counts"]["not_tested"]
+
+
+def _absolute_evidence(r):
+    r["outcomes"][0]["evidence"] = ["/etc/passwd"]
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        _drop_verdict,
+        _bad_status,
+        _bad_level,
+        _no_evidence,
+        _bad_schema_id,
+        _missing_count,
+        _absolute_evidence,
+    ],
+)
+def test_broken_reports_do_not_validate(report, breakage):
+    breakage(report)
+    with pytest.raises(ValueError, match="vigie-report/1"):
+        validate_report(report)
+
+
+def test_added_fields_are_allowed(report):
+    report["signature"] = {"alg": "ed25519"}
+    report["outcomes"][0]["attempts"] = 2
+    validate_report(report)
+
+
+# --- HTML ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_html_structure(report, tmp_path, lang):
+    _, page = _html(report, tmp_path, lang)
+    assert page.all("html") == [{"lang": lang}]
+    headings = [int(tag[1]) for tag, _ in page.tags if tag in ("h1", "h2", "h3", "h4", "h5", "h6")]
+    assert headings.count(1) == 1 and headings[0] == 1
+    assert all(b <= a + 1 for a, b in pairwise(headings)), "a heading level is skipped"
+    assert t(f"verdict.{report['verdict']}", lang) in page.text
+    for o in report["outcomes"]:
+        assert o["requirement"] in page.text
+    for value in (report["run"]["id"], report["run"]["tool_version"], report["run"]["suite_digest"]):
+        assert value in page.text
+    for target in report["targets"]:
+        assert target["id"] in page.text and target["url"] in page.text
+    # one details block per outcome, and every in-page link lands on an element
+    assert len(page.all("details")) == len(report["outcomes"])
+    ids = [a["id"] for _, a in page.tags if "id" in a]
+    assert len(ids) == len(set(ids))
+    for a in page.all("a"):
+        if a["href"].startswith("#"):
+            assert a["href"][1:] in ids, a["href"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_html_tables_are_accessible(report, tmp_path, lang):
+    html, _ = _html(report, tmp_path, lang)
+    tables = html.split("<table>")[1:]
+    assert len(tables) >= 2 + len(report["profiles"])
+    for table in tables:
+        body = table.split("</table>")[0]
+        assert "<caption" in body
+        tp = Page(body)
+        assert all(th.get("scope") in ("col", "row") for th in tp.all("th"))
+
+
+def test_html_is_self_contained(report, tmp_path):
+    html, page = _html(report, tmp_path)
+    assert "<script" not in html.lower()
+    assert not page.all("script") and not page.all("link") and not page.all("img") and not page.all("iframe")
+    assert not [a for _, a in page.tags if "src" in a]
+    assert "@import" not in html and "url(" not in html
+    assert "@media print" in html and "details-content" in html
+
+
+def test_html_french_labels(report, tmp_path):
+    _, page = _html(report, tmp_path, "fr")
+    for label in (
+        "Rapport de conformité",
+        "Verdict global",
+        "Synthèse",
+        "Exigences non testées",
+        "Exigences vérifiées sur attestation",
+        "réussi",
+        "échoué",
+        "erreur",
+        "ignoré",
+        "non applicable",
+        "non testé",
+        "conforme avec réserves",
+        "non conforme",
+        "incomplet",
+    ):
+        assert label in page.text, label
+    assert "Recommandations TLS de l'ANSSI" in page.text  # titles in the chosen language
+    assert "Seuls TLS 1.2 et TLS 1.3 sont acceptés" in page.text
+    assert "Conformance report" not in page.text
+
+
+def test_html_sections_for_not_tested_and_attestations(report, tmp_path):
+    html, _ = _html(report, tmp_path)
+    not_tested = html.split('id="not-tested"')[1].split("<section")[0]
+    attest = html.split('id="attestations"')[1].split("<section")[0]
+    assert "FRCORE-PRA-01" in not_tested and "OMOP-PRIV-04" in not_tested and "ANSSI-TLS-01" not in not_tested
+    assert "OMOP-PRIV-03" in attest and "OMOP-PRIV-04" in attest and "FRCORE-PRA-01" not in attest
+    assert "evidence/attestations/hds-certificate.pdf" in attest
+
+
+def test_html_escapes_everything(report, tmp_path):
+    o = report["outcomes"][0]
+    o["summary"] = XSS
+    o["messages"] = [XSS]
+    o["title"] = {"en": XSS}
+    o["measurements"] = {XSS: XSS}
+    o["evidence"] = ['evidence/"><script>alert(1)</script>.json']
+    report["targets"][0]["url"] = XSS
+    report["run"]["command"] = XSS
+    report["profiles"][0]["source"]["url"] = "javascript:alert(1)"
+    html, page = _html(report, tmp_path)
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert XSS in page.text  # shown to the reviewer as text
+    assert not [a for a in page.all("a") if a["href"].lower().startswith("javascript")]
+
+
+def _bundle(tmp_path: Path) -> Path:
+    bundle = tmp_path / "bundle"
+    tls = bundle / "evidence" / "tls" / "practice.json"
+    tls.parent.mkdir(parents=True)
+    tls.write_text(json.dumps({"protocols": {"TLSv1.0": {"accepted": True}}, "banner": "</pre>" + XSS}))
+    big = bundle / "evidence" / "http" / "practice" / "0002-get-patient.json"
+    big.parent.mkdir(parents=True)
+    big.write_text(json.dumps({"padding": "x" * EMBED_MAX_BYTES, "marker": "BIG-FILE-MARKER"}))
+    (tmp_path / "secret.json").write_text(json.dumps({"token": "OUTSIDE-THE-BUNDLE"}))
+    return bundle
+
+
+def test_html_embeds_small_json_evidence_once(report, tmp_path):
+    bundle = _bundle(tmp_path)
+    report["outcomes"][1]["evidence"].append("../secret.json")
+    html, page = _html(report, tmp_path, out=bundle / "report.html", bundle_dir=bundle)
+    assert "<script" not in html.lower()
+    assert '"TLSv1.0": { "accepted": true }' in page.text
+    # five outcomes share the TLS scan: its excerpt is embedded once, the others link to it
+    assert page.text.count("Excerpt of evidence/tls/practice.json") == 1
+    assert page.text.count("excerpt shown with ANSSI-TLS-01 @ practice") == 4
+    assert "BIG-FILE-MARKER" not in html  # too large: linked, not embedded
+    assert "OUTSIDE-THE-BUNDLE" not in html  # never read outside the bundle
+    hrefs = [a["href"] for a in page.all("a")]
+    assert "evidence/tls/practice.json" in hrefs and "evidence/http/practice/0002-get-patient.json" in hrefs
+
+
+def test_html_evidence_links_are_relative_to_the_report(report, tmp_path):
+    bundle = _bundle(tmp_path)
+    _, page = _html(report, tmp_path, out=bundle / "html" / "report.html", bundle_dir=bundle)
+    assert "../evidence/tls/practice.json" in [a["href"] for a in page.all("a")]
+
+
+def test_html_renders_a_partial_report(report, tmp_path):
+    report["run"]["finished"] = None
+    report["run"]["complete"] = False
+    del report["run"]["suite_digest"], report["run"]["command"], report["targets"][0]["url"]
+    report["outcomes"].append({**report["outcomes"][0], "profile": "orphan", "title": "plain title"})
+    _, page = _html(report, tmp_path)
+    assert "not finished" in page.text and "partial" in page.text
+    assert "orphan" in page.text and "plain title" in page.text
+
+
+def test_unknown_language_is_refused(report, tmp_path):
+    with pytest.raises(ValueError, match="de"):
+        render_html(report, tmp_path / "r.html", lang="de")
+    with pytest.raises(ValueError):
+        t("report_title", "de")
+    with pytest.raises(ValueError):
+        render_markdown(report, tmp_path / "s.md", lang="de")
+
+
+# --- labels -------------------------------------------------------------------------------------------
+
+
+def test_every_label_exists_in_every_language():
+    for key, texts in labels().items():
+        assert set(texts) == set(LANGS) and all(texts.values()), key
+    for s in STATUSES:
+        for lang in LANGS:
+            assert t(f"status.{s}", lang) and t(f"status_desc.{s}", lang)
+    for v in VERDICTS:
+        for lang in LANGS:
+            assert t(f"verdict.{v}", lang) and t(f"verdict_desc.{v}", lang)
+
+
+def test_french_names_of_statuses_and_verdicts():
+    assert [t(f"status.{s}", "fr") for s in STATUSES] == [
+        "réussi",
+        "échoué",
+        "erreur",
+        "ignoré",
+        "non applicable",
+        "non testé",
+    ]
+    assert [t(f"verdict.{v}", "fr") for v in VERDICTS] == [
+        "conforme",
+        "conforme avec réserves",
+        "non conforme",
+        "incomplet",
+    ]
+
+
+# --- JUnit --------------------------------------------------------------------------------------------
+
+
+def test_junit(report, tmp_path):
+    out = tmp_path / "junit.xml"
+    render_junit(report, out)
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == [p["id"] for p in report["profiles"]]
+    cases = root.findall("testsuite/testcase")
+    names = [c.get("name") for c in cases]
+    assert len(names) == len(set(names)) == len(report["outcomes"])
+    assert names[0] == "ANSSI-TLS-01@practice"
+    for suite, p in zip(suites, report["profiles"]):
+        c = p["counts"]
+        assert int(suite.get("tests")) == sum(c.values())
+        assert int(suite.get("failures")) == c["failed"]
+        assert int(suite.get("errors")) == c["error"]
+        assert int(suite.get("skipped")) == c["skipped"] + c["not_applicable"] + c["not_tested"]
+    total = Counter(o["status"] for o in report["outcomes"])
+    assert int(root.get("tests")) == len(report["outcomes"])
+    assert int(root.get("failures")) == total["failed"] and int(root.get("errors")) == total["error"]
+    for case, o in zip(cases, report["outcomes"]):
+        assert case.get("classname") == f"vigie.{o['profile']}"
+        assert float(case.get("time")) == pytest.approx(o.get("duration_s") or 0, abs=1e-3)
+        props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+        assert props == {"level": o["level"], "check": o["check"]}
+        if o["status"] == "failed":
+            assert case.find("failure").get("message") == o["summary"]
+        elif o["status"] == "error":
+            assert case.find("error").get("message") == o["summary"]
+        elif o["status"] == "passed":
+            assert (
+                case.find("failure") is None and case.find("error") is None and case.find("skipped") is None
+            )
+        else:
+            assert case.find("skipped").get("message").startswith(o["status"])
+
+
+def test_junit_names_stay_unique_and_xml_stays_valid(report, tmp_path):
+    report["outcomes"].append(copy.deepcopy(report["outcomes"][0]))
+    report["outcomes"][0]["summary"] = "bell \x07 and " + XSS
+    out = tmp_path / "junit.xml"
+    render_junit(report, out)
+    names = [c.get("name") for c in ET.parse(out).getroot().iter("testcase")]
+    assert len(names) == len(set(names)) and "ANSSI-TLS-01@practice#2" in names
+
+
+# --- Markdown and dispatch ----------------------------------------------------------------------------
+
+
+def test_markdown_summary(report, tmp_path):
+    report["outcomes"][0]["summary"] = "a | b " + XSS
+    out = tmp_path / "summary.md"
+    render_markdown(report, out, lang="fr")
+    md = out.read_text(encoding="utf-8")
+    assert "non conforme" in md and "réussi" in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + len(report["profiles"])
+    assert len({line.replace("\\|", "").count("|") for line in rows}) == 1  # no cell broke the table
+    assert "<script>" not in md and "a \\| b" in md
+    assert "ANSSI-TLS-01" in md and "FRCORE-PAT-02" in md  # a failed SHALL and an error are listed
+
+
+def test_render_dispatch(report, tmp_path):
+    for fmt, name in (("html", "report.html"), ("junit", "junit.xml"), ("md", "summary.md")):
+        assert render(report, fmt, tmp_path / name).stat().st_size > 0
+    with pytest.raises(ValueError, match="pdf"):
+        render(report, "pdf", tmp_path / "report.pdf")

@@ -1,0 +1,90 @@
+"""The warehouse engine on the machine's real PostgreSQL: the reference warehouse with its read-only role
+and audit function, identifiers found by PostgreSQL's regular expressions, read-only sessions, no password
+in the bundle. Each test builds its own schema and role (unique names) and drops them."""
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+from test_warehouse import CLEAN, EXPECTED, TEXTS
+
+from fixtures.warehouse import build_reference
+from fixtures.warehouse.postgres import connect, drop
+from fixtures.warehouse.testing import POSTGRES, postgres_reachable
+from vigie.errors import ObservationError
+from vigie.warehouse import privacy
+from vigie.warehouse.catalogue import open_warehouse
+from vigie.warehouse.measures import measures_of
+
+
+@pytest.fixture(scope="module")
+def pg():
+    why = postgres_reachable()
+    if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
+    return POSTGRES
+
+
+@pytest.fixture
+def schema_name(pg):
+    name = f"vigie_t_{uuid.uuid4().hex[:10]}"
+    yield name
+    drop(pg, name)
+
+
+def vigie(*args):
+    return subprocess.run([sys.executable, "-m", "vigie", *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_reference_warehouse_in_postgres_is_conformant(pg, schema_name, tmp_path):
+    reader = build_reference(f"{pg}?schema={schema_name}", persons=600, seed=3)
+    assert reader.startswith(f"postgresql://{schema_name}_reader@") and f"schema={schema_name}" in reader
+    # trust authentication ignores the password: it must still never reach the bundle
+    with_password = reader.replace(f"{schema_name}_reader@", f"{schema_name}_reader:pw-{schema_name}@")
+    out = tmp_path / "bundle"
+    result = vigie("run", "--warehouse", with_password, "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "conformant" and result.returncode == 0, result.stdout[-3000:]
+    by_id = {o["requirement"]: o for o in report["outcomes"]}
+    assert by_id["EDS-PRIV-09"]["status"] == by_id["EDS-PRIV-10"]["status"] == "passed"
+    assert by_id["EDS-PRIV-08"]["measurements"]["recorded_user"] == f"{schema_name}_reader"
+    text = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    assert f"pw-{schema_name}" not in text + result.stdout + result.stderr
+    with connect(pg) as con:
+        users = con.execute(f"SELECT DISTINCT db_user FROM {schema_name}.audit_log").fetchall()
+        logged = con.execute(f"SELECT COUNT(*) FROM {schema_name}.audit_log").fetchone()[0]
+    assert {u[0] for u in users} == {"etl", f"{schema_name}_reader"} and logged > 100
+
+
+def test_session_is_read_only_even_for_a_writable_role(pg, schema_name):
+    reader = build_reference(f"{pg}?schema={schema_name}", persons=30, flaws=["writable-role"])
+    w = open_warehouse(reader)
+    try:
+        with pytest.raises(ObservationError, match="read-only transaction"):
+            w.session.rows(f"DELETE FROM {schema_name}.person")
+        findings = privacy.least_privilege(measures_of(w.session, w.catalogue), {})
+        assert findings.violations and "may write" in findings.violations[0]
+    finally:
+        w.close()
+    with connect(pg) as con:
+        assert con.execute(f"SELECT COUNT(*) FROM {schema_name}.person").fetchone()[0] == 30
+
+
+def test_identifiers_with_postgres_regular_expressions(pg, schema_name):
+    with connect(pg) as con:
+        con.execute(f"CREATE SCHEMA {schema_name}")
+        con.execute(f"CREATE TABLE {schema_name}.note (note_id INTEGER, note_text TEXT)")
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO {schema_name}.note VALUES (%s, %s)",
+                            list(enumerate([*TEXTS.values(), *CLEAN])))
+    w = open_warehouse(f"{pg}?schema={schema_name}")
+    try:
+        m = measures_of(w.session, w.catalogue)
+        for kind, n in EXPECTED.items():
+            findings = privacy.identifiers(m, {"kind": kind})
+            assert findings.measurements["columns_with_identifiers"] == {"note.note_text": n}, kind
+            assert all("*" in s for s in findings.samples["note.note_text"]), kind
+    finally:
+        w.close()

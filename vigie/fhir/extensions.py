@@ -1,0 +1,137 @@
+"""Extensions: resolving their definitions, checking their context and their value, and the extensions of
+primitive values (`_name`)."""
+from __future__ import annotations
+
+import re
+
+from .plan import Node, Plan, TypeRef
+from .primitives import PRIMITIVES
+
+EXT_CONTEXT_ANY = {"Element", "Base", "Resource", "DomainResource", "BackboneElement"}
+
+
+class ExtensionChecks:
+    """Mixed into walker.Run."""
+
+    def walk_primitive_extension(self, ext, path, plan, holder=None):
+        if not isinstance(ext, dict):
+            self.add("error", "structure", path, "the '_' companion of a primitive must be a JSON object")
+            return
+        for key in ext:
+            if key not in ("id", "extension"):
+                self.add("error", "structure", path, f"Unrecognized property '{key}'")
+        exts = ext.get("extension")
+        if exts is not None:
+            if not isinstance(exts, list):
+                self.add("error", "structure", path + ".extension", "the property 'extension' must be a JSON array")
+                return
+            for i, e in enumerate(exts):
+                self.walk_extension(e, None, None, f"{path}.extension[{i}]", plan, holder)
+
+    # --- extensions --------------------------------------------------------------------------------
+    def walk_extension(self, value, node: Node | None, tref: TypeRef | None, path: str, plan: Plan,
+                       holder: str | None = None):
+        if not isinstance(value, dict):
+            self.add("error", "structure", path, "an extension must be a JSON object")
+            return
+        url = value.get("url")
+        has_value = any(isinstance(k, str) and k.startswith("value") for k in value)
+        has_ext = bool(value.get("extension"))
+        if has_value == has_ext:
+            self.add("error", "invariant", path,
+                     "ext-1: an extension must have either extensions or a value[x], not both"
+                     if has_value else "ext-1: an extension must have either extensions or a value[x]")
+        ext_plan = None
+        profiles = tref.profiles if tref else ()
+        for p in profiles:
+            ext_plan = self.v.plan(p)
+            if ext_plan:
+                break
+        absolute = isinstance(url, str) and ("://" in url or url.startswith("urn:"))
+        if ext_plan is None and absolute and (node is None or not node.slice_name):
+            ext_plan = self.v.plan(url)
+            if ext_plan is None:
+                self._unknown_extension(url, path)
+        if not isinstance(url, str):
+            self.add("error", "required", path, "an extension must have a url")
+        if ext_plan is not None and ext_plan.root is not None:
+            if (node is None or not node.slice_name) and ext_plan.root.path == "Extension":
+                self.check_context(ext_plan, path, holder)
+            self.walk_object(value, ext_plan.root, None, path, ext_plan)
+            self.check_constraints(value, ext_plan.root, path, ext_plan)
+            return
+        base = node or self.v.type_plan("Extension").root
+        self.walk_object(value, base, tref or TypeRef("Extension"), path, plan)
+        self.check_value(value, base, "Extension", path, plan)
+
+    def _unknown_extension(self, url, path):
+        # core-namespace extensions live in hl7.fhir.uv.extensions, which the HL7 validator always has and
+        # vigie may not: said as information (nothing wrong is known); other HL7 IG namespaces are an error
+        # when every dependency is loaded; any other unknown extension is warned
+        core = url.startswith("http://hl7.org/fhir/StructureDefinition/")
+        if url.startswith("http://hl7.org/fhir/") and not core and not self.v.packages.missing:
+            self.add("error", "structure", path,
+                     f"The extension {url} could not be found so is not allowed here")
+        elif core:
+            self.add("information", "not-found", path, f"The extension {url} is defined by HL7 in a package "
+                     f"that is not loaded (hl7.fhir.uv.extensions): it is not validated")
+        else:
+            self.add("warning", "not-found", path,
+                     f"The extension {url} is not loaded, so it is not validated")
+
+    def check_context(self, ext_plan: Plan, path: str, holder: str | None = None):
+        contexts = ext_plan.sd.get("context") or []
+        if not contexts:
+            return
+        here = self._context_paths(path)
+        if holder:
+            here.add(holder)
+            holder_type = self._type_at(holder)
+            if holder_type:
+                here.add(holder_type)
+        for ctx in contexts:
+            kind, expr = ctx.get("type"), ctx.get("expression", "")
+            if kind != "element" or expr in EXT_CONTEXT_ANY or expr in here:
+                return
+            if any(h.endswith("." + expr) or expr.endswith("." + h) for h in here):
+                return
+        names = ", ".join(c.get("expression", "") for c in contexts)
+        self.add("error", "business-rule", path,
+                 f"The extension {ext_plan.url} is not allowed to be used at this point (allowed: {names})")
+
+    def _context_paths(self, path: str) -> set[str]:
+        """Element paths (and data type names) of the element that holds the extension at `path`."""
+        holder = path.rsplit(".", 1)[0]
+        holder = holder.split("*/")[-1].lstrip(".") if "*/" in holder else holder
+        plain = re.sub(r"\[\d+\]", "", holder)
+        plain = re.sub(r"\.(\w+)\.ofType\((\w+)\)", lambda m: "." + m.group(1), plain)
+        resource = self._resource_stack[-1].get("resourceType") if self._resource_stack else None
+        if "*/" in path and resource:
+            plain = resource + ("." + plain if plain else "")
+        out = {plain}
+        m = re.search(r"\.ofType\((\w+)\)$", holder)
+        if m:
+            out.add(m.group(1))
+        node_type = self._type_at(plain)
+        if node_type:
+            out.add(node_type)
+            if node_type in PRIMITIVES:
+                out.add("PrimitiveType")
+        return out
+
+    def _type_at(self, plain_path: str) -> str | None:
+        parts = plain_path.split(".")
+        plan = self.v.type_plan(parts[0])
+        if plan is None or len(parts) == 1:
+            return parts[0] if plan else None
+        node, tref = plan.root, None
+        for part in parts[1:]:
+            km = self.v.keymap(node, tref)
+            hit = km.get(part)
+            if hit is None:
+                return None
+            node, tref = hit
+        if tref:
+            return tref.code
+        return node.types[0].code if len(node.types) == 1 else None
+

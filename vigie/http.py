@@ -1,0 +1,232 @@
+"""The recording HTTP client: a requests session per target, every exchange kept as evidence."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import traceback
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from .errors import ObservationError
+from .limits import Deadline, budget_for
+
+BODY_CAP = 10 * 1024 * 1024       # never hold more of a response than this
+EVIDENCE_BODY_CAP = 64 * 1024      # nor keep more of it in the evidence
+READ_CHUNK = 256 * 1024
+DEFAULT_TIMEOUT = (5, 15)          # connect, and each read: a slow drip is bounded by the budget's deadline
+
+
+class Response(requests.Response):
+    """A response whose body was read within the caps, and whose json() says why a body cannot be read:
+    JSON too deep or numbers too large for vigie raise ObservationError (nothing can be concluded), a body
+    that is not JSON or not UTF-8 raises ValueError as with requests (the target answered wrongly)."""
+
+    truncated = False
+
+    def json(self, **kwargs):
+        where = f"{self.request.method} {self.url}" if self.request else self.url
+        if self.truncated:
+            raise ObservationError(f"{where}: body larger than {BODY_CAP} bytes (or the per-target byte "
+                                   f"limit): not parsed")
+        encoding = self.encoding or "utf-8"   # FHIR JSON is UTF-8 unless the answer says otherwise
+        try:
+            text = self.content.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise requests.JSONDecodeError(f"body is not valid {encoding}: {exc}", "", 0) from None
+        try:
+            body = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant, **kwargs)
+            if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):
+                # JSON's grammar lets \uD800 stand alone, but the string is then not Unicode text, which
+                # every FHIR string must be: the answer is wrong, and its strings cannot be written as UTF-8
+                raise requests.JSONDecodeError("a string holds an unpaired surrogate (\\uD800-\\uDFFF): "
+                                               "not Unicode text", "", 0)
+            return body
+        except RecursionError:
+            raise ObservationError(f"{where}: JSON nested too deeply to be read") from None
+        except json.JSONDecodeError as exc:
+            raise requests.JSONDecodeError(exc.msg, exc.doc, exc.pos) from None
+        except ValueError as exc:   # a number out of range: 1e999999, an integer of thousands of digits
+            raise ObservationError(f"{where}: JSON number out of the range vigie reads ({str(exc)[:80]})") \
+                from None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value) -> bool:
+    """Whether a parsed JSON value holds a surrogate code point (paired escapes were joined by the parser)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
+
+
+def _no_constant(name: str):
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+class RecordingClient:
+    def __init__(self, target, timeout=DEFAULT_TIMEOUT):
+        self.target = target
+        self.timeout = timeout
+        # shared with every other client of this target in the run: the caps are per target
+        self.budget = budget_for(target)
+        self.session = requests.Session()
+        self.session.trust_env = False   # no proxy or CA bundle from the environment: only the target's CA
+        self.session.verify = target.ca_file or True
+        self.session.headers["User-Agent"] = "vigie"
+        self.exchanges: list[dict] = []   # of the current outcome; the plugin empties it
+
+    def url(self, path_or_url: str) -> str:
+        if urlsplit(path_or_url).scheme:
+            return path_or_url
+        return urljoin(self.target.url + "/", path_or_url.lstrip("/"))
+
+    def request(self, method: str, path_or_url: str, auth: bool | str = True, **kwargs) -> requests.Response:
+        """auth=True sends the target's token, auth="role" the token of that role, auth=False none."""
+        url = self.url(path_or_url)
+        if urlsplit(url).hostname != self.target.host:
+            raise ObservationError(f"refused to send a request to {urlsplit(url).hostname}: not a declared target")
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("Accept", "application/fhir+json")
+        token = self.target.tokens.get(auth) if isinstance(auth, str) else (self.target.token if auth else None)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", self.timeout)
+        # per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+        kwargs.setdefault("verify", self.session.verify)
+        # never followed, whatever a check asks: a redirect may point to a host nobody allowed us to test
+        kwargs["allow_redirects"] = False
+        self.budget.take_request(f"{method} {url}")
+        limit = self.budget.limits.request_timeout_s
+        started = time.monotonic()
+        response = None
+        try:
+            with Deadline(limit, ObservationError(f"{method} {url} failed: no complete answer within {limit:g} s")):
+                response = self.session.request(method, url, headers=headers, stream=True, **kwargs)
+                response.__class__ = Response
+                self._read_body(response)
+        # urllib3's own errors come from reading the body (a broken gzip, a reset, a timeout mid-body)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            # a TLS handshake that times out comes as a ConnectionError, not a Timeout: go by the reason
+            self.budget.answered(in_time=_reason(exc) != "timed out")
+            self._record(method, url, headers, kwargs, None, time.monotonic() - started, error=str(exc))
+            raise ObservationError(f"{method} {url} failed: {_reason(exc)}") from None
+        except BaseException as exc:  # a deadline (this request's, the check's): keep what was seen
+            self.budget.answered(in_time=False)
+            # the HTTP stack tripped on what the target sent (one of its own assertions, a decoder's
+            # error...): the target could not be observed, which is no verdict on the requirement
+            crashed = isinstance(exc, Exception) and not isinstance(exc, ObservationError)
+            self._record(method, url, headers, kwargs, None, time.monotonic() - started,
+                         error=_crash(exc) if crashed else str(exc))
+            if response is not None:
+                response.close()
+            if crashed:
+                raise ObservationError(f"{method} {url} failed: {_crash(exc)}") from None
+            raise
+        self.budget.answered(in_time=True)
+        self._record(method, url, headers, kwargs, response, time.monotonic() - started,
+                     error="body truncated" if response.truncated else None)
+        return response
+
+    def _read_body(self, response: Response) -> None:
+        """At most BODY_CAP bytes (decoded: a gzip bomb is decompressed only that far), within what the
+        target's byte budget has left; a longer body is marked truncated and its connection dropped."""
+        cap = min(BODY_CAP, self.budget.bytes_left())
+        chunks, size = [], 0
+        try:
+            while size <= cap:
+                chunk = response.raw.read(min(READ_CHUNK, cap + 1 - size), decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            self.budget.spend_bytes(size)
+        body = b"".join(chunks)
+        response._content = body[:cap]
+        response._content_consumed = True
+        if size > cap:
+            response.truncated = True
+            response.close()   # the rest is never read: the connection cannot be reused
+
+    def get(self, path_or_url: str, **kwargs) -> requests.Response:
+        return self.request("GET", path_or_url, **kwargs)
+
+    def post(self, path_or_url: str, **kwargs) -> requests.Response:
+        return self.request("POST", path_or_url, **kwargs)
+
+    def _record(self, method, url, headers, kwargs, response, elapsed, error=None):
+        exchange = {"request": {"method": method, "url": url, "headers": headers,
+                                "body": _text(kwargs.get("data") or kwargs.get("json"))},
+                    "elapsed_s": round(elapsed, 4)}
+        if response is not None:
+            exchange["response"] = {"status": response.status_code, "reason": response.reason,
+                                    "headers": dict(response.headers),
+                                    "body": response.content[:EVIDENCE_BODY_CAP].decode("utf-8", "replace")}
+        if error:
+            exchange["error"] = error
+        self.exchanges.append(exchange)
+
+    def take_exchanges(self) -> list[dict]:
+        taken, self.exchanges = self.exchanges, []
+        return taken
+
+    def close(self):
+        self.session.close()
+
+
+def _text(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value[:EVIDENCE_BODY_CAP].decode("utf-8", "replace")
+    return value
+
+
+def _crash(exc: Exception) -> str:
+    """An unexpected exception of the HTTP stack, located: the reader can tell it from the target's fault."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return (f"the HTTP client failed on the answer ({type(exc).__name__} in {Path(frame.filename).name}:"
+            f"{frame.lineno}{': ' + _reason(exc) if str(exc) else ''})")
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause, which is what a reader needs (refused, timed out, certificate...)."""
+    text = str(exc)
+    for marker, reason in _REASONS.items():
+        if marker in text:
+            return reason
+    # what a hostile target sent may be anything: keep the reason one printable line
+    return "".join(c if c.isprintable() else "?" for c in (text.splitlines() or [""])[0][:300])
+
+
+_REASONS = {"Connection refused": "connection refused", "timed out": "timed out",
+            "CERTIFICATE_VERIFY_FAILED": "certificate verification failed",
+            "Name or service not known": "name or service not known", "Connection reset": "connection reset",
+            "WRONG_VERSION_NUMBER": "wrong version number (not TLS?)", "BadStatusLine": "the answer is not HTTP",
+            "RemoteDisconnected": "connection closed without an answer",
+            "SSLV3_ALERT_HANDSHAKE_FAILURE": "TLS handshake refused by the server",
+            "failed to decode it": "the body could not be decoded (Content-Encoding)",
+            "got more than 100 headers": "the answer has more than 100 headers",
+            "IncompleteRead": "the answer ended before its announced length (incomplete read)"}

@@ -1,0 +1,153 @@
+"""Load statistics: full response-time histograms per request name, and what a whole run observed.
+
+Every percentile is computed here from the full histogram (locust buckets response times to about two
+significant digits), never taken from locust's CSV or its rolling caches.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..errors import ObservationError
+
+AGGREGATED = "Aggregated"
+
+
+def percentile(histogram: dict[int, int], p: float) -> float:
+    """Nearest-rank percentile: the smallest recorded value with p % of the samples at or below it."""
+    total = sum(histogram.values())
+    if total == 0:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+def finite(x: float | None):
+    return None if x is None or math.isnan(x) else x
+
+
+@dataclass
+class RequestStats:
+    name: str
+    count: int = 0
+    failures: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)  # response time rounded by locust (ms) -> count
+    total_response_time: float = 0.0  # ms, exact
+    min_response_time: float | None = None
+    max_response_time: float = 0.0
+    start_time: float | None = None
+    end_time: float | None = None
+    duration_s: float = 0.0  # of the whole run: throughput is per second of run, as k6 counts it
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.count if self.count else 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def timed(self) -> int:
+        return sum(self.histogram.values())
+
+    @property
+    def mean(self) -> float:
+        return self.total_response_time / self.timed if self.timed else math.nan
+
+    @property
+    def max(self) -> float:
+        return self.max_response_time if self.timed else math.nan
+
+    def percentile(self, p: float) -> float:
+        return percentile(self.histogram, p)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "count": self.count, "failures": self.failures,
+                "error_rate": self.error_rate, "rps": self.rps, "mean": finite(self.mean),
+                "p50": finite(self.percentile(50)), "p90": finite(self.percentile(90)),
+                "p95": finite(self.percentile(95)), "p99": finite(self.percentile(99)),
+                "min": self.min_response_time, "max": finite(self.max),
+                "total_response_time": self.total_response_time,
+                "start_time": self.start_time, "end_time": self.end_time,
+                "response_times": {str(k): v for k, v in sorted(self.histogram.items())}}
+
+    @classmethod
+    def from_json(cls, data: dict, duration_s: float) -> RequestStats:
+        return cls(name=data["name"], count=data["count"], failures=data["failures"],
+                   histogram={int(float(k)): v for k, v in data["response_times"].items()},
+                   total_response_time=data["total_response_time"],
+                   min_response_time=data.get("min"), max_response_time=data.get("max") or 0.0,
+                   start_time=data.get("start_time"), end_time=data.get("end_time"), duration_s=duration_s)
+
+
+def merge(name: str, parts: list[RequestStats], duration_s: float) -> RequestStats:
+    """Several request names (or several workers' counts) as one: histograms and counts add up."""
+    hist: Counter = Counter()
+    for p in parts:
+        hist.update(p.histogram)
+    mins = [p.min_response_time for p in parts if p.min_response_time is not None]
+    starts = [p.start_time for p in parts if p.start_time is not None]
+    ends = [p.end_time for p in parts if p.end_time is not None]
+    return RequestStats(name, count=sum(p.count for p in parts), failures=sum(p.failures for p in parts),
+                        histogram=dict(hist), total_response_time=sum(p.total_response_time for p in parts),
+                        min_response_time=min(mins) if mins else None,
+                        max_response_time=max((p.max_response_time for p in parts), default=0.0),
+                        start_time=min(starts) if starts else None, end_time=max(ends) if ends else None,
+                        duration_s=duration_s)
+
+
+@dataclass
+class LoadResult:
+    scenarios: dict[str, RequestStats]  # per request name
+    aggregated: RequestStats
+    duration_s: float
+    users: int
+    spawn_rate: float = 0.0
+    host: str = ""
+    locustfile: str = ""
+    timeseries: list[dict] = field(default_factory=list)  # per second: t, rps, failures_per_s, p50, p95, users
+    errors: dict[str, int] = field(default_factory=dict)  # "<name>: <error>" -> occurrences
+    http_responses: int = 0  # requests that got an HTTP response, whatever its status
+    status_codes: dict[int, int] = field(default_factory=dict)  # HTTP status -> count (0: no response)
+    workers: int = 0  # 0: one local process; else the number of locust workers whose counts the master merged
+    aborted: str | None = None  # why the run stopped before its time, if it did
+    plan: dict = field(default_factory=dict)  # the load plan the run followed (see vigie.load.plan)
+
+    def stats(self, scenario: str | list | None = None) -> RequestStats:
+        """One request name, several merged (a list), or every request (None / "Aggregated")."""
+        if not scenario or scenario == AGGREGATED:
+            return self.aggregated
+        names = [scenario] if isinstance(scenario, str) else list(scenario)
+        missing = [n for n in names if n not in self.scenarios]
+        if missing:
+            seen = ", ".join(sorted(self.scenarios)) or "none"
+            raise ObservationError(f"the load run made no '{missing[0]}' request (requests made: {seen})")
+        if len(names) == 1:
+            return self.scenarios[names[0]]
+        return merge(" + ".join(names), [self.scenarios[n] for n in names], self.duration_s)
+
+    def to_json(self) -> dict:
+        return {"locustfile": self.locustfile, "host": self.host, "users": self.users,
+                "spawn_rate": self.spawn_rate, "duration_s": self.duration_s, "workers": self.workers,
+                "aborted": self.aborted, "plan": self.plan, "http_responses": self.http_responses,
+                "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
+                "scenarios": {n: s.to_json() for n, s in sorted(self.scenarios.items())},
+                "aggregated": self.aggregated.to_json(), "errors": self.errors, "timeseries": self.timeseries}
+
+    @classmethod
+    def from_json(cls, data: dict) -> LoadResult:
+        d = data["duration_s"]
+        return cls(scenarios={n: RequestStats.from_json(s, d) for n, s in data["scenarios"].items()},
+                   aggregated=RequestStats.from_json(data["aggregated"], d), duration_s=d,
+                   users=data["users"], spawn_rate=data.get("spawn_rate", 0.0), host=data.get("host", ""),
+                   locustfile=data.get("locustfile", ""), timeseries=data.get("timeseries", []),
+                   errors=data.get("errors", {}), http_responses=data.get("http_responses", 0),
+                   status_codes={int(k): v for k, v in data.get("status_codes", {}).items()},
+                   workers=data.get("workers", 0), aborted=data.get("aborted"), plan=data.get("plan", {}))

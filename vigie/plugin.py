@@ -1,0 +1,248 @@
+"""The pytest plugin: runs each check once per selected requirement and target, records outcomes.
+
+Checks are ordinary pytest tests marked with @check("id"). The plugin parametrises them over the run's
+cases (requirement, target) with ids such as `REQ-01@practice`, gives the fixtures a check needs, turns
+the way each test ended into an outcome and appends it to the journal as soon as it is known.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from .checks import NotApplicable
+from .errors import ObservationError
+from .evidence import safe_name
+from .limits import Deadline, TimeLimitExceeded
+from .model import Outcome
+from .suite import CHECK_DIRS, ROOT
+
+# an assertion raised here is a check's verdict; raised anywhere else (an HTTP or parsing library's own
+# sanity check, tripped by what a target sent) it says nothing about the requirement
+VERDICT_DIRS = tuple(f"{ROOT / d}{os.sep}" for d in (*CHECK_DIRS, "vigie"))
+
+RECORDER = pytest.StashKey()
+DONE = pytest.StashKey()
+TIMERS = pytest.StashKey()
+CASE = "vigie_case"
+
+
+class Recorder:
+    """What a check says about its outcome besides how it ended."""
+
+    def __init__(self, store):
+        self.store = store
+        self.summary: str | None = None
+        self.messages: list[str] = []
+        self.measurements: dict = {}
+        self.links: list[str] = []
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.clock = time.monotonic()
+
+    def measure(self, **values) -> None:
+        self.measurements.update(values)
+
+    def message(self, text: str) -> None:
+        self.messages.append(str(text))
+
+    def link(self, path: str) -> None:
+        if path and path not in self.links:
+            self.links.append(path)
+
+    def evidence(self, name: str, data) -> str:
+        """Writes evidence/<name> (redacted) and links it to this outcome."""
+        path = self.store.write_json(name, data)
+        self.link(path)
+        return path
+
+
+def status_of(excinfo) -> tuple[str, str | None]:
+    """How a test ended → (status, reason)."""
+    if excinfo is None:
+        return "passed", None
+    exc = excinfo.value
+    if isinstance(exc, NotApplicable):
+        return "not_applicable", str(exc)
+    if isinstance(exc, pytest.skip.Exception):
+        return "skipped", exc.msg
+    if isinstance(exc, TimeLimitExceeded):   # before pytest.fail: it is one, but concludes nothing
+        return "error", exc.msg
+    if isinstance(exc, pytest.fail.Exception):
+        return "failed", exc.msg
+    if isinstance(exc, AssertionError):
+        where = excinfo.traceback[-1]
+        if str(where.path).startswith(VERDICT_DIRS):
+            return "failed", str(exc) or "assertion failed"
+        return "error", (f"internal assertion of {Path(str(where.path)).name}:{where.lineno + 1} failed"
+                         + (f": {exc}" if str(exc) else "") + " (a library could not handle what it received)")
+    if isinstance(exc, ObservationError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+class VigiePlugin:
+    def __init__(self, run):
+        self.run = run            # vigie.runner.Run: cases, store, cache, journal, clients, callbacks
+        self.checks: dict[str, str] = {}
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "vigie_check(id): the check id a test implements")
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            last = (report.longreprtext.strip().splitlines() or ["collection failed"])[-1]
+            self.run.suite_errors.append(f"{report.nodeid}: {last}")
+
+    def pytest_generate_tests(self, metafunc):
+        marker = metafunc.definition.get_closest_marker("vigie_check")
+        if marker is None or CASE not in metafunc.fixturenames:
+            return
+        check_id = marker.args[0]
+        owner = self.checks.setdefault(check_id, metafunc.definition.nodeid)
+        if owner != metafunc.definition.nodeid:
+            self.run.suite_errors.append(f"check '{check_id}' is implemented twice: {owner}, "
+                                         f"{metafunc.definition.nodeid}")
+            return
+        cases = [c for c in self.run.cases if c[0].check == check_id]
+        metafunc.parametrize(CASE, cases, ids=[f"{r.id}@{t.id}" for r, t in cases])
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        # keep only the checks that serve a selected requirement (no empty-parameter placeholders)
+        items[:] = [i for i in items
+                    if isinstance(getattr(getattr(i, "callspec", None), "params", {}).get(CASE), tuple)]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        # past the run's time limit, the requirements not reached are not tested, and say why
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if not isinstance(params.get(CASE), tuple) or time.monotonic() < self.run.deadline:
+            return None
+        item.stash[RECORDER] = Recorder(self.run.store)
+        item.stash[DONE] = True
+        self._finish(item, params[CASE], None, ended=(
+            "not_tested", f"not run: the run time limit of {self.run.limits.run_timeout_s:g} s was reached"))
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        item.stash[RECORDER] = Recorder(self.run.store)
+        for client in self.run.clients.values():
+            client.take_exchanges()
+        # from the first fixture (observations run there) to the end of the call
+        limits = self.run.limits
+        item.stash[TIMERS] = [
+            Deadline(limits.check_timeout_s,
+                     TimeLimitExceeded(f"time limit of {limits.check_timeout_s:g} s exceeded")).start(),
+            Deadline(max(self.run.deadline - time.monotonic(), 0),
+                     TimeLimitExceeded(f"the run time limit of {limits.run_timeout_s:g} s was reached")).start()]
+
+    @staticmethod
+    def _stop_timers(item):
+        for timer in item.stash.get(TIMERS, []):
+            timer.cancel()
+        item.stash[TIMERS] = []
+        Deadline.release()   # nothing of this check is left to fall due
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item):
+        self._stop_timers(item)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        Deadline.release()   # inside pytest's guard of the call: what fell due since setup is raised here
+        yield
+        self._stop_timers(item)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        if call.when != "setup" or call.excinfo is not None:
+            self._stop_timers(item)   # the check is over: nothing may interrupt the journal write
+        else:
+            Deadline.hold()   # pytest's own code runs until the call starts
+        yield
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        # an empty parametrisation leaves a NOTSET placeholder: not one of our cases
+        if not isinstance(params.get(CASE), tuple) or item.stash.get(DONE, False):
+            return
+        if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
+            item.stash[DONE] = True
+            self._finish(item, params[CASE], call.excinfo)
+
+    def _finish(self, item, case, excinfo, ended=None):
+        requirement, target = case
+        recorder = item.stash[RECORDER]
+        status, reason = ended or status_of(excinfo)
+        client = self.run.clients.get(target.id)
+        exchanges = client.take_exchanges() if client else []
+        if exchanges:
+            recorder.link(self.run.store.write_json(
+                f"http/{safe_name(requirement.id + '@' + target.id)}.json", exchanges))
+        summary = (reason or recorder.summary or requirement.title_in(self.run.lang)).strip()
+        messages = list(recorder.messages)
+        if reason and "\n" in reason:
+            messages.append(reason)
+        outcome = Outcome(
+            requirement=requirement.id, profile=requirement.profile, level=requirement.level,
+            target=target.id, check=requirement.check, status=status,
+            summary=self.run.store.redact.text(summary.splitlines()[0][:500]),
+            title=requirement.title, reference=requirement.reference,
+            messages=[self.run.store.redact.text(m) for m in messages],
+            measurements=self.run.store.redact.data(recorder.measurements),
+            evidence=recorder.links, started=recorder.started,
+            duration_s=round(time.monotonic() - recorder.clock, 3))
+        self.run.record(outcome)
+
+    # fixtures -----------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def vigie_case(self):
+        pytest.skip("not parametrised by the vigie plugin")
+
+    @pytest.fixture
+    def requirement(self, vigie_case):
+        return vigie_case[0]
+
+    @pytest.fixture
+    def target(self, vigie_case):
+        return vigie_case[1]
+
+    @pytest.fixture
+    def outcome(self, request):
+        return request.node.stash[RECORDER]
+
+    @pytest.fixture
+    def http(self, target):
+        return self.run.client(target)
+
+    @pytest.fixture
+    def observe(self, target, outcome):
+        def get(name: str):
+            value, error, path = self.run.cache.get(name, target)
+            outcome.link(path)
+            if error is not None:
+                raise ObservationError(str(error))
+            return value
+        return get
+
+    @pytest.fixture
+    def tls_scan(self, observe):
+        return observe("tls")
+
+    @pytest.fixture
+    def capability(self, observe):
+        return observe("capability")
+
+    @pytest.fixture
+    def warehouse(self, observe, target, requirement, outcome):
+        """The warehouse session shared by the run, recording this outcome's SQL queries as evidence."""
+        from .warehouse.fixture import WarehouseView
+        view = WarehouseView(observe("warehouse-catalogue"), outcome, f"{requirement.id}@{target.id}", target.id)
+        yield view
+        view.close()
+
+    def pytest_sessionfinish(self, session):
+        # observations holding a connection (the warehouse session) release it with the run
+        self.run.cache.close()

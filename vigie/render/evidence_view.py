@@ -1,0 +1,106 @@
+"""Readable views of the evidence kinds a reviewer drills into: HTTP exchanges, a TLS scan, load statistics.
+Each view is recognised by the shape of the evidence JSON (not by its path), so a new check that records
+the same kind of evidence is shown the same way; anything else falls back to a JSON excerpt.
+"""
+from __future__ import annotations
+
+import json
+
+from . import charts
+from .i18n import t
+
+BODY_EXCERPT_CHARS = 2000
+MAX_EXCHANGES = 20
+CERTIFICATE_FIELDS = ("subject", "issuer", "key_type", "key_bits", "signature_algorithm", "not_before", "not_after",
+                      "san", "hostname_match", "trusted", "trust_error")
+
+
+def view(data: object, lang: str) -> dict | None:
+    """{"kind": "http"|"tls"|"load", ...} for evidence of a known shape, else None."""
+    if isinstance(data, list) and data and all(isinstance(x, dict) and "request" in x for x in data):
+        return _http(data)
+    if isinstance(data, dict) and "accepted_protocols" in data and "cipher_suites" in data:
+        return _tls(data)
+    if isinstance(data, dict) and isinstance(data.get("aggregated"), dict) and "timeseries" in data:
+        return _load(data, lang)
+    return None
+
+
+def _excerpt(body: object) -> tuple[str, bool]:
+    if body is None or body == "":
+        return "", False
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    try:  # JSON bodies are indented so that a reviewer can read them
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):  # RecursionError: a hostile body nested too deep
+        pass
+    return text[:BODY_EXCERPT_CHARS], len(text) > BODY_EXCERPT_CHARS
+
+
+def _headers(headers: object) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in headers.items()] if isinstance(headers, dict) else []
+
+
+def _http(exchanges: list[dict]) -> dict:
+    items = []
+    for x in exchanges[:MAX_EXCHANGES]:
+        req, resp = x.get("request") or {}, x.get("response")
+        req_body, req_cut = _excerpt(req.get("body"))
+        item = {"method": str(req.get("method", "")), "url": str(req.get("url", "")),
+                "request_headers": _headers(req.get("headers")), "request_body": req_body,
+                "request_body_cut": req_cut, "elapsed_ms": None, "status": None, "reason": "",
+                "response_headers": [], "response_body": "", "response_body_cut": False,
+                "error": str(x["error"]) if x.get("error") else ""}
+        if isinstance(x.get("elapsed_s"), (int, float)):
+            item["elapsed_ms"] = round(x["elapsed_s"] * 1000)
+        if isinstance(resp, dict):
+            body, cut = _excerpt(resp.get("body"))
+            item |= {"status": resp.get("status"), "reason": str(resp.get("reason") or ""),
+                     "response_headers": _headers(resp.get("headers")), "response_body": body,
+                     "response_body_cut": cut}
+        items.append(item)
+    return {"kind": "http", "exchanges": items, "more": max(0, len(exchanges) - MAX_EXCHANGES)}
+
+
+def _show(value: object) -> str:
+    """A scan value as JSON writes it (true, null, a list), a string as itself."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _tls(scan: dict) -> dict:
+    cert = scan.get("certificate") if isinstance(scan.get("certificate"), dict) else {}
+    suites = scan.get("cipher_suites") if isinstance(scan.get("cipher_suites"), dict) else {}
+    checks = [(k, scan[k]) for k in ("compression", "secure_renegotiation", "client_renegotiation",
+                                     "fallback_scsv", "heartbleed", "robot", "ccs_injection", "early_data",
+                                     "extended_master_secret") if k in scan]
+    return {"kind": "tls", "endpoint": f"{scan.get('host', '')}:{scan.get('port', '')}",
+            "scanner": str(scan.get("scanner", "")),
+            "protocols": [str(p) for p in scan.get("accepted_protocols") or []],
+            "suites": [(str(p), [str(s) for s in v]) for p, v in suites.items() if isinstance(v, list)],
+            "curves": [str(c) for c in scan.get("curves") or []],
+            "certificate": [(k, _show(cert[k])) for k in CERTIFICATE_FIELDS if k in cert],
+            "checks": [(k, _show(v)) for k, v in checks],
+            "errors": [str(e) for e in scan.get("errors") or []]}
+
+
+def _load(result: dict, lang: str) -> dict:
+    agg = result["aggregated"]
+    histogram = agg.get("response_times") if isinstance(agg.get("response_times"), dict) else {}
+    timeseries = result.get("timeseries") if isinstance(result.get("timeseries"), list) else []
+    count = agg.get("count") or 0
+    duration = result.get("duration_s") or 0
+    numbers = [("requests", count), ("failures", agg.get("failures", 0)),
+               ("users", result.get("users", "")), ("duration_s", duration),
+               ("rps", round(count / duration, 1) if duration else "")]
+    for pct in (50, 95, 99):
+        value = charts.percentile(histogram, pct)
+        numbers.append((f"p{pct}_ms", "" if value is None else charts.fmt_number(value)))
+    if isinstance(agg.get("max"), (int, float)):
+        numbers.append(("max_ms", charts.fmt_number(agg["max"])))
+    return {"kind": "load", "host": str(result.get("host", "")), "numbers": numbers,
+            "time_chart": charts.latency_over_time(timeseries, t("chart_latency_time", lang),
+                                                   t("chart_seconds", lang), t("chart_ms", lang)),
+            "dist_chart": charts.latency_distribution(histogram, t("chart_latency_dist", lang),
+                                                      t("chart_ms", lang), t("chart_requests", lang)),
+            "status_codes": [(str(k), v) for k, v in (result.get("status_codes") or {}).items()],
+            "errors": [(str(k), v) for k, v in (result.get("errors") or {}).items()]}

@@ -1,0 +1,213 @@
+"""The HTML report: one self-contained file (inline CSS, no script, nothing fetched at view time) that a
+regulator's reviewer can read, follow to the evidence, and print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import jinja2
+
+from ..evidence import writable
+from . import evidence_view
+from .i18n import LEVELS, STATUSES, VERDICTS, check_lang, localized, t
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# Evidence larger than this is linked, not embedded: the report must stay light enough to mail and open.
+EMBED_MAX_BYTES = 200 * 1024
+# Evidence of a known kind (HTTP, TLS, load) is summarised, not embedded: it may be read when larger.
+VIEW_MAX_BYTES = 8 * 1024 * 1024
+EXCERPT_MAX_LINES = 80
+
+
+def render_html(report: dict, out: Path, lang: str = "en", bundle_dir: Path | None = None) -> None:
+    check_lang(lang)
+    out = Path(out)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every value comes from report.json, which carries text observed on the target
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    page = env.get_template("report.html.j2").render(
+        lang=lang, t=lambda key, **kw: t(key, lang, **kw), **_view(report, out, lang, bundle_dir)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # evidence is parsed again to be shown: a target's unpaired surrogate escape may come back as a character
+    out.write_text(writable(page), encoding="utf-8")
+
+
+@dataclass
+class _Context:
+    lang: str
+    out: Path
+    bundle_dir: Path | None
+    anchors: set[str] = field(default_factory=set)
+    # evidence path -> where its excerpt is shown: one scan serves many requirements, embed it once
+    excerpts: dict[str, dict] = field(default_factory=dict)
+
+    def anchor(self, base: str) -> str:
+        anchor, n = base, 1
+        while anchor in self.anchors:  # slugs of distinct ids may collide; each block keeps its own
+            n += 1
+            anchor = f"{base}-{n}"
+        self.anchors.add(anchor)
+        return anchor
+
+
+def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
+    ctx = _Context(lang, out, bundle_dir)
+    rows = [_outcome(o, ctx) for o in report.get("outcomes", [])]
+    profiles = [_profile(p, ctx) for p in report.get("profiles", [])]
+    by_id = {p["id"]: p for p in profiles}
+    for row in rows:
+        if row["profile"] not in by_id:  # an outcome of a profile the report does not describe: still show it
+            by_id[row["profile"]] = _profile({"id": row["profile"]}, ctx)
+            profiles.append(by_id[row["profile"]])
+        by_id[row["profile"]]["rows"].append(row)
+    # optional fields get explicit defaults: the template is strict so that a typo in it fails loudly
+    run = {"finished": None, "suite_digest": "", "command": "", "complete": None, "signer": None,
+           "environment": {}, "fhir_packages": [], **report.get("run", {})}
+    env = run["environment"] if isinstance(run["environment"], dict) else {}
+    return {
+        "run": run,
+        "verdict": _verdict(report.get("verdict"), lang),
+        "targets": [{"url": "", **target} for target in report.get("targets", [])],
+        "profiles": profiles,
+        "not_tested": [r for r in rows if r["status"]["key"] == "not_tested"],
+        "environment": {"python": env.get("python", ""), "platform": env.get("platform", ""),
+                        "packages": sorted((k, v) for k, v in (env.get("packages") or {}).items() if v)},
+        "attestations": [r for r in rows if r["is_attestation"]],
+        "statuses": [_status(s, lang) for s in STATUSES],
+        "verdicts": [_verdict(v, lang) for v in VERDICTS],
+        "levels": [{"key": lv, "desc": t(f"level_desc.{lv}", lang)} for lv in LEVELS],
+    }
+
+
+def _status(key: str, lang: str) -> dict:
+    known = key in STATUSES
+    return {
+        "key": key,
+        "css": key if known else "unknown",
+        "label": t(f"status.{key}", lang) if known else str(key),
+        "desc": t(f"status_desc.{key}", lang) if known else "",
+    }
+
+
+def _verdict(key: str | None, lang: str) -> dict:
+    known = key in VERDICTS
+    return {
+        "key": key,
+        "css": key if known else "unknown",
+        "label": t(f"verdict.{key}", lang) if known else str(key or "—"),
+        "desc": t(f"verdict_desc.{key}", lang) if known else "",
+    }
+
+
+def _profile(p: dict, ctx: _Context) -> dict:
+    lang, source, counts = ctx.lang, p.get("source") or {}, p.get("counts") or {}
+    return {
+        "id": p["id"],
+        "anchor": ctx.anchor("p-" + _slug(p["id"])),
+        "version": p.get("version", ""),
+        "title": localized(p.get("title"), lang) or p["id"],
+        "source": {
+            "title": source.get("title", ""),
+            "url": _safe_url(source.get("url")),
+            "published": source.get("published", ""),
+        },
+        "digest": p.get("digest", ""),
+        "verdict": _verdict(p.get("verdict"), lang),
+        "counts": counts,
+        "total": sum(v for v in counts.values() if isinstance(v, int)),
+        "rows": [],
+    }
+
+
+def _outcome(o: dict, ctx: _Context) -> dict:
+    lang, duration = ctx.lang, o.get("duration_s")
+    label = f"{o['requirement']} @ {o['target']}"
+    return {
+        "anchor": ctx.anchor("o-" + _slug(f"{o['requirement']}-{o['target']}")),
+        "requirement": o["requirement"],
+        "profile": o["profile"],
+        "level": o["level"],
+        "title": localized(o.get("title"), lang),
+        "reference": o.get("reference", ""),
+        "target": o["target"],
+        "check": o["check"],
+        "is_attestation": o["check"] == "attestation",
+        "status": _status(o["status"], lang),
+        "summary": o.get("summary", ""),
+        "messages": o.get("messages") or [],
+        "measurements": [(k, _value(v)) for k, v in (o.get("measurements") or {}).items()],
+        "evidence": [_evidence(path, label, ctx) for path in o.get("evidence") or []],
+        "started": o.get("started") or "",
+        "duration": "" if duration is None else _number(duration, lang) + " s",
+    }
+
+
+def _evidence(path: str, label: str, ctx: _Context) -> dict:
+    item = {"path": path, "href": quote(path), "excerpt": None, "note": "", "anchor": "", "shown_with": None,
+            "view": None}
+    if ctx.bundle_dir is None:
+        return item
+    bundle = Path(ctx.bundle_dir).resolve()
+    file = (bundle / path).resolve()
+    if not file.is_relative_to(bundle):  # a crafted report must not make us read files outside the bundle
+        return item
+    item["href"] = quote(Path(os.path.relpath(file, ctx.out.resolve().parent)).as_posix())
+    if path in ctx.excerpts:
+        item["shown_with"] = ctx.excerpts[path]
+        return item
+    if file.suffix == ".json" and file.is_file() and file.stat().st_size < VIEW_MAX_BYTES:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return item  # unreadable evidence is still linked; the reviewer opens it
+        item["view"] = evidence_view.view(data, ctx.lang)
+        if item["view"] is not None:
+            item["anchor"] = ctx.anchor("x-" + _slug(path))
+            ctx.excerpts[path] = {"anchor": item["anchor"], "label": label}
+            return item
+        if file.stat().st_size >= EMBED_MAX_BYTES:
+            return item
+        lines = json.dumps(data, indent=2, ensure_ascii=False).splitlines()
+        item["excerpt"] = "\n".join(lines[:EXCERPT_MAX_LINES])
+        if len(lines) > EXCERPT_MAX_LINES:
+            item["note"] = t("excerpt_truncated", ctx.lang, shown=EXCERPT_MAX_LINES, total=len(lines))
+        item["anchor"] = ctx.anchor("x-" + _slug(path))
+        ctx.excerpts[path] = {"anchor": item["anchor"], "label": label}
+    return item
+
+
+def _value(v: object) -> str:
+    """A measurement as a reviewer reads it: plain text, a comma list, or compact JSON for structures."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list) and v and all(isinstance(x, (str, int, float)) for x in v):
+        return ", ".join(x if isinstance(x, str) else json.dumps(x) for x in v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _number(x: float, lang: str) -> str:
+    text = f"{x:.2f}" if x >= 0.01 or x == 0 else f"{x:.3g}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def _safe_url(url: object) -> str:
+    """Only web addresses become links: a `javascript:` URL in a profile must not run in the report."""
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return ""

@@ -1,0 +1,288 @@
+"""User-facing labels of the renderings, in English and French.
+
+One table so that a label missing in one language is caught by the tests rather than shown blank
+to a reviewer.
+"""
+
+from __future__ import annotations
+
+LANGS = ("en", "fr")
+
+STATUSES = ("passed", "failed", "error", "skipped", "not_applicable", "not_tested")
+VERDICTS = ("conformant", "conformant-with-reservations", "non-conformant", "incomplete")
+LEVELS = ("SHALL", "SHOULD", "MAY")
+
+_LABELS: dict[str, dict[str, str]] = {
+    # French puts a no-break space before a colon
+    "colon": {"en": ":", "fr": "\u00a0:"},
+    "report_title": {"en": "Conformance report", "fr": "Rapport de conformité"},
+    "overall_verdict": {"en": "Overall verdict", "fr": "Verdict global"},
+    "run": {"en": "Run", "fr": "Exécution"},
+    "run_id": {"en": "Run id", "fr": "Identifiant d'exécution"},
+    "started": {"en": "Started", "fr": "Début"},
+    "finished": {"en": "Finished", "fr": "Fin"},
+    "not_finished": {"en": "not finished", "fr": "non terminée"},
+    "tool_version": {"en": "vigie version", "fr": "Version de vigie"},
+    "suite_digest": {"en": "Suite digest", "fr": "Empreinte de la suite"},
+    "command": {"en": "Command", "fr": "Commande"},
+    "run_incomplete": {
+        "en": "This run stopped before every selected requirement had an outcome: the results below are partial.",
+        "fr": "Cette exécution s'est arrêtée avant que chaque exigence sélectionnée ait un résultat : "
+        "les résultats ci-dessous sont partiels.",
+    },
+    "contents": {"en": "Contents", "fr": "Sommaire"},
+    "targets": {"en": "Targets", "fr": "Cibles"},
+    "targets_caption": {"en": "Systems under test", "fr": "Systèmes évalués"},
+    "target": {"en": "Target", "fr": "Cible"},
+    "kind": {"en": "Kind", "fr": "Type"},
+    "url": {"en": "Address", "fr": "Adresse"},
+    "summary": {"en": "Summary", "fr": "Synthèse"},
+    "summary_caption": {
+        "en": "Verdict and number of outcomes per status, for each profile",
+        "fr": "Verdict et nombre de résultats par statut, pour chaque profil",
+    },
+    "profile": {"en": "Profile", "fr": "Profil"},
+    "version": {"en": "Version", "fr": "Version"},
+    "verdict": {"en": "Verdict", "fr": "Verdict"},
+    "total": {"en": "Total", "fr": "Total"},
+    "source": {"en": "Source", "fr": "Source"},
+    "published": {"en": "published", "fr": "publié le"},
+    "profile_digest": {"en": "Profile digest", "fr": "Empreinte du profil"},
+    "requirements_caption": {
+        "en": "Requirements of profile {profile} and their outcome per target",
+        "fr": "Exigences du profil {profile} et leur résultat par cible",
+    },
+    "requirement": {"en": "Requirement", "fr": "Exigence"},
+    "level": {"en": "Level", "fr": "Niveau"},
+    "title": {"en": "Title", "fr": "Intitulé"},
+    "check": {"en": "Check", "fr": "Contrôle"},
+    "status": {"en": "Status", "fr": "Statut"},
+    "result": {"en": "Result", "fr": "Résultat"},
+    "details": {"en": "Details", "fr": "Détails"},
+    "messages": {"en": "Messages", "fr": "Messages"},
+    "measurements": {"en": "Measurements", "fr": "Mesures"},
+    "reference": {"en": "Reference", "fr": "Référence"},
+    "evidence": {"en": "Evidence", "fr": "Preuves"},
+    "no_evidence": {"en": "No evidence recorded.", "fr": "Aucune preuve enregistrée."},
+    "excerpt_of": {"en": "Excerpt of {path}", "fr": "Extrait de {path}"},
+    "excerpt_shown_with": {"en": "excerpt shown with {where}", "fr": "extrait affiché avec {where}"},
+    "excerpt_truncated": {
+        "en": "First {shown} of {total} lines; the whole file is in the bundle.",
+        "fr": "{shown} premières lignes sur {total} ; le fichier complet est dans le lot.",
+    },
+    "duration": {"en": "Duration", "fr": "Durée"},
+    "attestation_check": {"en": "attestation", "fr": "attestation"},
+    "not_tested_heading": {"en": "Requirements not tested", "fr": "Exigences non testées"},
+    "not_tested_intro": {
+        "en": "No check produced an outcome for these requirements in this run. They remain to be verified; "
+        "a SHALL requirement among them makes its profile incomplete.",
+        "fr": "Aucun contrôle n'a produit de résultat pour ces exigences lors de cette exécution. Elles restent "
+        "à vérifier ; une exigence SHALL parmi elles rend son profil incomplet.",
+    },
+    "not_tested_caption": {
+        "en": "Requirements without a tested outcome",
+        "fr": "Exigences sans résultat testé",
+    },
+    "attestations_heading": {
+        "en": "Requirements verified by attestation",
+        "fr": "Exigences vérifiées sur attestation",
+    },
+    "attestations_intro": {
+        "en": "No software can check these requirements (a hosting certificate, an organisational measure): "
+        "they are verified from a document the vendor supplies, linked as evidence.",
+        "fr": "Aucun logiciel ne peut contrôler ces exigences (certificat d'hébergement, mesure "
+        "organisationnelle) : elles sont vérifiées sur un document fourni par l'éditeur, lié comme preuve.",
+    },
+    "attestations_caption": {
+        "en": "Requirements verified from a vendor document",
+        "fr": "Exigences vérifiées sur un document de l'éditeur",
+    },
+    "problems": {"en": "Failed or in error", "fr": "En échec ou en erreur"},
+    "none": {"en": "None.", "fr": "Aucune."},
+    "legend": {"en": "How to read this report", "fr": "Comment lire ce rapport"},
+    "legend_statuses": {"en": "Statuses of an outcome", "fr": "Statuts d'un résultat"},
+    "legend_verdicts": {
+        "en": "Verdicts of a profile and of the run",
+        "fr": "Verdicts d'un profil et de l'exécution",
+    },
+    "legend_levels": {"en": "Requirement levels", "fr": "Niveaux d'exigence"},
+    "meaning": {"en": "Meaning", "fr": "Signification"},
+    "legend_overall": {
+        "en": "The overall verdict combines the verdicts of every profile of the campaign.",
+        "fr": "Le verdict global combine les verdicts de tous les profils de la campagne.",
+    },
+    "generated_by": {
+        "en": "Generated by vigie {version} from report.json. Evidence paths are relative to the report bundle.",
+        "fr": "Généré par vigie {version} à partir de report.json. Les chemins des preuves sont relatifs au lot "
+        "du rapport.",
+    },
+    # reproducibility and integrity
+    "signer": {"en": "Signed with key", "fr": "Signé avec la clé"},
+    "not_signed": {"en": "not signed", "fr": "non signé"},
+    "environment": {"en": "Environment", "fr": "Environnement"},
+    "packages": {"en": "Software versions", "fr": "Versions des logiciels"},
+    "fhir_packages": {"en": "FHIR packages", "fr": "Paquets FHIR"},
+    # traceability
+    "traceability": {"en": "Traceability matrix", "fr": "Matrice de traçabilité"},
+    "traceability_intro": {
+        "en": "Each requirement of each profile, the check that verified it, its outcome per target and the "
+        "evidence behind it.",
+        "fr": "Chaque exigence de chaque profil, le contrôle qui l'a vérifiée, son résultat par cible et les "
+        "preuves qui le fondent.",
+    },
+    "traceability_caption": {
+        "en": "Profile → requirement → check → outcome → evidence",
+        "fr": "Profil → exigence → contrôle → résultat → preuves",
+    },
+    # evidence views
+    "http_exchanges": {"en": "HTTP exchanges", "fr": "Échanges HTTP"},
+    "request": {"en": "Request", "fr": "Requête"},
+    "response": {"en": "Response", "fr": "Réponse"},
+    "headers": {"en": "Headers", "fr": "En-têtes"},
+    "body": {"en": "Body (excerpt)", "fr": "Corps (extrait)"},
+    "body_cut": {"en": "cut; the whole body is in the evidence file", "fr": "tronqué ; le corps complet est dans le "
+                 "fichier de preuve"},
+    "no_response": {"en": "no response", "fr": "pas de réponse"},
+    "more_exchanges": {"en": "{n} more exchanges in the evidence file.", "fr": "{n} autres échanges dans le "
+                       "fichier de preuve."},
+    "tls_scan": {"en": "TLS scan", "fr": "Analyse TLS"},
+    "protocols": {"en": "Accepted protocols", "fr": "Protocoles acceptés"},
+    "cipher_suites": {"en": "Cipher suites", "fr": "Suites de chiffrement"},
+    "curves": {"en": "Key exchange groups", "fr": "Groupes d'échange de clés"},
+    "certificate": {"en": "Certificate", "fr": "Certificat"},
+    "tls_checks": {"en": "Other observations", "fr": "Autres observations"},
+    "scan_errors": {"en": "Scan errors", "fr": "Erreurs d'analyse"},
+    "load_stats": {"en": "Load statistics", "fr": "Statistiques de charge"},
+    "status_codes": {"en": "HTTP statuses", "fr": "Statuts HTTP"},
+    "load_errors": {"en": "Errors", "fr": "Erreurs"},
+    "chart_latency_time": {"en": "Latency over time (p50, p95)", "fr": "Latence dans le temps (p50, p95)"},
+    "chart_latency_dist": {"en": "Latency distribution", "fr": "Distribution des latences"},
+    "chart_seconds": {"en": "seconds since start", "fr": "secondes depuis le début"},
+    "chart_ms": {"en": "latency (ms)", "fr": "latence (ms)"},
+    "chart_requests": {"en": "requests", "fr": "requêtes"},
+    "load.requests": {"en": "requests", "fr": "requêtes"},
+    "load.failures": {"en": "failures", "fr": "échecs"},
+    "load.users": {"en": "users", "fr": "utilisateurs"},
+    "load.duration_s": {"en": "duration (s)", "fr": "durée (s)"},
+    "load.rps": {"en": "requests per second", "fr": "requêtes par seconde"},
+    "load.p50_ms": {"en": "p50 (ms)", "fr": "p50 (ms)"},
+    "load.p95_ms": {"en": "p95 (ms)", "fr": "p95 (ms)"},
+    "load.p99_ms": {"en": "p99 (ms)", "fr": "p99 (ms)"},
+    "load.max_ms": {"en": "max (ms)", "fr": "max (ms)"},
+    # PDF
+    "certificate_title": {"en": "Conformance assessment report", "fr": "Rapport d'évaluation de conformité"},
+    "page": {"en": "Page", "fr": "Page"},
+    "of": {"en": "of", "fr": "sur"},
+    "problem_details": {"en": "Failed or in error: details", "fr": "En échec ou en erreur : détails"},
+    "pdf_disclaimer": {
+        "en": "Produced by vigie, a self-assessment tool. This document is not a certificate issued by an "
+        "accredited body; its integrity is checked with `vigie verify` on the signed report bundle.",
+        "fr": "Produit par vigie, outil d'auto-évaluation. Ce document n'est pas un certificat délivré par un "
+        "organisme accrédité ; son intégrité se vérifie avec `vigie verify` sur le lot de rapport signé.",
+    },
+    # statuses
+    "status.passed": {"en": "passed", "fr": "réussi"},
+    "status.failed": {"en": "failed", "fr": "échoué"},
+    "status.error": {"en": "error", "fr": "erreur"},
+    "status.skipped": {"en": "skipped", "fr": "ignoré"},
+    "status.not_applicable": {"en": "not applicable", "fr": "non applicable"},
+    "status.not_tested": {"en": "not tested", "fr": "non testé"},
+    "status_desc.passed": {
+        "en": "The check ran and the requirement is met on this target.",
+        "fr": "Le contrôle a été exécuté et l'exigence est satisfaite sur cette cible.",
+    },
+    "status_desc.failed": {
+        "en": "The check ran and the requirement is not met on this target; the summary says why.",
+        "fr": "Le contrôle a été exécuté et l'exigence n'est pas satisfaite sur cette cible ; le résumé dit "
+        "pourquoi.",
+    },
+    "status_desc.error": {
+        "en": "The check could not finish (the target could not be observed, or the check itself broke): "
+        "the requirement is neither confirmed nor refuted.",
+        "fr": "Le contrôle n'a pas pu aboutir (la cible n'a pas pu être observée, ou le contrôle a échoué "
+        "lui-même) : l'exigence n'est ni confirmée ni infirmée.",
+    },
+    "status_desc.skipped": {
+        "en": "The check did not run, for the reason given (for example a feature the target does not offer).",
+        "fr": "Le contrôle n'a pas été exécuté, pour la raison indiquée (par exemple une fonction que la cible "
+        "ne propose pas).",
+    },
+    "status_desc.not_applicable": {
+        "en": "The requirement does not apply to this target, for the reason given.",
+        "fr": "L'exigence ne s'applique pas à cette cible, pour la raison indiquée.",
+    },
+    "status_desc.not_tested": {
+        "en": "No check covered this requirement in this run (or the attestation was not supplied): "
+        "it remains to be verified.",
+        "fr": "Aucun contrôle n'a couvert cette exigence lors de cette exécution (ou l'attestation n'a pas été "
+        "fournie) : elle reste à vérifier.",
+    },
+    # verdicts
+    "verdict.conformant": {"en": "conformant", "fr": "conforme"},
+    "verdict.conformant-with-reservations": {
+        "en": "conformant with reservations",
+        "fr": "conforme avec réserves",
+    },
+    "verdict.non-conformant": {"en": "non-conformant", "fr": "non conforme"},
+    "verdict.incomplete": {"en": "incomplete", "fr": "incomplet"},
+    "verdict_desc.conformant": {
+        "en": "Every applicable SHALL requirement passed and no SHOULD requirement failed.",
+        "fr": "Toutes les exigences SHALL applicables sont satisfaites et aucune exigence SHOULD n'a échoué.",
+    },
+    "verdict_desc.conformant-with-reservations": {
+        "en": "Every applicable SHALL requirement passed, but at least one SHOULD requirement failed.",
+        "fr": "Toutes les exigences SHALL applicables sont satisfaites, mais au moins une exigence SHOULD a "
+        "échoué.",
+    },
+    "verdict_desc.non-conformant": {
+        "en": "At least one SHALL requirement failed.",
+        "fr": "Au moins une exigence SHALL a échoué.",
+    },
+    "verdict_desc.incomplete": {
+        "en": "No SHALL requirement failed, but at least one ended in error or was not tested: conformance "
+        "cannot be concluded.",
+        "fr": "Aucune exigence SHALL n'a échoué, mais au moins une s'est terminée en erreur ou n'a pas été "
+        "testée : la conformité ne peut pas être établie.",
+    },
+    # levels
+    "level_desc.SHALL": {
+        "en": "Mandatory: a failure makes the profile non-conformant.",
+        "fr": "Obligatoire : un échec rend le profil non conforme.",
+    },
+    "level_desc.SHOULD": {
+        "en": "Recommended: a failure is recorded as a reservation.",
+        "fr": "Recommandé : un échec est consigné comme une réserve.",
+    },
+    "level_desc.MAY": {
+        "en": "Optional: reported for information, without effect on the verdict.",
+        "fr": "Facultatif : signalé pour information, sans effet sur le verdict.",
+    },
+}
+
+
+def check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGS)}")
+    return lang
+
+
+def t(key: str, lang: str, **fields: object) -> str:
+    """The label `key` in `lang`, with `{field}` placeholders filled from `fields`."""
+    check_lang(lang)
+    text = _LABELS[key][lang]
+    return text.format(**fields) if fields else text
+
+
+def localized(value: object, lang: str) -> str:
+    """A report text that is either a plain string or one string per language (falls back to English)."""
+    if isinstance(value, dict):
+        for key in (lang, "en", *value):
+            if value.get(key):
+                return str(value[key])
+        return ""
+    return "" if value is None else str(value)
+
+
+def labels() -> dict[str, dict[str, str]]:
+    """Every label (a copy), for tests and for other renderers."""
+    return {key: dict(texts) for key, texts in _LABELS.items()}

@@ -1,0 +1,127 @@
+"""A run: starts pytest in-process on the suite folders with the vigie plugin, then writes the bundle."""
+from __future__ import annotations
+
+import secrets as _secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from . import __version__
+from .bundle import build_bundle
+from .errors import VigieError
+from .evidence import EvidenceStore, Redactor
+from .http import RecordingClient
+from .journal import NAME as JOURNAL, Journal
+from .limits import Limits, activate as activate_limits
+from .observations import ObservationCache
+from .plugin import VigiePlugin
+from .suite import CHECK_DIRS, ROOT, suite_digest
+
+PYTEST_INI = Path(__file__).parent / "suite.ini"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(3)
+
+
+# the distributions whose versions decide what a run observes and how it is reported
+ENVIRONMENT_PACKAGES = ("vigie", "pytest", "sslyze", "cryptography", "locust", "requests", "urllib3", "jinja2",
+                        "jsonschema", "pyyaml", "weasyprint")
+
+
+def environment() -> dict:
+    """What another reviewer needs to reproduce the run: interpreter, platform, dependency versions."""
+    import platform
+    from importlib import metadata
+    packages = {}
+    for name in ENVIRONMENT_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+            "platform": platform.platform(), "packages": packages}
+
+
+def applicable_cases(profiles, targets) -> list[tuple]:
+    """Every (requirement, target) pair the campaign selects: a profile applies to targets of its kinds."""
+    return [(req, t) for p in profiles for req in p.requirements for t in targets if t.kind in p.applies_to]
+
+
+class Run:
+    """The state a run shares with the plugin."""
+
+    def __init__(self, profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
+                 limits: Limits | None = None, formats=None):
+        self.formats = tuple(formats) if formats else None   # renderings besides report.json; None: all
+        # absolute: subprocesses (the load driver) run in other working directories
+        self.profiles, self.targets, self.out, self.lang = profiles, targets, Path(out).absolute(), lang
+        self.sign_key = sign_key
+        self.limits = limits or Limits()
+        self.deadline = time.monotonic() + self.limits.run_timeout_s
+        activate_limits(self.limits)
+        self.id = self.out.name
+        self.cases = applicable_cases(profiles, targets)
+        if not self.cases:
+            kinds = sorted({k for p in profiles for k in p.applies_to})
+            raise VigieError(f"no target for the selected profiles (they apply to: {', '.join(kinds)})")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if (self.out / JOURNAL).exists():
+            raise VigieError(f"{self.out} already holds a run; choose another --out")
+        self.store = EvidenceStore(self.out, Redactor([s for t in targets for s in t.secrets()]))
+        self.cache = ObservationCache(self.store)
+        self.clients: dict[str, RecordingClient] = {}
+        self.suite_errors: list[str] = []
+        self.on_outcome = on_outcome
+        self.journal = Journal(self.out / JOURNAL)
+        self.journal.append({
+            "type": "run", "id": self.id, "started": now(), "tool_version": __version__,
+            "suite_digest": suite_digest(), "lang": lang, "command": self.store.redact.text(command),
+            "environment": environment(), "fhir_packages": [], "limits": self.limits.to_json(),
+            "targets": [t.public() for t in targets],
+            "profiles": [{**p.summary(), "requirements": [
+                {"id": r.id, "level": r.level, "title": r.title, "reference": r.reference, "check": r.check}
+                for r in p.requirements]} for p in profiles],
+            "cases": [[r.id, t.id] for r, t in self.cases]})
+
+    def client(self, target) -> RecordingClient:
+        if target.id not in self.clients:
+            self.clients[target.id] = RecordingClient(target)
+        return self.clients[target.id]
+
+    def record(self, outcome) -> None:
+        self.journal.append({"type": "outcome", **outcome.to_json()})
+        if self.on_outcome:
+            self.on_outcome(outcome)
+
+    def execute(self) -> dict:
+        # a check module that cannot be imported costs its own requirements (not_tested, with the suite
+        # error in the report), not every requirement of the run. Plain assertions: every check's assert
+        # carries the message that becomes the outcome's summary, and pytest's rewritten asserts would need
+        # the terminal plugin (pytest 9.0 fails a comparison's explanation without it).
+        args = ["-c", str(PYTEST_INI), "--rootdir", str(ROOT), "-p", "no:locust", "-p", "no:cacheprovider",
+                "-p", "no:terminal", "--assert=plain", "--continue-on-collection-errors",
+                *[str(ROOT / d) for d in CHECK_DIRS if (ROOT / d).is_dir()]]
+        try:
+            code = pytest.main(args, plugins=[VigiePlugin(self)])
+        finally:
+            for client in self.clients.values():
+                client.close()
+        if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+            self.suite_errors.append(f"pytest ended with {code.name}")
+        from .fhirvalidation import packages_used
+        self.journal.append({"type": "end", "finished": now(), "suite_errors": self.suite_errors,
+                             "fhir_packages": packages_used(self.cache.values("fhir-packages"))})
+        self.journal.close()
+        return build_bundle(self.out, formats=self.formats, sign_key=self.sign_key)
+
+
+def run_campaign(profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
+                 limits=None, formats=None) -> dict:
+    return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats).execute()

@@ -1,0 +1,451 @@
+"""The OHDSI DataQualityDashboard's active check types, run as SQL in the warehouse.
+
+The catalogue of checks and default thresholds (`data/dqd54.csv`) holds the figures of DataQualityDashboard
+2.8.4's threshold files for CDM 5.4: which table, field or concept each check type applies to, its
+threshold (the percentage of violating rows allowed) and its argument (a bound, a domain, a field...).
+The three check types that 2.6.0 replaced (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
+are left out: 24 types remain. Check ids follow DataQualityDashboard's rule (level, name, table, field,
+concept, unit, lower case, joined by "_"), so that results can be compared across tools.
+
+A check fails when 100 x violating / denominator rows exceeds its threshold. Checks on a table or field
+that is missing are not applicable (cdmTable and cdmField report the absence once).
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+
+from ..errors import ObservationError
+from .cdm import DATA, VOCABULARY_TABLES, cdm54
+from .measures import _sum
+
+# name → (level, Kahn category, subcategory, context, DQD severity)
+TYPES = {
+    "cdmTable": ("TABLE", "Conformance", "Relational", "Verification", "fatal"),
+    "measurePersonCompleteness": ("TABLE", "Completeness", "", "Validation", "convention"),
+    "measureConditionEraCompleteness": ("TABLE", "Completeness", "", "Validation", "convention"),
+    "measureObservationPeriodOverlap": ("TABLE", "Plausibility", "Temporal", "Verification", "fatal"),
+    "cdmField": ("FIELD", "Conformance", "Relational", "Verification", "fatal"),
+    "isRequired": ("FIELD", "Conformance", "Relational", "Validation", "fatal"),
+    "cdmDatatype": ("FIELD", "Conformance", "Value", "Verification", "fatal"),
+    "isPrimaryKey": ("FIELD", "Conformance", "Relational", "Verification", "fatal"),
+    "isForeignKey": ("FIELD", "Conformance", "Relational", "Verification", "fatal"),
+    "fkDomain": ("FIELD", "Conformance", "Value", "Verification", "convention"),
+    "fkClass": ("FIELD", "Conformance", "Computational", "Verification", "convention"),
+    "isStandardValidConcept": ("FIELD", "Conformance", "Value", "Verification", "convention"),
+    "measureValueCompleteness": ("FIELD", "Completeness", "", "Verification", "characterization"),
+    "standardConceptRecordCompleteness": ("FIELD", "Completeness", "", "Verification", "convention"),
+    "sourceConceptRecordCompleteness": ("FIELD", "Completeness", "", "Verification", "convention"),
+    "sourceValueCompleteness": ("FIELD", "Completeness", "", "Verification", "convention"),
+    "plausibleValueLow": ("FIELD", "Plausibility", "Atemporal", "Verification", "characterization"),
+    "plausibleValueHigh": ("FIELD", "Plausibility", "Atemporal", "Verification", "characterization"),
+    "plausibleStartBeforeEnd": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleAfterBirth": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleBeforeDeath": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "withinVisitDates": ("FIELD", "Plausibility", "", "Verification", "characterization"),
+    "plausibleGenderUseDescendants": ("CONCEPT", "Plausibility", "Atemporal", "Validation", "characterization"),
+    "plausibleUnitConceptIds": ("CONCEPT", "Plausibility", "Atemporal", "Verification", "characterization"),
+}
+# what each type counts, in vigie's words (the export's checkDescription)
+DESCRIPTIONS = {
+    "cdmTable": "table {table} exists",
+    "measurePersonCompleteness": "persons with no record in {table}",
+    "measureConditionEraCompleteness": "persons with conditions but no condition era",
+    "measureObservationPeriodOverlap": "persons whose observation periods overlap or touch",
+    "cdmField": "field {table}.{field} exists",
+    "isRequired": "records with no value in the required field {table}.{field}",
+    "cdmDatatype": "values of {table}.{field} that are not integers",
+    "isPrimaryKey": "records repeating a value of the key {table}.{field}",
+    "isForeignKey": "values of {table}.{field} absent from the table they point to",
+    "fkDomain": "concepts in {table}.{field} outside the {arg} domain",
+    "fkClass": "concepts in {table}.{field} outside the {arg} class",
+    "isStandardValidConcept": "concepts in {table}.{field} that are not standard and valid",
+    "measureValueCompleteness": "records with no value in {table}.{field}",
+    "standardConceptRecordCompleteness": "records mapped to concept 0 in {table}.{field}",
+    "sourceConceptRecordCompleteness": "records with source concept 0 in {table}.{field}",
+    "sourceValueCompleteness": "distinct source values of {table}.{field} mapped to concept 0",
+    "plausibleValueLow": "values of {table}.{field} below {arg}",
+    "plausibleValueHigh": "values of {table}.{field} above {arg}",
+    "plausibleStartBeforeEnd": "records of {table} where {field} is after {arg}",
+    "plausibleAfterBirth": "records of {table} where {field} is before the person's birth",
+    "plausibleBeforeDeath": "records of {table} where {field} is more than 60 days after the person's death",
+    "withinVisitDates": "records of {table} where {field} is more than a week outside their visit",
+    "plausibleGenderUseDescendants": "records of descendants of {concept} for persons not of gender {arg}",
+    "plausibleUnitConceptIds": "records of concept {concept} with a unit outside {arg}",
+}
+GENDERS = {"male": 8507, "female": 8532}
+DQD_VERSION = "2.8.4"
+
+
+@dataclass(frozen=True)
+class DqCheck:
+    level: str
+    name: str
+    table: str
+    field: str = ""
+    concept_id: str = ""
+    unit_concept_id: str = ""
+    threshold: float = 0.0
+    arg: str = ""
+
+    @property
+    def id(self) -> str:
+        parts = [self.level, self.name, self.table, self.field, self.concept_id, self.unit_concept_id]
+        return "_".join(p.replace(" ", "") for p in parts if p.replace(" ", "")).lower()
+
+    def describe(self) -> str:
+        return DESCRIPTIONS[self.name].format(table=self.table, field=self.field, arg=self.arg,
+                                              concept=self.concept_id)
+
+
+@dataclass
+class DqResult:
+    check: DqCheck
+    status: str                      # passed, failed, not_applicable, error
+    violated: int = 0
+    denominator: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+    sql: list = field(default_factory=list)
+
+    @property
+    def pct(self) -> float:
+        return self.violated / self.denominator if self.denominator else 0.0
+
+
+@cache
+def _all_checks() -> tuple:
+    with open(DATA / "dqd54.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return tuple(DqCheck(r["level"], r["check"], r["table"], r["field"], r["concept_id"], r["unit_concept_id"],
+                         float(r["threshold"] or 0), r["arg"]) for r in rows if r["check"] in TYPES)
+
+
+def catalogue(exclude=VOCABULARY_TABLES) -> list[DqCheck]:
+    left_out = set(exclude)
+    return [c for c in _all_checks() if c.table not in left_out]
+
+
+class NotApplicable(Exception):
+    pass
+
+
+# bounds ----------------------------------------------------------------------------------------
+
+def bound(d, arg: str) -> str:
+    """DataQualityDashboard's bounds are SQL Server expressions: translate the three forms it uses."""
+    a = arg.strip()
+    if a.startswith("'") and a.endswith("'"):
+        return d.date_literal(a.strip("'"))
+    if a.upper().replace(" ", "") == "DATEADD(DD,1,GETDATE())":
+        return d.today_plus(1)
+    if a.upper().replace(" ", "") == "YEAR(GETDATE())+1":
+        return f"({d.current_year()} + 1)"
+    float(a)  # a number, or ValueError
+    return a
+
+
+# scan aggregates --------------------------------------------------------------------------------
+
+def _source_field(m, table: str, field: str) -> str | None:
+    src = field.replace("_concept_id", "_source_value")
+    return src if src != field and m.present(table, src) else None
+
+
+def _scan_exprs(m, c: DqCheck) -> dict:
+    """{key: expression} of the table-scan aggregates a check needs, or {} if it needs none."""
+    t, f = c.table, c.field
+    col = m.col(t, f)
+    key = ("dq", c.id)
+    if c.name in ("isRequired", "measureValueCompleteness", "isPrimaryKey"):
+        return {}
+    if c.name == "cdmDatatype":
+        fam = m.family(t, f)
+        if fam == "integer":
+            return {key: "0"}
+        if fam == "float":
+            return {key: _sum(f"{col} IS NOT NULL AND {col} <> FLOOR({col})")}
+        if fam == "text":
+            return {key: _sum(f"{col} IS NOT NULL AND NOT {m.d.regex_match(col, '^-?[0-9]+$')}")}
+        return {key: f"COUNT({col})"}
+    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness"):
+        required = cdm54()[t].field(f).required
+        src = _source_field(m, t, f)
+        if required or not src:
+            return {key: _sum(f"{col} = 0"), ("dqd", c.id): f"COUNT({col})"}
+        s = m.col(t, src)
+        return {key: _sum(f"{col} = 0 OR ({col} IS NULL AND {s} IS NOT NULL)"),
+                ("dqd", c.id): _sum(f"{col} IS NOT NULL OR {s} IS NOT NULL")}
+    if c.name == "sourceValueCompleteness":
+        concept = c.arg
+        if not m.present(t, concept):
+            raise NotApplicable(f"{t}.{concept} is missing")
+        k = m.col(t, concept)
+        return {key: f"COUNT(DISTINCT CASE WHEN {k} = 0 THEN {col} END)", ("dqd", c.id): f"COUNT(DISTINCT {col})"}
+    if c.name in ("plausibleValueLow", "plausibleValueHigh"):
+        op = "<" if c.name == "plausibleValueLow" else ">"
+        b = bound(m.d, c.arg)
+        lhs = m.d.as_date(col) if "DATE" in b.upper() and m.family(t, f) == "datetime" else col
+        return {key: _sum(f"{lhs} {op} {b}")}
+    if c.name == "plausibleStartBeforeEnd":
+        end = c.arg
+        if not m.present(t, end):
+            raise NotApplicable(f"{t}.{end} is missing")
+        return {key: _sum(f"{m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}")}
+    return {}
+
+
+def want_scans(m) -> None:
+    for c in catalogue(()):
+        if c.level != "FIELD" or not m.present(c.table, c.field):
+            continue
+        try:
+            for key, expr in _scan_exprs(m, c).items():
+                m.want(c.table, key, expr)
+        except (NotApplicable, ValueError):
+            pass
+
+
+# evaluation -------------------------------------------------------------------------------------
+
+def _count(m, c: DqCheck) -> tuple[int, int]:
+    """(violating rows, denominator) of one check; NotApplicable or ObservationError otherwise."""
+    t, f, d = c.table, c.field, m.d
+    if c.name == "cdmTable":
+        return (0 if m.present(t) else 1), 1
+    if not m.present(t):
+        raise NotApplicable(f"table {t} is missing (reported by cdmTable)")
+    if c.name == "cdmField":
+        return (0 if m.present(t, f) else 1), 1
+    if c.level == "FIELD" and not m.present(t, f):
+        raise NotApplicable(f"field {t}.{f} is missing (reported by cdmField)")
+    rows = m.value(t, "rows")
+    if c.name in ("isRequired", "measureValueCompleteness"):
+        return rows - m.value(t, ("nonnull", f)), rows
+    if c.name == "isPrimaryKey":
+        return m.value(t, ("nonnull", f)) - m.value(t, ("distinct", f)), rows
+    if c.name in ("isForeignKey", "isStandardValidConcept") and not cdm54()[t].field(f).fk_table:
+        raise NotApplicable(f"the specification names no table that {t}.{f} points to")
+    if c.name == "isForeignKey":
+        fk = m.foreign_key(t, f)
+        return fk["orphans"], fk["rows"]
+    if c.name == "isStandardValidConcept":
+        fk = m.foreign_key(t, f)
+        return fk["not_standard"], fk["nonnull"]
+    if c.name in ("fkDomain", "fkClass"):
+        if not m.present("concept"):
+            raise NotApplicable("the concept table is missing")
+        return m.concept_attribute(t, f, "domain_id" if c.name == "fkDomain" else "concept_class_id", c.arg)
+    if c.name == "cdmDatatype":
+        return m.value(t, ("dq", c.id)), rows
+    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness"):
+        _scan_exprs(m, c)  # raises NotApplicable as the scan registration did
+        return m.value(t, ("dq", c.id)), m.value(t, ("dqd", c.id))
+    if c.name in ("plausibleValueLow", "plausibleValueHigh", "plausibleStartBeforeEnd"):
+        _scan_exprs(m, c)
+        return m.value(t, ("dq", c.id)), m.value(t, ("nonnull", f))
+    if c.name in ("plausibleAfterBirth", "plausibleBeforeDeath", "withinVisitDates"):
+        return _temporal(m, c)
+    if c.name == "measurePersonCompleteness":
+        _need(m, ("person", "person_id"), (t, "person_id"))
+        p, r = m.col("person", "person_id", "p"), m.col(t, "person_id", "x")
+        left, right = m.join_key(p, r, "person", "person_id", t, "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {m.rel(t)} x WHERE {right} = {left})')}, "
+                                    f"COUNT(*) FROM {m.rel('person')} p")
+        return row[0] or 0, row[1]
+    if c.name == "measureConditionEraCompleteness":
+        _need(m, ("condition_occurrence", "condition_concept_id"), ("condition_era", "person_id"))
+        co, ce = m.rel("condition_occurrence"), m.rel("condition_era")
+        pid, cid = m.col("condition_occurrence", "person_id", "o"), m.col("condition_occurrence", "condition_concept_id", "o")
+        era = m.col("condition_era", "person_id", "e")
+        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {ce} e WHERE {era} = q.pid)')}, COUNT(*) "
+                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q")
+        return row[0] or 0, row[1]
+    if c.name == "measureObservationPeriodOverlap":
+        _need(m, ("observation_period", "observation_period_start_date"))
+        op = m.rel("observation_period")
+        a = {k: m.col("observation_period", k, "a") for k in ("person_id", "observation_period_id",
+                                                             "observation_period_start_date", "observation_period_end_date")}
+        b = {k: m.col("observation_period", k, "b") for k in a}
+        touching = (f"{b['person_id']} = {a['person_id']} AND {b['observation_period_id']} <> {a['observation_period_id']} "
+                    f"AND {b['observation_period_start_date']} >= {a['observation_period_start_date']} "
+                    f"AND {b['observation_period_start_date']} <= {d.add_days(a['observation_period_end_date'], 1)}")
+        row = m.query(("dq", c.id), f"SELECT COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM {op} b WHERE {touching}) "
+                                    f"THEN {a['person_id']} END), COUNT(DISTINCT {a['person_id']}) FROM {op} a")
+        return row[0] or 0, row[1]
+    if c.name == "plausibleUnitConceptIds":
+        return _units(m, c)
+    if c.name == "plausibleGenderUseDescendants":
+        return _gender(m, c)
+    raise NotApplicable(f"check type {c.name} is not implemented")
+
+
+def _need(m, *pairs) -> None:
+    for t, f in pairs:
+        if not m.present(t, f):
+            raise NotApplicable(f"{t}.{f} is missing")
+
+
+def _temporal(m, c: DqCheck) -> tuple[int, int]:
+    t, f, d = c.table, c.field, m.d
+    x = m.col(t, f, "x")
+    if c.name == "withinVisitDates":
+        _need(m, (t, "visit_occurrence_id"), ("visit_occurrence", "visit_start_date"))
+        v = {k: m.col("visit_occurrence", k, "v") for k in ("visit_occurrence_id", "visit_start_date", "visit_end_date")}
+        left, right = m.join_key(m.col(t, "visit_occurrence_id", "x"), v["visit_occurrence_id"], t,
+                                 "visit_occurrence_id", "visit_occurrence", "visit_occurrence_id")
+        bad = (f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
+               f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}")
+        row = m.query(("dq", c.id), f"SELECT {_sum(bad)}, COUNT(*) FROM {m.rel(t)} x "
+                                    f"JOIN {m.rel('visit_occurrence')} v ON {left} = {right}")
+        return row[0] or 0, row[1]
+    _need(m, (t, "person_id"), ("person", "year_of_birth"))
+    pid = m.col(t, "person_id", "x")
+    if c.name == "plausibleAfterBirth":
+        p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "month_of_birth", "day_of_birth",
+                                                  "birth_datetime") if m.present("person", k)}
+        born = d.make_date(p["year_of_birth"], p.get("month_of_birth"), p.get("day_of_birth"))
+        if "birth_datetime" in p:
+            born = f"COALESCE({d.as_date(p['birth_datetime'])}, {born})"
+        left, right = m.join_key(pid, p["person_id"], t, "person_id", "person", "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} < {born}')}, COUNT({x}) "
+                                    f"FROM {m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}")
+        return row[0] or 0, row[1]
+    _need(m, ("death", "death_date"), ("death", "person_id"))
+    dp, dd = m.col("death", "person_id", "e"), m.col("death", "death_date", "e")
+    left, right = m.join_key(pid, "de.pid", t, "person_id", "death", "person_id")
+    late = d.add_days("de.dd", 60)
+    row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} > {late}')}, "
+                                f"COUNT({x}) FROM {m.rel(t)} x JOIN (SELECT {dp} AS pid, MIN({dd}) AS dd "
+                                f"FROM {m.rel('death')} e GROUP BY {dp}) de ON {left} = {right}")
+    return row[0] or 0, row[1]
+
+
+def _units(m, c: DqCheck) -> tuple[int, int]:
+    """One grouped query for every concept of the check type, memoised; this check reads its concept."""
+    t = c.table
+    _need(m, (t, c.field), (t, "unit_concept_id"))
+    key = ("dq-units", t)
+    if key not in m._queries:
+        checks = [k for k in catalogue(()) if k.name == "plausibleUnitConceptIds" and k.table == t]
+        allowed = ", ".join(f"({int(k.concept_id)}, {int(u)})" for k in checks for u in k.arg.split(",") if u)
+        concepts = ", ".join(sorted({k.concept_id for k in checks}))
+        cc, u = m.col(t, c.field, "x"), m.col(t, "unit_concept_id", "x")
+        ok = f"EXISTS (SELECT 1 FROM (VALUES {allowed}) AS a(c, u) WHERE a.c = {cc} AND (a.u = {u} OR (a.u = -1 AND {u} IS NULL)))"
+        sql = (f"SELECT {cc}, {_sum(f'NOT {ok}')}, COUNT(*) FROM {m.rel(t)} x WHERE {cc} IN ({concepts}) "
+               f"AND ({u} IS NULL OR {u} <> 0) GROUP BY {cc}")
+        try:
+            m._queries[key] = {str(r[0]): (r[1] or 0, r[2]) for r in m.s.rows(sql)}
+        except ObservationError as exc:
+            m._queries[key] = exc
+    found = m._queries[key]
+    if isinstance(found, Exception):
+        raise found
+    return found.get(c.concept_id, (0, 0))
+
+
+def _gender(m, c: DqCheck) -> tuple[int, int]:
+    t = c.table
+    _need(m, (t, c.field), (t, "person_id"), ("person", "gender_concept_id"),
+          ("concept_ancestor", "descendant_concept_id"))
+    gender = GENDERS.get(c.arg.lower())
+    ancestors = ", ".join(str(int(x)) for x in c.concept_id.split(",") if x.strip())
+    cc, pid = m.col(t, c.field, "x"), m.col(t, "person_id", "x")
+    ca = {k: m.col("concept_ancestor", k, "ca") for k in ("ancestor_concept_id", "descendant_concept_id")}
+    sex, person = m.col("person", "gender_concept_id", "p"), m.col("person", "person_id", "p")
+    left, right = m.join_key(pid, person, t, "person_id", "person", "person_id")
+    sql = (f"SELECT {_sum(f'{sex} <> {gender}')}, COUNT(*) FROM {m.rel(t)} x "
+           f"JOIN {m.rel('person')} p ON {left} = {right} "
+           f"WHERE {cc} IN (SELECT {ca['descendant_concept_id']} FROM {m.rel('concept_ancestor')} ca "
+           f"WHERE {ca['ancestor_concept_id']} IN ({ancestors}))")
+    row = m.query(("dq", c.id), sql)
+    return row[0] or 0, row[1]
+
+
+def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
+    """Every check of the catalogue against the warehouse, once per run (memoised on the session)."""
+    key = ("dq-results", tuple(exclude))
+    if key in m.s.memo:
+        return m.s.memo[key]
+    results = []
+    for c in catalogue(exclude):
+        started = time.monotonic()
+        try:
+            violated, denominator = _count(m, c)
+            violated, denominator = int(violated or 0), int(denominator or 0)
+            if denominator == 0:
+                r = DqResult(c, "not_applicable", 0, 0, "no rows to check")
+            else:
+                failed = 100.0 * violated / denominator > c.threshold
+                r = DqResult(c, "failed" if failed else "passed", violated, denominator)
+        except NotApplicable as exc:
+            r = DqResult(c, "not_applicable", reason=str(exc))
+        except (ObservationError, ValueError) as exc:
+            r = DqResult(c, "error", reason=str(exc))
+        r.seconds = round(time.monotonic() - started, 4)
+        results.append(r)
+    m.s.memo[key] = results
+    return results
+
+
+def _metadata(m) -> list[dict]:
+    if not m.present("cdm_source"):
+        return []
+    names = ["cdm_source_name", "cdm_source_abbreviation", "cdm_holder", "source_description",
+             "source_documentation_reference", "cdm_etl_reference", "source_release_date", "cdm_release_date",
+             "cdm_version", "vocabulary_version"]
+    present = [n for n in names if m.present("cdm_source", n)]
+    try:
+        rows = m.s.rows(f"SELECT {', '.join(m.col('cdm_source', n) for n in present)} FROM {m.rel('cdm_source')} "
+                        "LIMIT 1")
+    except ObservationError:
+        return []
+    if not rows:
+        return []
+    camel = {n: "".join(w if i == 0 else w.capitalize() for i, w in enumerate(n.split("_"))) for n in names}
+    meta = {camel[n]: (str(v) if v is not None else None) for n, v in zip(present, rows[0])}
+    return [{**{camel[n]: None for n in names}, **meta, "dqdVersion": DQD_VERSION}]
+
+
+def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict:
+    """The results in DataQualityDashboard's JSON layout (what its viewer reads)."""
+    checks = []
+    for r in results:
+        c = r.check
+        level, category, subcategory, context, severity = TYPES[c.name]
+        failed = r.status in ("failed", "error")
+        checks.append({
+            "numViolatedRows": r.violated, "pctViolatedRows": round(r.pct, 4), "numDenominatorRows": r.denominator,
+            "executionTime": f"{r.seconds:.3f} secs", "executionTimeSeconds": r.seconds, "queryText": "",
+            "checkName": c.name, "checkLevel": level, "checkDescription": c.describe(),
+            "cdmTableName": c.table.upper(), "cdmFieldName": c.field.upper() or None,
+            "conceptId": c.concept_id or None, "unitConceptId": c.unit_concept_id or None, "sqlFile": None,
+            "category": category, "subcategory": subcategory or None, "context": context, "severity": severity,
+            "warning": None, "error": r.reason if r.status == "error" else None, "checkId": c.id,
+            "failed": int(failed), "passed": int(r.status == "passed"), "isError": int(r.status == "error"),
+            "notApplicable": int(r.status == "not_applicable"),
+            "notApplicableReason": r.reason if r.status == "not_applicable" else None,
+            "thresholdValue": c.threshold, "notesValue": None})
+    total = len(checks)
+    failed = sum(ch["failed"] for ch in checks)
+    passed = sum(ch["passed"] for ch in checks)
+
+    def count(cat, what):
+        return sum(1 for ch in checks if ch["category"] == cat and (what is None or ch[what]))
+    overview = {"countTotal": total, "countPassed": passed,
+                "countErrorFailed": sum(ch["isError"] for ch in checks),
+                "countThresholdFailed": sum(1 for ch in checks if ch["failed"] and not ch["isError"]),
+                "countOverallFailed": failed,
+                "percentPassed": round(100.0 * passed / (passed + failed), 2) if passed + failed else 0,
+                "percentFailed": round(100.0 * failed / (passed + failed), 2) if passed + failed else 0}
+    for cat in ("Plausibility", "Conformance", "Completeness"):
+        overview[f"countTotal{cat}"] = count(cat, None)
+        overview[f"countFailed{cat}"] = count(cat, "failed")
+        overview[f"countPassed{cat}"] = count(cat, "passed")
+    ended = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return {"startTimestamp": started, "endTimestamp": ended, "executionTime": f"{seconds:.0f} secs",
+            "executionTimeSeconds": round(seconds, 3), "CheckResults": checks, "Metadata": _metadata(m),
+            "Overview": overview}

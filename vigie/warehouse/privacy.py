@@ -1,0 +1,250 @@
+"""Pseudonymisation and access rules of a health data warehouse (CNIL référentiel on health data
+warehouses, 2021): no direct identifier in text columns, k-anonymity and small cells of the declared
+quasi-identifiers, an audit log that records the harness and that its role cannot alter, least privilege.
+
+Identifiers are found by regular expressions run in the warehouse; a NIR counts only when its key is valid
+(computed in SQL, Corsica's 2A/2B as 19/18, the rule of vigie.identifiers). Samples are masked.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+
+from ..errors import ObservationError
+from .cdm import DATA, VOCABULARY_TABLES
+from .dialect import db_family
+from .findings import Findings, mask
+from .measures import _sum
+
+
+def _names() -> tuple[list, list]:
+    given, family, current = [], [], None
+    for line in (DATA / "names.txt").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = given if line == "[given]" else family
+            continue
+        current.extend(line.split())
+    return given, family
+
+
+_GIVEN, _FAMILY = _names()
+# each pattern has exactly one capturing group: the identifier itself
+PATTERNS = {
+    "nir": ((r"(?:^|[^0-9A-Za-z])([1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2})"
+            r"(?:$|[^0-9])"), False),
+    "email": (r"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})", False),
+    "phone": (r"(?:^|[^0-9])((?:\+33 ?|0033 ?|0)[1-9](?:[ .-]?[0-9]{2}){4})(?:$|[^0-9])", False),
+    "address": ((r"(?:^|[^A-Za-z0-9])([0-9]{1,4}(?: ?(?:bis|ter))?,? (?:rue|avenue|av\.|boulevard|bd|place|allée|allee|"
+                r"chemin|impasse|route|quai|cours|square) [^,;]{2,40})"), True),
+    "name": (r"(?:^|[^a-zà-ÿ])((?:" + "|".join(_GIVEN) + r")[ -]+(?:" + "|".join(_FAMILY) + r"))(?:$|[^a-zà-ÿ])", True),
+}
+KINDS = {"nir": "a NIR/INS number with a valid key", "email": "an e-mail address", "phone": "a French phone number",
+         "address": "a postal address", "name": "a person's name"}
+
+
+def nir_valid_sql(d, extracted: str) -> str:
+    """True when the extracted NIR (spaces allowed) has a valid key: 97 - (13 digits mod 97)."""
+    x = f"replace({extracted}, ' ', '')"
+    body = (f"substr({x}, 1, 5) || replace(replace(upper(substr({x}, 6, 2)), '2A', '19'), '2B', '18') "
+            f"|| substr({x}, 8, 6)")
+    return (f"(length({x}) = 15 AND 97 - CAST({body} AS BIGINT) % 97 = CAST(substr({x}, 14, 2) AS INTEGER))")
+
+
+def _match(d, kind: str, col: str) -> str:
+    pattern, icase = PATTERNS[kind]
+    if kind == "nir":
+        return f"({d.regex_match(col, pattern)} AND {nir_valid_sql(d, d.regex_extract(col, pattern))})"
+    return d.regex_match(col, pattern, icase)
+
+
+def identifier_scan(m, exclude=()) -> dict:
+    """{(table, column): {kind: rows}} over every text column of every table but the vocabulary and the
+    audit log; one query per table, memoised on the session."""
+    key = ("privacy-scan", tuple(exclude))
+    if key in m.s.memo:
+        return m.s.memo[key]
+    skip = set(VOCABULARY_TABLES) | set(exclude) | {"audit_log"}
+    found, problems = {}, []
+    for tname, table in sorted(m.cat.tables.items()):
+        if tname in skip:
+            continue
+        cols = [c for c in table.columns.values() if db_family(c.type) == "text"]
+        if not cols:
+            continue
+        exprs, keys = [], []
+        for c in cols:
+            q = m.d.quote(c.name)
+            for kind in PATTERNS:
+                exprs.append(_sum(_match(m.d, kind, q)))
+                keys.append((tname, c.name, kind))
+        try:
+            row = m.s.rows(f"SELECT {', '.join(exprs)} FROM {m.s.table(table.name)}")[0]
+        except ObservationError as exc:
+            problems.append(f"{tname}: {exc}")
+            continue
+        for (t, c, kind), n in zip(keys, row):
+            found.setdefault((t, c), {})[kind] = int(n or 0)
+    m.s.memo[key] = (found, problems)
+    return m.s.memo[key]
+
+
+def identifiers(m, params) -> Findings:
+    kind = params["kind"]
+    if kind not in PATTERNS:
+        raise ValueError(f"unknown identifier kind '{kind}' (known: {', '.join(PATTERNS)})")
+    found, problems = identifier_scan(m, tuple(params.get("exclude_tables", ())))
+    f = Findings(problems=list(problems))
+    hits = {}
+    for (t, c), kinds in sorted(found.items()):
+        f.checked += 1
+        n = kinds.get(kind, 0)
+        if n:
+            hits[f"{t}.{c}"] = n
+            f.violation(f"{t}.{c}: {n} value{'s' if n > 1 else ''} with {KINDS[kind]}")
+            col = m.d.quote(m.cat.table(t).column(c).name)
+            pattern, icase = PATTERNS[kind]
+            pattern = "(?i)" + pattern if icase else pattern   # an embedded flag: every engine reads it
+            sample = m.samples(f"SELECT {m.d.regex_extract(col, pattern)} FROM {m.s.table(m.cat.table(t).name)} "
+                               f"WHERE {_match(m.d, kind, col)}")
+            f.samples[f"{t}.{c}"] = [mask(v) for v in sample]
+    f.measurements.update(kind=kind, columns_with_identifiers=hits, text_columns=f.checked)
+    return f
+
+
+# quasi-identifiers ------------------------------------------------------------------------------
+
+def cells(m, params, floor_param: str) -> Findings:
+    """Cells of the quasi-identifiers' table (one cell per combination of values) below a floor."""
+    table = params.get("table", "person")
+    qis = params.get("quasi_identifiers", ["year_of_birth", "gender_concept_id", "location_id"])
+    floor = int(params[floor_param])
+    f = Findings()
+    missing = [q for q in qis if not m.present(table, q)]
+    if missing:
+        raise ObservationError(f"quasi-identifier{'s' if len(missing) > 1 else ''} not found: "
+                               f"{', '.join(f'{table}.{q}' for q in missing)}")
+    cols = ", ".join(m.col(table, q) for q in qis)
+    grouped = f"SELECT {cols}, COUNT(*) AS n FROM {m.rel(table)} GROUP BY {cols}"
+    total, smallest, small, people = m.query(("cells", table, tuple(qis), floor),
+                                             f"SELECT COUNT(*), MIN(n), {_sum(f'n < {floor}')}, "
+                                             f"SUM(CASE WHEN n < {floor} THEN n ELSE 0 END) FROM ({grouped}) g")
+    f.checked = int(total or 0)
+    f.measurements.update(quasi_identifiers=[f"{table}.{q}" for q in qis], cells=int(total or 0),
+                          smallest_cell=smallest, **{floor_param: floor}, cells_below=int(small or 0),
+                          persons_in_cells_below=int(people or 0))
+    if small:
+        sample = m.samples(f"SELECT * FROM ({grouped}) g WHERE n < {floor} ORDER BY n")
+        f.samples["cells_below"] = [dict(zip([*qis, "n"], row)) for row in sample]
+        f.violation(f"{small} combination{'s' if small > 1 else ''} of {', '.join(qis)} "
+                    f"hold{'s' if small == 1 else ''} fewer than {floor} persons ({people} persons; smallest: {smallest})")
+    return f
+
+
+# audit log and privileges -----------------------------------------------------------------------
+
+NO_ROLES = "{engine} has no roles: its only access control is the file's permissions, so {what} cannot be enforced there"
+
+
+def audit_records(m, params) -> Findings:
+    s, d, f = m.s, m.d, Findings()
+    a = s.audit
+    if a is None:
+        f.violation(f"no audit log: no relation '{'audit_log'}' in schema {s.schema} "
+                    "(or named by the URL option audit_log=schema.table)")
+        return f
+    rel = a.relation(d)
+    f.measurements["audit"] = a.to_json()
+    missing = [what for what, col in (("statement", a.statement), ("user", a.user), ("time", a.time)) if not col]
+    if missing:
+        f.violation(f"{rel}: no {', '.join(missing)} column")
+        return f
+    nonce = secrets.token_hex(6)
+    s.rows(f"SELECT 'vigie-probe-{nonce}' AS vigie_probe")
+    s.flush_audit()
+    needle = f"'%' || 'vigie-probe-' || '{nonce}' || '%'"   # the lookup's own text never holds the probe
+    deadline = time.monotonic() + float(params.get("wait_s", 5))
+    while True:
+        rows = s.rows(f"SELECT {d.text(d.quote(a.user))}, {d.text(d.quote(a.time))} FROM {rel} "
+                      f"WHERE {d.quote(a.statement)} LIKE {needle}")
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    f.checked = 1
+    f.measurements["probe_found"] = bool(rows)
+    if a.append_errors:
+        f.violation(f"{rel}: appending the harness's queries failed {a.append_errors} times ({a.last_error})")
+    if not rows:
+        f.violation(f"{rel}: the harness's probe query was not recorded")
+        return f
+    user, when = rows[0]
+    f.measurements.update(recorded_user=user, recorded_at=when)
+    if not user or not when:
+        f.violation(f"{rel}: the record of the probe has no user or no time")
+    if s.backend == "postgresql":
+        me = s.scalar("SELECT session_user")
+        if user != me:
+            f.violation(f"{rel}: the probe is recorded under '{user}', not the harness's role '{me}'")
+    return f
+
+
+def audit_immutable(m, params) -> Findings:
+    s, d, f = m.s, m.d, Findings()
+    if not d.has_roles:
+        raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="the audit log's immutability"))
+    a = s.audit
+    if a is None:
+        raise NotApplicableRule("no audit log to protect: its absence fails the audit log requirement")
+    reg = f"to_regclass({d.literal(a.schema + '.' + a.table)})"
+    row = s.rows(f"SELECT has_table_privilege({reg}, 'INSERT'), has_table_privilege({reg}, 'UPDATE'), "
+                 f"has_table_privilege({reg}, 'DELETE'), has_table_privilege({reg}, 'TRUNCATE'), "
+                 f"pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = {reg}")
+    f.checked = 1
+    if not row:
+        raise ObservationError(f"{a.schema}.{a.table} is not a relation the harness's role can see")
+    ins, upd, dele, trunc, owner = row[0]
+    rights = [name for name, has in (("INSERT", ins), ("UPDATE", upd), ("DELETE", dele), ("TRUNCATE", trunc)) if has]
+    f.measurements.update(rights=rights, owner=bool(owner))
+    if owner:
+        f.violation(f"{a.schema}.{a.table}: the harness's role owns the audit log (it can alter it)")
+    if rights:
+        f.violation(f"{a.schema}.{a.table}: the harness's role may {', '.join(rights)} the audit log")
+    return f
+
+
+def least_privilege(m, params) -> Findings:
+    s, d, f = m.s, m.d, Findings()
+    if not d.has_roles:
+        raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="least privilege"))
+    schemas = sorted({s.schema, *([s.audit.schema] if s.audit else []), *params.get("schemas", [])})
+    names = ", ".join(d.literal(x) for x in schemas)
+    role = s.rows("SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+                  "WHERE rolname = current_user")[0]
+    f.measurements["role"] = role[0]
+    for attr, has in zip(("SUPERUSER", "CREATEROLE", "CREATEDB", "BYPASSRLS"), role[1:]):
+        f.checked += 1
+        if has:
+            f.violation(f"role {role[0]} has {attr}")
+    writable = (f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN (VALUES ('INSERT'), "
+                f"('UPDATE'), ('DELETE'), ('TRUNCATE')) AS p(priv) WHERE n.nspname IN ({names}) "
+                f"AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND (has_table_privilege(c.oid, p.priv) "
+                f"OR pg_has_role(c.relowner, 'USAGE'))")
+    relations, grants = s.rows(f"SELECT COUNT(DISTINCT c.oid), COUNT(*) {writable}")[0]
+    creatable = [x for x in schemas if s.scalar(f"SELECT has_schema_privilege({d.literal(x)}, 'CREATE')")]
+    f.checked += len(schemas)
+    f.measurements.update(schemas=schemas, writable_relations=relations, write_grants=grants,
+                          schemas_with_create=creatable)
+    if relations:
+        f.samples["writable"] = [f"{n}.{r}: {p}" for n, r, p in s.sample(
+            f"SELECT n.nspname, c.relname, p.priv {writable} ORDER BY 1, 2, 3")]
+        f.violation(f"role {role[0]} may write {relations} relation{'s' if relations > 1 else ''} "
+                    f"({grants} grants, e.g. {f.samples['writable'][0]})")
+    for x in creatable:
+        f.violation(f"role {role[0]} may CREATE in schema {x}")
+    return f
+
+
+class NotApplicableRule(Exception):
+    """The rule does not concern this engine (the check reports not_applicable)."""
