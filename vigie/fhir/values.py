@@ -192,8 +192,8 @@ class ValueChecks:
         """A relative reference in a Bundle entry means the URL it makes with the entry's fullUrl (FHIR R4
         bundle.html, resolving references in bundles): an entry that holds the same type and id under another
         fullUrl is not what it points to, which is probably not what the author meant."""
-        entries = [e for e in _list(bundle.get("entry")) if isinstance(e, dict)]
-        holder = next((e for e in entries if any(e.get("resource") is r for r in self._resource_stack)), None)
+        entries, holders, full_urls, by_type_id = self._bundle_index(bundle)
+        holder = next((holders[id(r)] for r in self._resource_stack if id(r) in holders), None)
         full_url = holder.get("fullUrl") if holder else None
         full_url = full_url if isinstance(full_url, str) else None
         rtype, rid = ref.split("/")
@@ -204,15 +204,29 @@ class ValueChecks:
             target = full_url[:9] + rid
         else:
             target = ref
-        if any(e.get("fullUrl") == target for e in entries):
+        if target in full_urls or (rtype, rid) not in by_type_id:
             return
-        for i, entry in enumerate(entries):
-            res = entry.get("resource")
-            if isinstance(res, dict) and res.get("resourceType") == rtype and res.get("id") == rid:
-                self.add("warning", "not-found", path, f"Entry {i} matches the reference {ref} by type and id but "
-                         f"its fullUrl {entry.get('fullUrl')} does not match the full target URL {target} by "
-                         f"Bundle resolution rules")
-                return
+        i = by_type_id[(rtype, rid)]
+        self.add("warning", "not-found", path, f"Entry {i} matches the reference {ref} by type and id but "
+                 f"its fullUrl {entries[i].get('fullUrl')} does not match the full target URL {target} by "
+                 f"Bundle resolution rules")
+
+    def _bundle_index(self, bundle):
+        """The Bundle's entries indexed once per validation (a Bundle of n entries holds about n references):
+        entry by its resource object, the fullUrls, and the first entry by resource type and id."""
+        cached = self._bundle_cache
+        if cached is None or cached[0] is not bundle:
+            entries = [e for e in _list(bundle.get("entry")) if isinstance(e, dict)]
+            holders = {id(e["resource"]): e for e in entries if isinstance(e.get("resource"), dict)}
+            full_urls = {e.get("fullUrl") for e in entries if isinstance(e.get("fullUrl"), str)}
+            by_type_id = {}
+            for i, entry in enumerate(entries):
+                res = entry.get("resource")
+                key = (res.get("resourceType"), res.get("id")) if isinstance(res, dict) else None
+                if key and all(isinstance(k, str) for k in key):    # a reference matches only strings
+                    by_type_id.setdefault(key, i)
+            cached = self._bundle_cache = (bundle, (entries, holders, full_urls, by_type_id))
+        return cached[1]
 
     def check_range(self, value, node, path):
         if isinstance(value, str) and _is_duration(node.min_value, node.max_value):

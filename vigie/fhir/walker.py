@@ -27,6 +27,7 @@ class Run(ExtensionChecks, ValueChecks):
         self._root_stack: list = []      # %rootResource: the resource itself, or a contained one's container
         self._unexpandable: set = set()
         self._antecedents: dict = {}
+        self._bundle_cache = None        # values.py: the root Bundle's entries, indexed once
         self._depth = 0
 
     # --- issues ------------------------------------------------------------------------------------
