@@ -292,13 +292,13 @@ def test_code_system_properties_are_defined_once_with_their_standard_type(frcore
                           {"code": "retired", "uri": standard + "deprecationDate", "type": "dateTime"}],
                          [{"code": "notSelectable", "valueBoolean": True}])
     assert errors(frcore.validate(flawed)) == [
-        ("CodeSystem.property[0]", f"Wrong type 'dateTime': the URI '{standard}notSelectable' identifies a property "
-                                   "of type 'boolean'"),
+        ("CodeSystem.property[0]", (f"Wrong type 'dateTime': the URI '{standard}notSelectable' identifies a property "
+                                   "of type 'boolean'")),
         ("CodeSystem.property[1]", "A property is already defined with the code 'notSelectable'"),
-        ("CodeSystem.property[2]", f"The URI '{standard}deprecationDate' is normally assigned the code "
-                                   "'deprecationDate'; the code 'retired' will confuse value set filters"),
-        ("CodeSystem.concept[0].property[0]", "The property 'notSelectable' has the type 'boolean', when it is "
-                                              "defined to have the type 'dateTime'")]
+        ("CodeSystem.property[2]", (f"The URI '{standard}deprecationDate' is normally assigned the code "
+                                   "'deprecationDate'; the code 'retired' will confuse value set filters")),
+        ("CodeSystem.concept[0].property[0]", ("The property 'notSelectable' has the type 'boolean', when it is "
+                                              "defined to have the type 'dateTime'"))]
 
 
 def test_concept_map_codes_are_in_the_maps_value_sets(frcore):
@@ -353,8 +353,8 @@ def test_references_between_the_resources_of_a_parameters_resolve(frcore):
     # type the Parameters does not carry, is elsewhere
     assert errors(frcore.validate(parameters("Patient/p2"))) == [(
         "Parameters.parameter[1].resource/*Coverage/c1*/.beneficiary",
-        "Unable to resolve resource with reference 'Patient/p2': the Parameters carries Patient resources, none "
-        "with the id 'p2'")]
+        ("Unable to resolve resource with reference 'Patient/p2': the Parameters carries Patient resources, none "
+        "with the id 'p2'"))]
 
 
 def test_a_code_without_its_system_is_warned(frcore):
@@ -382,8 +382,8 @@ def test_relative_references_in_a_bundle_resolve_by_the_entries_full_url(frcore)
     assert warnings(frcore.validate(bundle("https://a.hopital.fr/fhir"))) == []
     assert warnings(frcore.validate(bundle("https://b.hopital.fr/fhir"))) == [(
         "Bundle.entry[1].resource/*Observation/o*/.subject",
-        "Entry 0 matches the reference Patient/p by type and id but its fullUrl https://a.hopital.fr/fhir/Patient/p "
-        "does not match the full target URL https://b.hopital.fr/fhir/Patient/p by Bundle resolution rules")]
+        ("Entry 0 matches the reference Patient/p by type and id but its fullUrl https://a.hopital.fr/fhir/Patient/p "
+        "does not match the full target URL https://b.hopital.fr/fhir/Patient/p by Bundle resolution rules"))]
 
 
 def test_hl7_code_systems_state_case_sensitivity_and_define_their_concepts(frcore):
@@ -436,8 +436,8 @@ def test_slicing_discriminators_must_name_an_element_of_the_sliced_element(frcor
     assert errors(frcore.validate(profile("value.system"))) == []
     assert errors(frcore.validate(profile("type"))) == [(
         "StructureDefinition.differential.element[1].slicing.discriminator[0]",
-        "The discriminator path 'type' does not appear to be valid for the element that is being sliced "
-        "'AuditEvent.agent.extension'")]
+        ("The discriminator path 'type' does not appear to be valid for the element that is being sliced "
+        "'AuditEvent.agent.extension'"))]
 
 
 def test_dates_bounded_by_durations_from_now():

@@ -285,8 +285,8 @@ def test_only_the_suites_assertions_are_verdicts(tmp_path):
     not_json = SimpleNamespace(json=lambda: json.loads("<html>"), headers={"Content-Type": "text/html"})
     with pytest.raises(AssertionError) as check:
         json_body(not_json, "Patient search")     # vigie's own helper: a check's verdict
-    assert status_of(check) == ("failed", "Patient search: body is not JSON (text/html): Expecting value: line 1 "
-                                          "column 1 (char 0)")
+    assert status_of(check) == ("failed", ("Patient search: body is not JSON (text/html): Expecting value: line 1 "
+                                          "column 1 (char 0)"))
 
 
 def test_every_check_assertion_says_what_failed():

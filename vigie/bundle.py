@@ -9,7 +9,8 @@ from pathlib import Path
 import jsonschema
 
 from .errors import VigieError
-from .journal import NAME as JOURNAL, read_journal
+from .journal import NAME as JOURNAL
+from .journal import read_journal
 from .model import Outcome, counts, overall_verdict, verdict
 
 SCHEMA = "vigie-report/1"

@@ -46,7 +46,7 @@ class Target:
 def make_target(data: dict, where: str) -> Target:
     unknown = set(data) - TARGET_KEYS
     if unknown:
-        raise VigieError(f"{where}: unknown target key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(TARGET_KEYS))})")
+        raise VigieError(f"{where}: unknown target key '{min(unknown)}' (allowed: {', '.join(sorted(TARGET_KEYS))})")
     kind = data.get("kind")
     if kind not in KINDS:
         raise VigieError(f"{where}: target kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -89,7 +89,7 @@ def load_config(path: Path) -> dict:
         raise VigieError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - CONFIG_KEYS
     if unknown:
-        raise VigieError(f"{path}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(CONFIG_KEYS))})")
+        raise VigieError(f"{path}: unknown key '{min(unknown)}' (allowed: {', '.join(sorted(CONFIG_KEYS))})")
     targets = data.get("targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
         raise VigieError(f"{path}: targets must be [[targets]] tables")

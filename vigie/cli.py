@@ -15,7 +15,8 @@ import click
 
 from . import __version__
 from .errors import VigieError
-from .load.options import apply as apply_load_flags, load_options, serve_worker
+from .load.options import apply as apply_load_flags
+from .load.options import load_options, serve_worker
 from .model import EXIT_CODES
 
 USAGE_ERROR = 3
@@ -59,11 +60,11 @@ def _console():
 
 LIMIT_FLAGS = (
     ("--check-timeout", "check_timeout", "S", "Time limit of one check, in seconds (default 300)."),
-    ("--run-timeout", "run_timeout", "S", "Time limit of the run, in seconds (default 3600); requirements not "
-                                          "reached are not_tested."),
+    ("--run-timeout", "run_timeout", "S", ("Time limit of the run, in seconds (default 3600); requirements not "
+                                          "reached are not_tested.")),
     ("--max-requests", "max_requests", "N", "Requests the checks may send to each target (default 20000)."),
-    ("--max-bytes", "max_bytes", "SIZE", "Response bytes the checks may receive from each target, e.g. 200M "
-                                         "(default 1G)."),
+    ("--max-bytes", "max_bytes", "SIZE", ("Response bytes the checks may receive from each target, e.g. 200M "
+                                         "(default 1G).")),
     ("--rate", "rate", "R", "Requests per second the checks may send to each target (default 50)."))
 
 
@@ -98,6 +99,7 @@ def _formats(formats):
 
 def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None):
     from rich.markup import escape
+
     from .display import outcome_line, verdict_table
     from .runner import run_campaign
     command = shlex.join(["vigie", *sys.argv[1:]])
@@ -123,6 +125,7 @@ def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags)
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
     from fixtures.practice import FLAWS, start_practice
+
     from .campaign import Target
     key = _signing_key(sign_key)
     limits = _limits(None, limit_flags)
@@ -169,6 +172,7 @@ DEMO_SOURCE = Path(__file__).resolve().parent.parent / "fixtures" / "source" / "
 def _demo_warehouse(work: Path, flaws: tuple):
     """The reference warehouse in DuckDB, as the demo's `warehouse` target."""
     from fixtures.warehouse import build_reference
+
     from .campaign import Target
     url = f"duckdb:///{work / 'warehouse.duckdb'}"
     try:
@@ -369,14 +373,16 @@ def reference_warehouse(dburl, persons, seed, flaws):
     """Build the reference warehouse (OMOP CDM 5.4, pseudonymised, with an audit log) at DBURL:
     duckdb:///file.duckdb, or postgresql://user@host/db?schema=name (with a read-only role for the harness)."""
     import time
+
     from fixtures.warehouse import build_reference
+
     from .warehouse.url import public_url
     started = time.monotonic()
     try:
         url = build_reference(dburl, persons=persons, seed=seed, flaws=tuple(flaws))
     except ValueError as exc:
         raise VigieError(str(exc)) from None
-    except Exception as exc:  # the database refused: one line, not a traceback
+    except Exception as exc:  # noqa: BLE001 - the database refused: one line, not a traceback
         from .warehouse.session import one_line
         raise VigieError(f"cannot build the reference warehouse at {public_url(dburl)}: {one_line(exc)}") from None
     click.echo(f"built {persons} persons in {time.monotonic() - started:.1f} s"
@@ -394,7 +400,7 @@ def _later(name, what):
     return command
 
 
-from .fhir.commands import packages_group, validate_command  # noqa: E402  (click objects only: cheap)
+from .fhir.commands import packages_group, validate_command
 
 cli.add_command(validate_command)
 cli.add_command(packages_group)

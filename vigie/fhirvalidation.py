@@ -80,6 +80,7 @@ def packages_used(observed: list) -> list[dict]:
     """The packages the run's validators loaded, each with a digest of its files in the cache (sorted
     relative paths and contents), so that a reviewer can tell the exact package contents used."""
     import hashlib
+
     from .fhir import PackageCache
     used = {}
     for value in observed:

@@ -17,7 +17,7 @@ NAME = "journal.ndjson"
 class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed by close()
 
     def append(self, record: dict) -> None:
         # one write of a whole line, then fsync: after SIGKILL each line is complete or absent

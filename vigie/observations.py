@@ -77,5 +77,5 @@ class ObservationCache:
             if hasattr(value, "close"):
                 try:
                     value.close()
-                except Exception:  # noqa: BLE001 - closing must not mask the run's result
+                except Exception:  # noqa: BLE001, S110 - closing must not mask the run's result
                     pass

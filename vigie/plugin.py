@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ class Recorder:
         self.messages: list[str] = []
         self.measurements: dict = {}
         self.links: list[str] = []
-        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.clock = time.monotonic()
 
     def measure(self, **values) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,10 @@ from .bundle import build_bundle
 from .errors import VigieError
 from .evidence import EvidenceStore, Redactor
 from .http import RecordingClient
-from .journal import NAME as JOURNAL, Journal
-from .limits import Limits, activate as activate_limits
+from .journal import NAME as JOURNAL
+from .journal import Journal
+from .limits import Limits
+from .limits import activate as activate_limits
 from .observations import ObservationCache
 from .plugin import VigiePlugin
 from .suite import CHECK_DIRS, ROOT, suite_digest
@@ -23,11 +25,11 @@ PYTEST_INI = Path(__file__).parent / "suite.ini"
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(3)
 
 
 # the distributions whose versions decide what a run observes and how it is reported

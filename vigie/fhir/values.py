@@ -275,7 +275,7 @@ def _now_plus(duration: dict, sign: int):
     if seconds is None or not isinstance(amount, (int, float)) or isinstance(amount, bool):
         return None
     try:
-        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=sign * amount * seconds)
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=sign * amount * seconds)
     except OverflowError:
         return None
 
@@ -285,13 +285,13 @@ def _date_of(value: str):
     text = value.strip()
     try:
         if len(text) == 4:
-            return dt.datetime(int(text), 1, 1, tzinfo=dt.timezone.utc)
+            return dt.datetime(int(text), 1, 1, tzinfo=dt.UTC)
         if len(text) == 7:
-            return dt.datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=dt.timezone.utc)
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return dt.datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=dt.UTC)
+        when = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 class _NoBinding:

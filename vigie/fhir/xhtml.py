@@ -9,11 +9,7 @@ import xml.parsers.expat
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 
-ALLOWED = frozenset("""
-div span h1 h2 h3 h4 h5 h6 address bdo em strong dfn code samp kbd var cite abbr acronym blockquote q sub sup p
-br pre ul ol li dl dt dd dir menu table caption thead tfoot tbody colgroup col tr th td tt i b big small strike s u
-font basefont hr a img map area
-""".split())
+ALLOWED = frozenset(["div", "span", "h1", "h2", "h3", "h4", "h5", "h6", "address", "bdo", "em", "strong", "dfn", "code", "samp", "kbd", "var", "cite", "abbr", "acronym", "blockquote", "q", "sub", "sup", "p", "br", "pre", "ul", "ol", "li", "dl", "dt", "dd", "dir", "menu", "table", "caption", "thead", "tfoot", "tbody", "colgroup", "col", "tr", "th", "td", "tt", "i", "b", "big", "small", "strike", "s", "u", "font", "basefont", "hr", "a", "img", "map", "area"])
 _ACTIVE_URL = re.compile(r"^\s*(javascript|vbscript|data:text/html)", re.IGNORECASE)
 
 
