@@ -1,6 +1,6 @@
 """FHIR R4 RESTful API: capability statement, content types, read, search, errors."""
 from vigie.checks import check, not_applicable
-from vigie.fhirrest import FHIR_JSON, json_body, resources_of, search, searchset
+from vigie.fhirrest import FHIR_JSON, json_body, link_of, resources_of, search, searchset, text_at
 
 MISSING_ID = "vigie-does-not-exist-0"
 # CapabilityStatement.rest.resource.interaction.code and searchParam.type (R4 value sets, required bindings)
@@ -20,7 +20,10 @@ def test_capability_statement(requirement, capability, outcome):
                     resources=sorted(capability.resources))
     expected = requirement.params.get("fhir_version", "4.0.1")
     assert cs.get("fhirVersion") == expected, f"fhirVersion is {cs.get('fhirVersion')!r}, expected {expected}"
-    formats = set(cs.get("format", []))
+    outcome.measure(malformed=capability.defects[:20])
+    assert not capability.defects, \
+        f"{len(capability.defects)} malformed parts in the CapabilityStatement, e.g. {capability.defects[0]}"
+    formats = set(capability.formats)
     assert formats & {"json", FHIR_JSON}, f"JSON is not among the declared formats {sorted(formats)}"
     assert capability.server, "no rest entry in server mode"
     assert capability.resources, "the server declares no resource"
@@ -57,11 +60,11 @@ def test_read(requirement, http, capability, outcome):
     read = {}
     for rtype in types:
         bundle = search(http, rtype, {"_count": 1})
-        entries = [e.get("resource", {}) for e in bundle.get("entry", [])]
-        if not entries:
+        ids = [text_at(r, "id") for r in resources_of(bundle)]
+        if not ids:
             outcome.message(f"{rtype}: no instance to read")
             continue
-        rid = entries[0].get("id")
+        rid = ids[0]
         response = http.get(f"{rtype}/{rid}")
         assert response.status_code == 200, f"GET {rtype}/{rid} answered {response.status_code}"
         body = json_body(response, f"{rtype}/{rid}")
@@ -78,18 +81,18 @@ def test_search(requirement, http, capability, outcome):
     results = {}
     for rtype in capability.types_with("search-type"):
         bundle = search(http, rtype, {"_count": count}, f"GET {rtype}?_count={count}")
-        entries = bundle.get("entry", [])
+        entries = resources_of(bundle, None)
         assert len(entries) <= count, f"{rtype} search returned {len(entries)} entries for _count={count}"
-        wrong = {e.get("resource", {}).get("resourceType") for e in entries} - {rtype}
+        wrong = {str(r.get("resourceType")) for r in entries} - {rtype}
         assert not wrong or wrong <= {"OperationOutcome"}, f"{rtype} search returned {sorted(wrong)}"
         total = bundle.get("total")
-        nxt = next((l["url"] for l in bundle.get("link", []) if l.get("relation") == "next"), None)
+        nxt = link_of(bundle, "next")
         if isinstance(total, int) and total > count:
             assert nxt, f"{rtype} search: {total} matches but no next link"
             page = searchset(http.get(nxt), f"the next link of the {rtype} search")
-            assert page.get("entry"), f"{rtype} search: the next page is empty"
-            first_ids = {e.get("resource", {}).get("id") for e in entries}
-            second_ids = {e.get("resource", {}).get("id") for e in page["entry"]}
+            assert resources_of(page, None), f"{rtype} search: the next page is empty"
+            first_ids = {text_at(r, "id") for r in entries}
+            second_ids = {text_at(r, "id") for r in resources_of(page, None)}
             assert not first_ids & second_ids, f"{rtype} search: the next page repeats the first page"
         results[rtype] = {"total": total, "returned": len(entries), "next": bool(nxt)}
     outcome.measure(searches=results)

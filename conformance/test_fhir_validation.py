@@ -1,7 +1,7 @@
 """Every resource served validates against FHIR R4 core and against the profiles it claims (meta.profile)."""
 from vigie.checks import check, not_applicable
 from vigie.errors import ObservationError
-from vigie.fhirrest import search_all
+from vigie.fhirrest import claimed_profiles, search_all
 from vigie.fhirvalidation import describe, issues
 
 
@@ -41,7 +41,7 @@ def test_resources_validate_against_core(requirement, http, capability, observe,
 @check("fhir.claimed-profiles")
 def test_resources_conform_to_claimed_profiles(requirement, http, capability, observe, outcome):
     resources = served(http, capability, int(requirement.params.get("max_resources", 300)))
-    claims = sorted({p for r in resources for p in r.get("meta", {}).get("profile", [])})
+    claims = sorted({p for r in resources for p in claimed_profiles(r)})
     outcome.measure(claimed=claims)
     if not claims:
         not_applicable("no served resource claims a profile in meta.profile")
@@ -49,7 +49,7 @@ def test_resources_conform_to_claimed_profiles(requirement, http, capability, ob
     validator = packages.validator(*requirement.params.get("packages", []))
     outcome.measure(packages=packages.loaded)
     unknown = [c for c in claims if validator.packages.resolve(c, "StructureDefinition") is None]
-    known = lambda r: [[p] for p in r.get("meta", {}).get("profile", []) if p not in unknown]
+    known = lambda r: [[p] for p in claimed_profiles(r) if p not in unknown]
     _validate_all(validator, resources, known, outcome, "against the profiles they claim")
     if unknown:
         raise ObservationError(f"claimed profiles that no loaded package defines (add the package that "

@@ -3,7 +3,7 @@ identifier type must use."""
 from vigie import identifiers as ids
 from vigie.checks import check, not_applicable
 from vigie.errors import ObservationError
-from vigie.fhirrest import search_all
+from vigie.fhirrest import objects_at, search_all, text_at
 
 NIR_SYSTEMS = {"urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.10", "urn:oid:1.2.250.1.213.1.4.11",
                "urn:oid:1.2.250.1.213.1.4.13"}
@@ -27,8 +27,8 @@ def test_identifier_keys(requirement, http, outcome):
     limit = int(requirement.params.get("max_resources", 2000))
     checked, bad = 0, []
     for resource in search_all(http, rtype, limit=limit):
-        for identifier in resource.get("identifier", []):
-            if identifier.get("system") in systems:
+        for identifier in objects_at(resource, "identifier"):
+            if text_at(identifier, "system") in systems:
                 checked += 1
                 if not valid(str(identifier.get("value", ""))):
                     bad.append(f"{rtype}/{resource.get('id')}: {identifier.get('value')}")
@@ -63,12 +63,12 @@ def test_identifier_systems(requirement, http, outcome):
     checked, bad = 0, []
     for rtype in requirement.params.get("resources", ["Patient", "Practitioner", "Organization"]):
         for resource in search_all(http, rtype, limit=limit):
-            for identifier in resource.get("identifier", []):
-                codes = [c.get("code") for c in (identifier.get("type") or {}).get("coding", [])
-                         if c.get("system") in TYPE_SYSTEMS_CODES and c.get("code") in TYPE_SYSTEMS]
+            for identifier in objects_at(resource, "identifier"):
+                codes = [text_at(c, "code") for c in objects_at(identifier, "type.coding")
+                         if text_at(c, "system") in TYPE_SYSTEMS_CODES and text_at(c, "code") in TYPE_SYSTEMS]
                 for code in codes:
                     checked += 1
-                    if identifier.get("system") not in TYPE_SYSTEMS[code]:
+                    if text_at(identifier, "system") not in TYPE_SYSTEMS[code]:
                         bad.append(f"{rtype}/{resource.get('id')}: {code} with system {identifier.get('system')}")
                     elif code.startswith("INS-") and identifier.get("use") not in INS_USES:
                         bad.append(f"{rtype}/{resource.get('id')}: {code} with use {identifier.get('use')}")

@@ -12,6 +12,7 @@ import pytest
 from vigie import jwt
 from vigie.checks import check, not_applicable
 from vigie.errors import ObservationError
+from vigie.fhirrest import answered_resources, resource_ids
 
 REFUSED = (401, 403)
 MAX_WAIT_S = 10  # the longest Retry-After a check honours
@@ -177,13 +178,11 @@ def test_patient_token_stays_in_its_compartment(requirement, http, capability, t
     except jwt.NotAJwt:
         own = None
     if not own:
-        own_bundle = _patient_get(http, "Patient", auth=role).json()
-        ids = [e["resource"]["id"] for e in own_bundle.get("entry", []) if "resource" in e]
+        ids = resource_ids(_patient_get(http, "Patient", auth=role))
         if len(ids) != 1:
             raise ObservationError(f"cannot tell which patient the '{role}' token stands for ({len(ids)} visible)")
         own = ids[0]
-    everyone = http.get("Patient", params={"_count": 10}).json()
-    others = [e["resource"]["id"] for e in everyone.get("entry", []) if e.get("resource", {}).get("id") != own]
+    others = [i for i in resource_ids(http.get("Patient", params={"_count": 10})) if i != own]
     if not others:
         raise ObservationError("the target's main token sees no other patient to probe with")
     other = others[0]
@@ -199,7 +198,7 @@ def test_patient_token_stays_in_its_compartment(requirement, http, capability, t
             searches.append((rtype, {"patient": f"Patient/{other}"}))
     for rtype, params in searches[:3]:
         response = _patient_get(http, rtype, auth=role, params=params)
-        entries = response.json().get("entry", []) if response.status_code == 200 else []
+        entries = answered_resources(response) if response.status_code == 200 else []
         seen[f"{rtype}?{next(iter(params))}={next(iter(params.values()))}"] = (response.status_code, len(entries))
         assert not entries, f"the '{role}' token of Patient/{own} found {len(entries)} {rtype} of Patient/{other}"
     outcome.measure(own=f"Patient/{own}", other=f"Patient/{other}", answers=seen)

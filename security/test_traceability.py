@@ -12,6 +12,7 @@ import time
 from vigie import jwt
 from vigie.checks import check, not_applicable
 from vigie.errors import ObservationError
+from vigie.fhirrest import json_body, link_of, objects_at, resource_ids, resources_of, text_at
 
 POLL_S = 0.25
 MAX_PAGES = 10
@@ -33,8 +34,7 @@ def _act(interaction, http, capability):
     """Does the interaction; returns (what it did, a predicate on an AuditEvent that recognises it, success)."""
     mark = "vigie-audit-" + secrets.token_hex(4)
     if interaction == "read":
-        bundle = http.get("Patient", params={"_count": 1}).json()
-        ids = [e["resource"]["id"] for e in bundle.get("entry", []) if "resource" in e]
+        ids = resource_ids(http.get("Patient", params={"_count": 1}))
         if not ids:
             raise ObservationError("no Patient to read")
         ref = f"Patient/{ids[0]}"
@@ -59,21 +59,31 @@ def _act(interaction, http, capability):
             raise ObservationError(f"POST {rtype} answered {response.status_code}: nothing was written to trace")
         location = response.headers.get("Location", "")
         rid = location.split("/_history")[0].rstrip("/").rsplit("/", 1)[-1] if location else \
-            response.json().get("id")
+            text_at(_json_object(response) or {}, "id")
+        if not rid:
+            raise ObservationError(f"POST {rtype} answered 201 with neither a Location header nor an id")
         ref = f"{rtype}/{rid}"
         return f"POST {rtype} → {ref}", ref, _names(ref), True
     raise ValueError(f"unknown interaction {interaction!r}")
 
 
+def _json_object(response) -> dict | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _names(ref):
-    return lambda event: any(str((e.get("what") or {}).get("reference", "")).endswith(ref)
-                             for e in event.get("entity", []) if isinstance(e, dict))
+    return lambda event: any((text_at(what, "reference") or "").endswith(ref)
+                             for what in objects_at(event, "entity.what"))
 
 
 def _queries(mark):
     def test(event):
-        for e in event.get("entity", []):
-            query = e.get("query") if isinstance(e, dict) else None
+        for e in objects_at(event, "entity"):
+            query = text_at(e, "query")
             if query:
                 try:
                     if mark in base64.b64decode(query).decode("utf-8", "replace"):
@@ -96,9 +106,9 @@ def _events(http, since, ref):
     for _ in range(MAX_PAGES):
         if response.status_code != 200:
             raise AssertionError(f"AuditEvent search answered {response.status_code}")
-        bundle = response.json()
-        yield from (e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict))
-        nxt = next((link.get("url") for link in bundle.get("link", []) if link.get("relation") == "next"), None)
+        bundle = json_body(response, "AuditEvent search")
+        yield from resources_of(bundle, None)
+        nxt = link_of(bundle, "next")
         if not nxt:
             return
         response = http.get(nxt)
@@ -122,14 +132,14 @@ def test_access_is_audited(requirement, http, capability, target, outcome):
     outcome.measure(interaction=did)
     assert found is not None, f"no AuditEvent records {did} within {within:g} s"
     outcome.evidence(f"audit/{requirement.id}@{target.id}.json", found)
-    agents = [a for a in found.get("agent", []) if isinstance(a, dict) and (a.get("who") or a.get("altId"))]
+    agents = [a for a in objects_at(found, "agent") if a.get("who") or a.get("altId")]
     assert agents, f"the AuditEvent {found.get('id')} for {did} names no agent (who)"
     try:
         user = jwt.decode(target.token or "").payload.get("fhirUser")
     except jwt.NotAJwt:
         user = None
     if user:
-        whos = [str((a.get("who") or {}).get("reference", "")) for a in agents]
+        whos = [text_at(who, "reference") or "" for a in agents for who in objects_at(a, "who")]
         assert any(w.endswith(user) for w in whos), \
             f"the AuditEvent {found.get('id')} names {whos}, not the token's user {user}"
     recorded = _parse(found.get("recorded"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.practice.data import build
-from vigie.fhirrest import resources_of, values_at
+from vigie.fhirrest import Capability, claimed_profiles, link_of, objects_at, resources_of, text_at, values_at
 from vigie.fhirvalidation import identity_status, must_support
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir-packages"
@@ -80,6 +80,47 @@ def test_bundle_and_path_helpers():
     assert len(resources_of(bundle, None)) == 3
     assert values_at({"name": [{"family": "A"}, {"family": "B", "given": ["x"]}]}, "name.family") == ["A", "B"]
     assert values_at({"name": []}, "name.family") == []
+
+
+def test_helpers_read_only_what_is_well_formed():
+    """A server may send any JSON where an object or a string belongs: the helpers skip it, so that the
+    checks go on with what is usable (the validation requirements report the malformed resources)."""
+    bundle = {"entry": ["x", {"resource": [1]}, {"search": "match", "resource": {"resourceType": "Patient", "id": 5}},
+                        {"resource": {"resourceType": "Patient", "id": "p", "meta": {"profile": ["u", 3]}}}],
+              "link": [4, {"relation": "next", "url": ["u"]}]}
+    assert [r["id"] for r in resources_of(bundle)] == [5, "p"]
+    assert resources_of({"entry": {"resource": {}}}) == [] and link_of(bundle, "next") is None
+    assert link_of({"link": [{"relation": "next", "url": "https://h/p2"}]}, "next") == "https://h/p2"
+    assert [claimed_profiles(r) for r in resources_of(bundle)] == [[], ["u"]]
+    identified = {"identifier": [{"system": "s", "value": "v"}, "x", {"system": ["s"]}], "id": 7}
+    assert objects_at(identified, "identifier") == [{"system": "s", "value": "v"}, {"system": ["s"]}]
+    assert [text_at(i, "system") for i in objects_at(identified, "identifier")] == ["s", None]
+    assert text_at(identified, "id") is None
+
+
+def test_capability_keeps_the_well_formed_parts_and_lists_the_rest():
+    statement = {"resourceType": "CapabilityStatement", "format": "json", "rest": [7, {"mode": "server", "resource": [
+        7, {"type": ["Patient"]},
+        {"type": "Patient", "interaction": [1, {"code": 2}, {"code": "read"}],
+         "searchParam": [{"name": "identifier", "type": "token"}, {"name": "family", "type": ["string"]}],
+         "searchInclude": ["Patient:organization", 3]},
+        {"type": "Organization", "interaction": "search-type"}]}]}
+    capability = Capability(statement)
+    assert capability.interactions("Patient") == {"read"} and capability.types_with("read") == ["Patient"]
+    assert [p["name"] for p in capability.resources["Patient"]["searchParam"]] == ["identifier"]
+    assert capability.resources["Patient"]["searchInclude"] == ["Patient:organization"]
+    assert capability.interactions("Organization") == set() and capability.formats == []
+    assert capability.defects == [
+        "CapabilityStatement.format is not an array of strings", "CapabilityStatement.rest[0] is not an object",
+        "CapabilityStatement.rest[1].resource[0] is not an object",
+        "CapabilityStatement.rest[1].resource[1].type is not a string",
+        "CapabilityStatement.rest[1].resource[2].interaction[0] is not an object",
+        "CapabilityStatement.rest[1].resource[2].interaction[1].code 2 is not a string",
+        "CapabilityStatement.rest[1].resource[2].searchParam[1].type ['string'] is not a string",
+        "CapabilityStatement.rest[1].resource[2].searchInclude is not an array of strings",
+        "CapabilityStatement.rest[1].resource[3].interaction is not an array"]
+    assert Capability({"resourceType": "CapabilityStatement", "format": ["json"], "rest": [
+        {"mode": "server", "resource": [{"type": "Patient", "interaction": [{"code": "read"}]}]}]}).defects == []
 
 
 def test_data_flaws_change_only_their_element():

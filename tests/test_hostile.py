@@ -8,6 +8,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import requests
 from fixtures.hostile import BEHAVIOURS, start_hostile
 from vigie.campaign import Target
 from vigie.errors import ObservationError, VigieError
-from vigie.fhirrest import json_body
+from vigie.fhirrest import Capability, json_body
 from vigie.http import RecordingClient
 from vigie.limits import Budget, Deadline, Limits, TimeLimitExceeded, make_limits, merge, parse_size
 from vigie.plugin import status_of
@@ -111,6 +112,7 @@ EXPECTED = {
     "unpaired-surrogates": "unpaired surrogate",
     "header-flood": "more than 100 headers",
     "short-body": "ended before its announced length",
+    "type-confused": "malformed parts in the CapabilityStatement",
 }
 
 
@@ -137,6 +139,8 @@ def _check_run(result: Result, requirements: int | None = None):
         assert o["summary"].strip() and o["summary"].isprintable(), o
         # nothing vigie did not observe is reported as passed for lack of a reason
         assert o["status"] != "error" or o["summary"] != o["title"]["en"], o
+        # what a target sent never trips vigie's own code (plugin.py names where an unexpected exception was raised)
+        assert "(at " not in o["summary"], o
     # the limits in force bound every check (a little over: the journal write and the bundle follow)
     assert max(o["duration_s"] for o in outcomes) < 5 + 10
     return outcomes
@@ -287,6 +291,13 @@ def test_only_the_suites_assertions_are_verdicts(tmp_path):
         json_body(not_json, "Patient search")     # vigie's own helper: a check's verdict
     assert status_of(check) == ("failed", ("Patient search: body is not JSON (text/html): Expecting value: line 1 "
                                           "column 1 (char 0)"))
+
+
+def test_an_unexpected_exception_names_where_vigie_met_it():
+    with pytest.raises(AttributeError) as crash:
+        Capability(None)          # vigie's own code tripped: the report says where, to make it reportable
+    status, reason = status_of(crash)
+    assert status == "error" and re.fullmatch(r"AttributeError: .* \(at vigie/fhirrest\.py:\d+\)", reason), reason
 
 
 def test_every_check_assertion_says_what_failed():

@@ -12,22 +12,65 @@ FHIR_JSON = "application/fhir+json"
 
 @dataclass
 class Capability:
+    """The target's CapabilityStatement, and the view of it the checks use: only its well-formed parts
+    (a resource with a string type, interactions with a string code...). What is malformed is listed in
+    `defects`, which the CapabilityStatement requirement reports; the other checks go on with the rest."""
     statement: dict
     exchanges: list = field(default_factory=list)
+    defects: list = field(init=False, default_factory=list)
+    formats: list = field(init=False, default_factory=list)
+    server: dict = field(init=False, default_factory=dict)
+    resources: dict = field(init=False, default_factory=dict)
 
-    @property
-    def server(self) -> dict:
-        for rest in self.statement.get("rest", []):
-            if rest.get("mode") == "server":
-                return rest
-        return {}
+    def __post_init__(self):
+        self.formats = self._strings(self.statement.get("format"), "CapabilityStatement.format")
+        for where, rest in self._objects(self.statement.get("rest"), "CapabilityStatement.rest"):
+            if rest.get("mode") == "server" and not self.server:
+                self.server = self._server(rest, where)
 
-    @property
-    def resources(self) -> dict[str, dict]:
-        return {r["type"]: r for r in self.server.get("resource", []) if isinstance(r, dict) and "type" in r}
+    def _server(self, rest: dict, where: str) -> dict:
+        for at, resource in self._objects(rest.get("resource"), f"{where}.resource"):
+            if not isinstance(resource.get("type"), str):
+                self.defects.append(f"{at}.type is not a string")
+                continue
+            self.resources[resource["type"]] = {
+                **resource,
+                "interaction": self._named(resource.get("interaction"), f"{at}.interaction", ("code",)),
+                "searchParam": self._named(resource.get("searchParam"), f"{at}.searchParam", ("name", "type")),
+                "searchInclude": self._strings(resource.get("searchInclude"), f"{at}.searchInclude"),
+                "searchRevInclude": self._strings(resource.get("searchRevInclude"), f"{at}.searchRevInclude")}
+        return {**rest, "resource": list(self.resources.values())}
+
+    def _objects(self, value, where: str) -> list[tuple[str, dict]]:
+        """(path, object) of each object in an array."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.defects.append(f"{where} is not an array")
+            return []
+        self.defects += [f"{where}[{i}] is not an object" for i, item in enumerate(value) if not isinstance(item, dict)]
+        return [(f"{where}[{i}]", item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+    def _named(self, value, where: str, keys: tuple) -> list[dict]:
+        """The objects of an array whose `keys` are strings."""
+        kept = []
+        for at, item in self._objects(value, where):
+            wrong = [key for key in keys if not isinstance(item.get(key), str)]
+            self.defects += [f"{at}.{key} {item.get(key)!r} is not a string" for key in wrong]
+            if not wrong:
+                kept.append(item)
+        return kept
+
+    def _strings(self, value, where: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.defects.append(f"{where} is not an array of strings")
+            return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return value
 
     def interactions(self, rtype: str) -> set[str]:
-        return {i.get("code") for i in self.resources.get(rtype, {}).get("interaction", [])}
+        return {i["code"] for i in self.resources.get(rtype, {}).get("interaction", [])}
 
     def types_with(self, interaction: str) -> list[str]:
         return [t for t in self.resources if interaction in self.interactions(t)]
@@ -72,9 +115,8 @@ def search_all(http, rtype: str, params: dict | None = None, limit: int = 1000, 
     seen = 0
     pages = 0
     while True:
-        for entry in bundle.get("entry", []):
-            resource = entry.get("resource")
-            if isinstance(resource, dict) and resource.get("resourceType") == rtype:
+        for resource in resources_of(bundle, None):
+            if resource.get("resourceType") == rtype:
                 yield resource
                 seen += 1
                 if seen >= limit:
@@ -87,20 +129,49 @@ def search_all(http, rtype: str, params: dict | None = None, limit: int = 1000, 
 
 
 def link_of(bundle: dict, relation: str) -> str | None:
-    return next((l.get("url") for l in bundle.get("link", []) if l.get("relation") == relation), None)
+    links = bundle.get("link")
+    url = next((link.get("url") for link in (links if isinstance(links, list) else [])
+                if isinstance(link, dict) and link.get("relation") == relation), None)
+    return url if isinstance(url, str) else None
+
+
+def entries_of(bundle: dict) -> list[dict]:
+    """A Bundle's entries that are JSON objects (whatever else a server put in `entry` is skipped)."""
+    entries = bundle.get("entry")
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def resources_of(bundle: dict, mode: str | None = "match") -> list[dict]:
     """The resources of a searchset Bundle whose search.mode is `mode` (None: every entry).
     An entry without search.mode counts as a match (the mode is optional in R4)."""
     out = []
-    for entry in bundle.get("entry", []) or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
+    for entry in entries_of(bundle):
+        resource = entry.get("resource")
         if not isinstance(resource, dict):
             continue
-        if mode is None or (entry.get("search") or {}).get("mode", "match") == mode:
+        search = entry.get("search")
+        if mode is None or (search.get("mode", "match") if isinstance(search, dict) else "match") == mode:
             out.append(resource)
     return out
+
+
+def answered_resources(response) -> list[dict]:
+    """The resources a search answered, without judging the answer: none when it is not a JSON Bundle."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    return resources_of(body, None) if isinstance(body, dict) else []
+
+
+def resource_ids(response) -> list[str]:
+    """The ids of the resources a search answered (see answered_resources)."""
+    return [i for i in (text_at(r, "id") for r in answered_resources(response)) if i]
+
+
+def claimed_profiles(resource: dict) -> list[str]:
+    """The profiles a resource claims in meta.profile."""
+    return [p for p in values_at(resource, "meta.profile") if isinstance(p, str)]
 
 
 def search(http, rtype: str, params, what: str | None = None) -> dict:
@@ -115,6 +186,18 @@ def searchset(response, label: str) -> dict:
     assert bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset", \
         f"{label} did not return a searchset Bundle"
     return bundle
+
+
+def objects_at(resource, path: str) -> list[dict]:
+    """The JSON objects at a dotted path: what a check may read fields of, whatever else a server sent
+    there (a malformed resource is the validation requirements' finding, not a reason to crash)."""
+    return [v for v in values_at(resource, path) if isinstance(v, dict)]
+
+
+def text_at(obj: dict, key: str) -> str | None:
+    """A string field of an object, or None when it holds anything else."""
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
 
 
 def values_at(resource, path: str) -> list:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import ObservationError
+from .fhirrest import objects_at, text_at
 from .observations import observation
 
 R4_CORE = "hl7.fhir.r4.core#4.0.1"
@@ -119,11 +120,11 @@ RELIABILITY = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-
 
 
 def identity_status(patient: dict) -> str | None:
-    for ext in patient.get("extension", []):
+    for ext in objects_at(patient, "extension"):
         if ext.get("url") == RELIABILITY:
-            for sub in ext.get("extension", []):
+            for sub in objects_at(ext, "extension"):
                 if sub.get("url") == "identityStatus":
-                    return (sub.get("valueCoding") or {}).get("code")
+                    return next((text_at(c, "code") for c in objects_at(sub, "valueCoding")), None)
     return None
 
 

@@ -229,4 +229,5 @@ _REASONS = {"Connection refused": "connection refused", "timed out": "timed out"
             "SSLV3_ALERT_HANDSHAKE_FAILURE": "TLS handshake refused by the server",
             "failed to decode it": "the body could not be decoded (Content-Encoding)",
             "got more than 100 headers": "the answer has more than 100 headers",
+            "LineTooLong": "the answer has a line longer than 64 KiB (status or header)",
             "IncompleteRead": "the answer ended before its announced length (incomplete read)"}

@@ -80,7 +80,11 @@ def status_of(excinfo) -> tuple[str, str | None]:
                          + (f": {exc}" if str(exc) else "") + " (a library could not handle what it received)")
     if isinstance(exc, ObservationError):
         return "error", str(exc)
-    return "error", f"{type(exc).__name__}: {exc}"
+    # an unexpected exception is vigie's own defect, usually met on input no check foresaw: where it was
+    # raised in vigie's code makes the report actionable
+    ours = [e for e in excinfo.traceback if str(e.path).startswith(VERDICT_DIRS)]
+    where = f" (at {Path(str(ours[-1].path)).relative_to(ROOT)}:{ours[-1].lineno + 1})" if ours else ""
+    return "error", f"{type(exc).__name__}: {exc}{where}"
 
 
 class VigiePlugin:
