@@ -3,6 +3,7 @@ exchange, protocol features, OCSP stapling, Mozilla's configurations; the profil
 the default campaign leaving Mozilla modern out."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import socket
 import ssl
@@ -188,6 +189,16 @@ def test_mozilla_evaluation():
     (problem,) = mozilla_problems(scan, {"configuration": "intermediate", "rules": ["tls_versions"]})
     assert problem.summary.startswith("tls_versions: TLS versions")
     assert mozilla_problems(scan, {"configuration": "intermediate", "rules": ["ciphers"]}) == []
+    # path validation failed: the certificate's own analysis says why, in the reader's words
+    rules = {"configuration": "intermediate", "rules": ["certificate_path_validation"]}
+    failed = {"intermediate": {"issues": {"certificate_path_validation": "Certificate path validation failed"}}}
+    expired = _cert(trusted=False, trust_error="expired", untrusted_because=["expired"])
+    june = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    (problem,) = mozilla_problems(_scan(mozilla=failed, certificate=expired), rules, now=june)
+    assert problem.summary == "certificate expired" and problem.detail.startswith("Mozilla intermediate")
+    unknown = _cert(trusted=False, trust_error="unknown issuer", untrusted_because=["chain"])
+    assert [p.summary for p in mozilla_problems(_scan(mozilla=failed, certificate=unknown), rules, now=june)] == [
+        "certificate chain not trusted"]
 
 
 # ---- the profiles' requirements through the checks ---------------------------------------------------------

@@ -203,6 +203,7 @@ def test_weak_server_accepts_tls10(pki):
                for p in suite_problems(scan, {"aead_only": True}))
     # No CA file: the private CA is in no public store.
     assert scan.certificate["trust_store"] == "public" and scan.certificate["trusted"] is False
+    assert scan.certificate["untrusted_because"] == ["chain"]      # valid now, for this name: the issuer is unknown
 
 
 def test_small_rsa_key(pki):
@@ -346,6 +347,23 @@ def test_certificate_problems_found():
                  other_certificates=[_cert(key_type="RSA", key_bits=1024, subject="CN=r")])
     (problem,) = certificate_problems(dual, CERT_PARAMS, now=JUNE)
     assert problem.summary == "RSA certificate: RSA key of 1024 bits" and "CN=r" in problem.detail
+
+
+def test_untrusted_chain_is_explained_by_its_cause():
+    """certificate.py finds why path validation failed; the trust rule then names that cause, once."""
+    expired = _cert(trusted=False, trust_error="Supplied CA file: certificate expired", untrusted_because=["expired"])
+    august = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+    assert [p.summary for p in certificate_problems(_scan(certificate=expired), {"trusted": True}, now=august)] == [
+        "certificate expired"]
+    assert [p.summary for p in certificate_problems(_scan(certificate=expired), {**CERT_PARAMS, "trusted": True},
+                                                    now=august)] == ["certificate expired"]
+    elsewhere = _cert(trusted=False, hostname_match=False, san=["other"], untrusted_because=["name"],
+                      trust_error="Supplied CA file: no matching name")
+    assert [p.detail for p in certificate_problems(_scan(certificate=elsewhere), {"trusted": True}, now=JUNE)] == [
+        "certificate names other, not h"]
+    unknown = _cert(trusted=False, trust_error="Supplied CA file: unknown issuer", untrusted_because=["chain"])
+    (problem,) = certificate_problems(_scan(certificate=unknown), {"trusted": True}, now=JUNE)
+    assert problem.summary == "certificate chain not trusted" and "unknown issuer" in problem.detail
 
 
 def test_hostname_matching():

@@ -12,7 +12,7 @@ from .i18n import t
 BODY_EXCERPT_CHARS = 2000
 MAX_EXCHANGES = 20
 CERTIFICATE_FIELDS = ("subject", "issuer", "key_type", "key_bits", "signature_algorithm", "not_before", "not_after",
-                      "san", "hostname_match", "trusted", "trust_error")
+                      "san", "hostname_match", "trusted", "trust_error", "untrusted_because")
 
 
 def view(data: object, lang: str) -> dict | None:

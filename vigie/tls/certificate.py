@@ -1,12 +1,15 @@
 """The server certificate as the TLS checks need it: key, signature hash, validity, names, trust, OCSP."""
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store, VerificationError
 
 
 def describe(deployment, server_name: str, custom_ca: bool) -> dict:
@@ -26,6 +29,7 @@ def describe(deployment, server_name: str, custom_ca: bool) -> dict:
     results = [p for p in deployment.path_validation_results
                if (p.trust_store.name == "Supplied CA file") == custom_ca]
     trusted_by = [p.trust_store.name for p in results if p.was_validation_successful]
+    hostname_match = hostname_matches(server_name, dns, ips)
     return {
         "subject": leaf.subject.rfc4514_string(),
         "issuer": leaf.issuer.rfc4514_string(),
@@ -37,11 +41,12 @@ def describe(deployment, server_name: str, custom_ca: bool) -> dict:
         "not_after": leaf.not_valid_after_utc.isoformat(),
         "san": dns + ips,
         "hostname": server_name,
-        "hostname_match": hostname_matches(server_name, dns, ips),
+        "hostname_match": hostname_match,
         "trust_store": "ca_file" if custom_ca else "public",
         "trusted": bool(trusted_by),
         "trust_error": None if trusted_by else "; ".join(
             sorted({f"{p.trust_store.name}: {p.validation_error}" for p in results})) or "no trust store",
+        "untrusted_because": None if trusted_by else _why_untrusted(chain, results, dns, ips, hostname_match),
         # Signatures of the certificates the server sends above the leaf (a self-signed root's own
         # signature protects nothing, so it is left out).
         "chain": [{"subject": c.subject.rfc4514_string(), "signature_hash": _hash(c)}
@@ -53,6 +58,30 @@ def describe(deployment, server_name: str, custom_ca: bool) -> dict:
         "ocsp_must_staple": deployment.leaf_certificate_has_must_staple_extension,
         "ocsp_stapled": deployment.ocsp_response is not None,
     }
+
+
+def _why_untrusted(chain, results, dns: list[str], ips: list[str], hostname_match: bool) -> list[str]:
+    """Why path validation failed, in a reader's words: "expired", "not yet valid", "name", or "chain" (the
+    issuers themselves). The verifier answers one failure for all; a chain that verifies against the same
+    store at the middle of the leaf's validity, for a name the leaf carries, is trusted, and what failed is
+    then the leaf's time or name."""
+    leaf, now = chain[0], dt.datetime.now(dt.UTC)
+    causes = (["expired"] if now > leaf.not_valid_after_utc else
+              ["not yet valid"] if now < leaf.not_valid_before_utc else []) + ([] if hostname_match else ["name"])
+    paths = [getattr(p.trust_store, "path", None) for p in results]
+    if not causes or not (dns or ips) or not all(paths):
+        return ["chain"]
+    middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+    # a name the leaf carries ("*.example.fr" stands for one of its hosts)
+    name = IPAddress(ipaddress.ip_address(ips[0])) if ips else DNSName(dns[0].replace("*", "vigie", 1))
+    for path in paths:
+        try:
+            store = Store(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+            PolicyBuilder().store(store).time(middle).build_server_verifier(name).verify(leaf, list(chain[1:]))
+            return causes
+        except (VerificationError, ValueError, OSError):
+            continue
+    return ["chain"]
 
 
 def _ocsp_responders(cert: x509.Certificate) -> list[str]:

@@ -117,22 +117,42 @@ def _one_certificate(cert: dict, params: dict, now: dt.datetime) -> list[Problem
                                         f"{who} is signed with {h or 'an unknown hash'}; "
                                         f"allowed: {', '.join(hashes)}"))
     if params.get("hostname") and not cert["hostname_match"]:
-        problems.append(Problem(f"certificate not valid for {cert['hostname']}",
-                                f"certificate names "
-                                f"{', '.join(cert['san']) or 'no subject alternative name'}, "
-                                f"not {cert['hostname']}"))
+        problems.append(_name_problem(cert))
     if params.get("valid_now"):
-        before = dt.datetime.fromisoformat(cert["not_before"])
-        after = dt.datetime.fromisoformat(cert["not_after"])
-        if now < before:
-            problems.append(Problem("certificate not yet valid",
-                                    f"certificate valid only from {cert['not_before']}"))
-        elif now > after:
-            problems.append(Problem("certificate expired", f"certificate expired on {cert['not_after']}"))
+        problems += _validity_problems(cert, now)
     if params.get("trusted") and not cert["trusted"]:
-        problems.append(Problem("certificate chain not trusted",
-                                f"chain not trusted ({cert['trust_store']}): {cert['trust_error']}"))
+        # said once when valid_now or hostname says it too
+        problems += [p for p in _trust_problems(cert, now) if p.summary not in {q.summary for q in problems}]
     return problems
+
+
+def _trust_problems(cert: dict, now: dt.datetime) -> list[Problem]:
+    """What made the chain untrusted (certificate.py tells): an expired leaf under a trusted issuer is
+    "certificate expired", not "chain not trusted"."""
+    problems = []
+    for cause in cert.get("untrusted_because") or ["chain"]:
+        if cause == "name":
+            problems.append(_name_problem(cert))
+        elif cause == "chain":
+            problems.append(Problem("certificate chain not trusted",
+                                    f"chain not trusted ({cert['trust_store']}): {cert['trust_error']}"))
+        else:
+            problems += _validity_problems(cert, now)
+    return problems
+
+
+def _name_problem(cert: dict) -> Problem:
+    return Problem(f"certificate not valid for {cert['hostname']}",
+                   f"certificate names {', '.join(cert['san']) or 'no subject alternative name'}, "
+                   f"not {cert['hostname']}")
+
+
+def _validity_problems(cert: dict, now: dt.datetime) -> list[Problem]:
+    if now < dt.datetime.fromisoformat(cert["not_before"]):
+        return [Problem("certificate not yet valid", f"certificate valid only from {cert['not_before']}")]
+    if now > dt.datetime.fromisoformat(cert["not_after"]):
+        return [Problem("certificate expired", f"certificate expired on {cert['not_after']}")]
+    return []
 
 
 def encrypt_then_mac_problems(scan: TlsScan) -> list[Problem]:
@@ -247,12 +267,21 @@ def ocsp_stapling_problems(scan: TlsScan) -> list[Problem]:
             if c and c.get("ocsp_responders") and not c.get("ocsp_stapled")]
 
 
-def mozilla_problems(scan: TlsScan, params: dict) -> list[Problem]:
+def mozilla_problems(scan: TlsScan, params: dict, now: dt.datetime | None = None) -> list[Problem]:
     """`configuration` (intermediate, modern), `rules`: the issue keys of sslyze's Mozilla checker that this
     requirement covers. An incomplete check is reported by `mozilla_undetermined`."""
-    issues = scan.mozilla.get(params["configuration"], {}).get("issues", {})
-    return [Problem(f"{key}: {message}", f"Mozilla {params['configuration']} ({key}): {message}")
-            for key, message in issues.items() if key in params["rules"]]
+    configuration = params["configuration"]
+    issues = scan.mozilla.get(configuration, {}).get("issues", {})
+    problems = []
+    for key, message in issues.items():
+        if key not in params["rules"]:
+            continue
+        # the checker says only that path validation failed; the certificate's analysis says why
+        why = _trust_problems(scan.certificate, now or dt.datetime.now(dt.UTC)) \
+            if key == "certificate_path_validation" and scan.certificate and not scan.certificate["trusted"] else []
+        problems += [Problem(p.summary, f"Mozilla {configuration} ({key}): {p.detail}") for p in why] or \
+            [Problem(f"{key}: {message}", f"Mozilla {configuration} ({key}): {message}")]
+    return problems
 
 
 def mozilla_undetermined(scan: TlsScan, params: dict) -> str | None:
