@@ -171,6 +171,22 @@ def throughput(packages_dir: Path, seconds: float = 5.0) -> dict:
             "frcore_examples_per_second": out["frcore_examples"], "cpu_count_used": 1}
 
 
+def large_bundle(core, pairs: int = 2000) -> dict:
+    """Seconds to validate one collection Bundle of 2 x `pairs` entries (a Patient and an Observation that
+    refers to it): reference resolution inside a Bundle must stay linear in its entries."""
+    entries = []
+    for i in range(pairs):
+        entries.append({"fullUrl": f"https://h.example.fr/fhir/Patient/p{i}",
+                        "resource": {"resourceType": "Patient", "id": f"p{i}"}})
+        entries.append({"fullUrl": f"https://h.example.fr/fhir/Observation/o{i}",
+                        "resource": {"resourceType": "Observation", "id": f"o{i}", "status": "final",
+                                     "code": {"text": "weight"}, "subject": {"reference": f"Patient/p{i}"}}})
+    validator = Validator(core)
+    start = time.process_time()
+    validator.validate({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    return {"large_bundle_entries": len(entries), "large_bundle_seconds": round(time.process_time() - start, 2)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", required=True, type=Path, help="folder with manifest.json, inputs/, expected/")
@@ -196,6 +212,7 @@ def main(argv=None) -> int:
     result, runs = agreement(args.cases, core)
     result["agreement_seconds"] = round(time.perf_counter() - t0, 1)
     result.update(throughput(packages_dir, args.seconds))
+    result.update(large_bundle(core))
     if args.json:
         print(json.dumps(result))
         return 0
@@ -208,7 +225,8 @@ def main(argv=None) -> int:
     print(f"throughput (one core, CPU time): {result['patients_per_second']} generated FR Core patients/s "
           f"({result['patients_per_second_wall_clock']}/s wall clock), "
           f"{result['frcore_examples_per_second']} FR Core examples/s, "
-          f"{result['patients_per_second_without_invariants']} patients/s without invariants")
+          f"{result['patients_per_second_without_invariants']} patients/s without invariants; "
+          f"a Bundle of {result['large_bundle_entries']} entries in {result['large_bundle_seconds']} s")
     if args.details:
         for r in runs:
             if r["valid"] != r["expected_valid"]:
