@@ -194,6 +194,11 @@ TEXTS = {
                                       _nir('2690299123456')[5:7], _nir('2690299123456')[7:10],
                                       _nir('2690299123456')[10:13], _nir('2690299123456')[13:]]),
     "nir_corsica": f"né à Ajaccio {_nir('185052A123456')}",
+    "nir_dotted": "n° de sécu " + ".".join([_nir('1841275123456')[:1], _nir('1841275123456')[1:3],
+                                            _nir('1841275123456')[3:5], _nir('1841275123456')[5:7],
+                                            _nir('1841275123456')[7:10], _nir('1841275123456')[10:13],
+                                            _nir('1841275123456')[13:]]),
+    "nir_dashed": f"assuré {_nir('2771033055042')[:1]}-{_nir('2771033055042')[1:5]}-{_nir('2771033055042')[5:]}",
     "email": "écrire à jeanne.doe@example.fr pour le suivi",
     "phone": "rappeler au 06 12 34 56 78 demain",
     "address": "domicile : 12 rue des Lilas, Lyon",
@@ -201,7 +206,8 @@ TEXTS = {
 }
 CLEAN = ["consultation de suivi, tension 130/80, poids 72 kg", "ordonnance n° 2023-0042 renouvelée",
          f"NIR à clé fausse {_nir('1850575123456')[:13]}{(identifiers.nir_key('1850575123456') + 1) % 97:02d}",
-         "dossier 185057512345 (12 chiffres)", "martin-pêcheur observé au jardin"]
+         "dossier 185057512345 (12 chiffres)", "martin-pêcheur observé au jardin",
+         f"clé fausse aussi 1.85.05.75.123.456.{(identifiers.nir_key('1850575123456') + 1) % 97:02d}"]
 
 
 @pytest.fixture(params=["duckdb", "sqlite"])
@@ -221,7 +227,7 @@ def notes_db(request, tmp_path):
     return f"sqlite:///{tmp_path / 'n.db'}"
 
 
-EXPECTED = {"nir": 3, "email": 1, "phone": 1, "address": 1, "name": 1}
+EXPECTED = {"nir": 5, "email": 1, "phone": 1, "address": 1, "name": 1}
 
 
 def test_identifiers_found_and_clean_text_left_alone(notes_db):

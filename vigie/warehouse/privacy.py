@@ -33,8 +33,9 @@ def _names() -> tuple[list, list]:
 _GIVEN, _FAMILY = _names()
 # each pattern has exactly one capturing group: the identifier itself
 PATTERNS = {
-    "nir": ((r"(?:^|[^0-9A-Za-z])([1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ABab]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2})"
-            r"(?:$|[^0-9])"), False),
+    # written whole or grouped as on the carte Vitale, with spaces, dots or dashes: 1 85 05 75 123 456 78
+    "nir": ((r"(?:^|[^0-9A-Za-z])([1-478][ .-]?[0-9]{2}[ .-]?[0-9]{2}[ .-]?(?:[0-9]{2}|2[ABab])[ .-]?[0-9]{3}"
+             r"[ .-]?[0-9]{3}[ .-]?[0-9]{2})(?:$|[^0-9])"), False),
     "email": (r"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})", False),
     "phone": (r"(?:^|[^0-9])((?:\+33 ?|0033 ?|0)[1-9](?:[ .-]?[0-9]{2}){4})(?:$|[^0-9])", False),
     "address": ((r"(?:^|[^A-Za-z0-9])([0-9]{1,4}(?: ?(?:bis|ter))?,? (?:rue|avenue|av\.|boulevard|bd|place|allée|allee|"
@@ -46,8 +47,8 @@ KINDS = {"nir": "a NIR/INS number with a valid key", "email": "an e-mail address
 
 
 def nir_valid_sql(d, extracted: str) -> str:
-    """True when the extracted NIR (spaces allowed) has a valid key: 97 - (13 digits mod 97)."""
-    x = f"replace({extracted}, ' ', '')"
+    """True when the extracted NIR (spaces, dots or dashes allowed) has a valid key: 97 - (13 digits mod 97)."""
+    x = f"replace(replace(replace({extracted}, ' ', ''), '.', ''), '-', '')"
     body = (f"substr({x}, 1, 5) || replace(replace(upper(substr({x}, 6, 2)), '2A', '19'), '2B', '18') "
             f"|| substr({x}, 8, 6)")
     return (f"(length({x}) = 15 AND 97 - CAST({body} AS BIGINT) % 97 = CAST(substr({x}, 14, 2) AS INTEGER))")
