@@ -1,6 +1,6 @@
 """FHIR R4 RESTful API: capability statement, content types, read, search, errors."""
 from vigie.checks import check, not_applicable
-from vigie.fhirrest import FHIR_JSON, json_body, link_of, resources_of, search, searchset, text_at
+from vigie.fhirrest import FHIR_JSON, ids_of, json_body, link_of, resources_of, search, searchset, text_at
 
 MISSING_ID = "vigie-does-not-exist-0"
 # CapabilityStatement.rest.resource.interaction.code and searchParam.type (R4 value sets, required bindings)
@@ -60,7 +60,7 @@ def test_read(requirement, http, capability, outcome):
     read = {}
     for rtype in types:
         bundle = search(http, rtype, {"_count": 1})
-        ids = [text_at(r, "id") for r in resources_of(bundle)]
+        ids = ids_of(resources_of(bundle))
         if not ids:
             outcome.message(f"{rtype}: no instance to read")
             continue

@@ -164,9 +164,14 @@ def answered_resources(response) -> list[dict]:
     return resources_of(body, None) if isinstance(body, dict) else []
 
 
+def ids_of(resources: list[dict]) -> list[str]:
+    """The ids of resources, those that have one (a string)."""
+    return [i for i in (text_at(r, "id") for r in resources) if i]
+
+
 def resource_ids(response) -> list[str]:
     """The ids of the resources a search answered (see answered_resources)."""
-    return [i for i in (text_at(r, "id") for r in answered_resources(response)) if i]
+    return ids_of(answered_resources(response))
 
 
 def claimed_profiles(resource: dict) -> list[str]:
