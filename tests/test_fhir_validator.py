@@ -517,3 +517,38 @@ def test_urn_references_in_a_bundle_resolve_to_its_entries(frcore):
     assert unresolved(bundle) == ["Bundle.entry[0].resource/*Observation/null*/.subject"]
     bundle["entry"].append({"fullUrl": uuid, "resource": {"resourceType": "Patient"}})
     assert unresolved(bundle) == []
+
+
+def test_vital_sign_codes_bring_their_r4_profile(frcore):
+    """FHIR R4 makes the vital signs profiles mandatory for the Observations that use their codes (as the HL7
+    validator applies them): a heart rate in the wrong unit is an error under LOINC 8867-4, not under a local
+    code; a blood pressure may derive from other vital signs and give its components in mm[Hg]."""
+    def heart_rate(system, code, unit):
+        return {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-01-01",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": "vital-signs"}]}],
+                "code": {"coding": [{"system": system, "code": code}]}, "subject": {"reference": "Patient/p"},
+                "valueQuantity": {"value": 72, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+    loinc = frcore.validate(heart_rate("http://loinc.org", "8867-4", "{beats}/min"))
+    assert [i["details"]["text"] for i in loinc["issue"] if i["severity"] == "information"
+            and "Heart rate profile" in i["details"]["text"]] == [
+        ("Validate Observation against the Heart rate profile (http://hl7.org/fhir/StructureDefinition/heartrate) "
+        "which is required by the FHIR specification because the LOINC code 8867-4 was found")]
+    assert any(path.startswith("Observation.value") for path, _ in errors(loinc)), errors(loinc)
+    assert not has_errors(frcore.validate(heart_rate("http://loinc.org", "8867-4", "/min")))
+    assert not has_errors(frcore.validate(heart_rate("https://hopital.example.fr/codes", "FC", "{beats}/min")))
+    bp = {**heart_rate("http://loinc.org", "85354-9", "/min"), "derivedFrom": [{"reference": "Observation/hr"}],
+          "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": c}]},
+                         "valueQuantity": {"value": v, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                                           "code": "mm[Hg]"}} for c, v in (("8480-6", 120), ("8462-4", 80))]}
+    del bp["valueQuantity"]
+    assert not has_errors(frcore.validate(bp)), errors(frcore.validate(bp))
+    # the units of a vital sign's other components: outside the vital signs units, a warning (as the HL7
+    # validator reads that binding), not an error
+    saturation = {**heart_rate("http://loinc.org", "2708-6", "%"), "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]},
+         "valueQuantity": {"value": 6, "unit": "L/min", "system": "http://unitsofmeasure.org", "code": "L/min"}}]}
+    outcome = frcore.validate(saturation)
+    assert not has_errors(outcome), errors(outcome)
+    assert [i["expression"][0] for i in outcome["issue"] if i["severity"] == "warning"
+            and "ucum-vitals-common" in i["details"]["text"]] == ["Observation.component[0].value.ofType(Quantity)"]

@@ -8,6 +8,7 @@ from .plan import Node, Plan, TypeRef
 from .snapshot import SnapshotBuilder
 from .tarball import PackageError
 from .terminology import Terminology
+from .vitalsigns import relax_component_units
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 
@@ -79,7 +80,7 @@ class Validator:
             sd = self._resolve_sd(url)
             snap = self.snapshot_of(url) if sd else None
             if sd and snap:
-                self._plans[url] = Plan(dict(sd, snapshot={"element": snap}))
+                self._plans[url] = Plan(dict(sd, snapshot={"element": relax_component_units(sd, snap)}))
         return self._plans[url]
 
     def global_profiles(self, resource_type: str) -> list[str]:

@@ -143,7 +143,7 @@ class ValueChecks:
         allowed = set()
         for url in targets:
             url = url.split("|")[0]
-            if url.startswith(CORE):
+            if url.startswith(CORE) and url[len(CORE):][:1].isupper():    # a type (core profiles: vitalsigns...)
                 allowed.add(url[len(CORE):])
             else:
                 p = self.v.plan(url)

@@ -8,6 +8,7 @@ from .primitives import PRIMITIVES, WRONG_JSON_KIND, check_primitive
 from .rules import EVERY_RESOURCE_RULES, PRIMITIVE_RULES, RESOURCE_RULES, RULES, TYPE_RULES
 from .slicing import assign_slices
 from .values import ValueChecks, _from, _list
+from .vitalsigns import required_profile
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 RESOURCE_TYPES = ("Resource", "DomainResource")
@@ -73,6 +74,10 @@ class Run(ExtensionChecks, ValueChecks):
         implied = [(p, None) for p in profiles]
         implied += [(p, i) for i, p in enumerate(claimed or ()) if isinstance(p, str)]
         implied += [(p, None) for p in self.v.global_profiles(rt)]
+        vital = required_profile(res) if rt == "Observation" else None
+        if vital is not None and self.v.plan(vital[0]) is not None:
+            self.add("information", "informational", path, vital[1])
+            implied.append((vital[0], None))
         for url, claim in implied:
             plan = self.v.plan(url)
             if plan is None:
