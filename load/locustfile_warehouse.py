@@ -30,6 +30,9 @@ from locust import User, between
 from vigie.warehouse.session import Session
 
 URL = os.environ.get("VIGIE_LOAD_URL") or ""
+# each user opens its own database engine in the load process (DuckDB: a buffer pool of 96 MB, its working
+# memory and threads besides): room the load driver adds to its memory ceiling per user (vigie/load/process.py)
+VIGIE_MEMORY_PER_USER_MB = 192
 MIX = json.loads(os.environ.get("VIGIE_LOAD_MIX") or "{}")
 
 T2DM, METFORMIN, HYPERTENSION, SYSTOLIC = 201826, 1503297, 320128, 3004249

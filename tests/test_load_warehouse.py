@@ -14,6 +14,7 @@ from vigie.campaign import Target
 from vigie.catalogue import load_profile
 from vigie.errors import ObservationError
 from vigie.evidence import EvidenceStore, Redactor
+from vigie.load.process import MEMORY_LIMIT, memory_limit
 from vigie.loadrun import evaluate_target, observe_load, observe_load_for, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,17 @@ def test_warehouse_without_its_clinical_tables_fails_the_error_rate(tmp_path, sh
 def test_missing_warehouse_is_an_error(tmp_path, short):
     with pytest.raises(ObservationError, match="no such DuckDB file"):
         _observe(f"duckdb:///{tmp_path / 'nowhere.duckdb'}", tmp_path / "out")
+
+
+def test_the_profiles_users_fit_under_the_memory_ceiling(warehouse, tmp_path, monkeypatch):
+    """Each user opens a DuckDB engine inside the load process: the ceiling grows by the room the locustfile
+    declares per user. Under the bare ceiling, the profile's five users could not even start their threads."""
+    monkeypatch.setenv("VIGIE_LOAD_DURATION", "2")
+    monkeypatch.setenv("VIGIE_LOAD_SPAWN_RATE", "50")
+    requirements = load_profile(ROOT / "profiles" / "load-warehouse.yaml").requirements
+    assert plan_for(requirements[0]).users == 5
+    result, _ = _observe(warehouse, tmp_path)
+    assert result.aggregated.count > 0 and result.aggregated.failures == 0, result.errors
+    spec = {"locustfile": str(ROOT / "load" / "locustfile_warehouse.py"), "users": 5}
+    assert memory_limit(spec) == MEMORY_LIMIT + 5 * (192 << 20)
+    assert memory_limit({**spec, "locustfile": str(ROOT / "load" / "locustfile_practice.py")}) == MEMORY_LIMIT

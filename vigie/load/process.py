@@ -29,11 +29,26 @@ WORKER_IDLE_S = 600.0  # a remote worker gives up when no master ends its work w
 # that meet it (MemoryError), not fill the machine. Data (heap) only: address space reserved by threads
 # and allocator arenas is not counted.
 MEMORY_LIMIT = 384 << 20
+# A locustfile whose users run an engine inside the process (the warehouse scenario: one DuckDB per user)
+# declares the room each user needs, `VIGIE_MEMORY_PER_USER_MB = N`; the ceiling grows by that per user.
+PER_USER = re.compile(rb"^VIGIE_MEMORY_PER_USER_MB\s*=\s*(\d+)", re.MULTILINE)
+REMOTE_WORKER_USERS = 10   # a remote worker learns its share of users from the master: room for this many
 # the driver imports locust before anything else so that gevent patches the process first
 # the spec travels in the environment: a command line is visible to every user of the machine
-_BOOTSTRAP = (f"import resource; resource.setrlimit(resource.RLIMIT_DATA, ({MEMORY_LIMIT}, {MEMORY_LIMIT})); "
-              "import locust, os, sys; from vigie.load.driver import drive; "
+_BOOTSTRAP = ("import os, resource; limit = int(os.environ.pop('VIGIE_LOAD_MEMORY')); "
+              "resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)); "
+              "import locust, sys; from vigie.load.driver import drive; "
               "sys.exit(drive(os.environ.pop('VIGIE_LOAD_SPEC')))")
+
+
+def memory_limit(spec: dict) -> int:
+    """The data ceiling of one load process: MEMORY_LIMIT, and the room its locustfile asks for each user."""
+    try:
+        found = PER_USER.search(Path(spec["locustfile"]).read_bytes())
+    except OSError:
+        found = None
+    users = spec["users"] or REMOTE_WORKER_USERS
+    return MEMORY_LIMIT + (int(found.group(1)) << 20) * users if found else MEMORY_LIMIT
 
 
 def _child_env(env: dict) -> dict:
@@ -46,7 +61,8 @@ def _start(spec: dict, env: dict, cwd: Path, log_path: Path) -> subprocess.Popen
     # -P: the working directory must not shadow stdlib modules (locust's own html.py does, inside its folder)
     cmd = [sys.executable, "-P", "-c", _BOOTSTRAP]
     with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, cwd=cwd, env={**_child_env(env), "VIGIE_LOAD_SPEC": json.dumps(spec)},
+        return subprocess.Popen(cmd, cwd=cwd, env={**_child_env(env), "VIGIE_LOAD_SPEC": json.dumps(spec),
+                                                   "VIGIE_LOAD_MEMORY": str(memory_limit(spec))},
                                 stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
