@@ -12,7 +12,7 @@ import time
 from vigie import jwt
 from vigie.checks import check, not_applicable
 from vigie.errors import ObservationError
-from vigie.fhirrest import json_body, link_of, objects_at, resource_ids, resources_of, text_at
+from vigie.fhirrest import json_body, json_object, link_of, objects_at, resource_ids, resources_of, text_at
 
 POLL_S = 0.25
 MAX_PAGES = 10
@@ -59,20 +59,12 @@ def _act(interaction, http, capability):
             raise ObservationError(f"POST {rtype} answered {response.status_code}: nothing was written to trace")
         location = response.headers.get("Location", "")
         rid = location.split("/_history")[0].rstrip("/").rsplit("/", 1)[-1] if location else \
-            text_at(_json_object(response) or {}, "id")
+            text_at(json_object(response) or {}, "id")
         if not rid:
             raise ObservationError(f"POST {rtype} answered 201 with neither a Location header nor an id")
         ref = f"{rtype}/{rid}"
         return f"POST {rtype} → {ref}", ref, _names(ref), True
     raise ValueError(f"unknown interaction {interaction!r}")
-
-
-def _json_object(response) -> dict | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _names(ref):

@@ -155,13 +155,19 @@ def resources_of(bundle: dict, mode: str | None = "match") -> list[dict]:
     return out
 
 
-def answered_resources(response) -> list[dict]:
-    """The resources a search answered, without judging the answer: none when it is not a JSON Bundle."""
+def json_object(response) -> dict | None:
+    """The answer's JSON object, without judging the answer: None when it is not one (json_body fails the
+    check instead)."""
     try:
         body = response.json()
     except ValueError:
-        return []
-    return resources_of(body, None) if isinstance(body, dict) else []
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def answered_resources(response) -> list[dict]:
+    """The resources a search answered, without judging the answer: none when it is not a JSON Bundle."""
+    return resources_of(json_object(response) or {}, None)
 
 
 def ids_of(resources: list[dict]) -> list[str]:

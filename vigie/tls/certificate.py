@@ -72,10 +72,10 @@ def _why_untrusted(chain, results, dns: list[str], ips: list[str], hostname_matc
     if not causes or not (dns or ips) or not all(paths):
         return ["chain"]
     middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
-    # a name the leaf carries ("*.example.fr" stands for one of its hosts)
-    name = IPAddress(ipaddress.ip_address(ips[0])) if ips else DNSName(dns[0].replace("*", "vigie", 1))
     for path in paths:
         try:
+            # a name the leaf carries ("*.example.fr" stands for one of its hosts; a malformed one: ValueError)
+            name = IPAddress(ipaddress.ip_address(ips[0])) if ips else DNSName(dns[0].replace("*", "vigie", 1))
             store = Store(x509.load_pem_x509_certificates(Path(path).read_bytes()))
             PolicyBuilder().store(store).time(middle).build_server_verifier(name).verify(leaf, list(chain[1:]))
             return causes
