@@ -1,5 +1,5 @@
 """FHIR R4 RESTful API: capability statement, content types, read, search, errors."""
-from vigie.checks import check, not_applicable
+from vigie.checks import check, failed, not_applicable, passed
 from vigie.fhirrest import FHIR_JSON, ids_of, json_body, link_of, resources_of, search, searchset, text_at
 
 MISSING_ID = "vigie-does-not-exist-0"
@@ -19,14 +19,18 @@ def test_capability_statement(requirement, capability, outcome):
     outcome.measure(fhirVersion=cs.get("fhirVersion"), format=cs.get("format"),
                     resources=sorted(capability.resources))
     expected = requirement.params.get("fhir_version", "4.0.1")
-    assert cs.get("fhirVersion") == expected, f"fhirVersion is {cs.get('fhirVersion')!r}, expected {expected}"
+    if cs.get("fhirVersion") != expected:
+        failed(f"fhirVersion is {cs.get('fhirVersion')!r}, expected {expected}")
     outcome.measure(malformed=capability.defects[:20])
-    assert not capability.defects, \
-        f"{len(capability.defects)} malformed parts in the CapabilityStatement, e.g. {capability.defects[0]}"
+    if capability.defects:
+        failed(f"{len(capability.defects)} malformed parts in the CapabilityStatement, e.g. {capability.defects[0]}")
     formats = set(capability.formats)
-    assert formats & {"json", FHIR_JSON}, f"JSON is not among the declared formats {sorted(formats)}"
-    assert capability.server, "no rest entry in server mode"
-    assert capability.resources, "the server declares no resource"
+    if not formats & {"json", FHIR_JSON}:
+        failed(f"JSON is not among the declared formats {sorted(formats)}")
+    if not capability.server:
+        failed("no rest entry in server mode")
+    if not capability.resources:
+        failed("the server declares no resource")
     problems = []
     for rtype, declared in capability.resources.items():
         codes = [i.get("code") for i in declared.get("interaction", [])]
@@ -39,7 +43,10 @@ def test_capability_statement(requirement, capability, outcome):
     outcome.measure(interactions={t: sorted(capability.interactions(t)) for t in capability.resources},
                     search_params={t: [p.get("name") for p in d.get("searchParam", [])]
                                    for t, d in capability.resources.items()})
-    assert not problems, f"{len(problems)} problems in the declared resources, e.g. {problems[0]}"
+    if problems:
+        failed(f"{len(problems)} problems in the declared resources, e.g. {problems[0]}")
+    passed(f"FHIR {expected}, JSON, {len(capability.resources)} resource types declared with valid interactions "
+           "and search parameters")
 
 
 @check("fhir.content-type")
@@ -49,7 +56,9 @@ def test_content_type(requirement, http, capability, outcome):
     seen = {p: _media_type(http.get(p)) for p in paths}
     outcome.measure(content_types=seen)
     wrong = {p: t for p, t in seen.items() if t not in allowed}
-    assert not wrong, "wrong content type: " + ", ".join(f"{p} → {t or 'none'}" for p, t in wrong.items())
+    if wrong:
+        failed("wrong content type: " + ", ".join(f"{p} → {t or 'none'}" for p, t in wrong.items()))
+    passed(f"{len(seen)} answers in {', '.join(sorted(set(seen.values())))}")
 
 
 @check("fhir.read")
@@ -66,13 +75,16 @@ def test_read(requirement, http, capability, outcome):
             continue
         rid = ids[0]
         response = http.get(f"{rtype}/{rid}")
-        assert response.status_code == 200, f"GET {rtype}/{rid} answered {response.status_code}"
+        if response.status_code != 200:
+            failed(f"GET {rtype}/{rid} answered {response.status_code}")
         body = json_body(response, f"{rtype}/{rid}")
-        assert body.get("resourceType") == rtype and body.get("id") == rid, \
-            f"GET {rtype}/{rid} returned {body.get('resourceType')}/{body.get('id')}"
+        if body.get("resourceType") != rtype or body.get("id") != rid:
+            failed(f"GET {rtype}/{rid} returned {body.get('resourceType')}/{body.get('id')}")
         read[rtype] = rid
     outcome.measure(read=read)
-    assert read, "no declared resource type had an instance to read"
+    if not read:
+        failed("no declared resource type had an instance to read")
+    passed(f"read one instance of each of {len(read)} types: {', '.join(sorted(read))}")
 
 
 @check("fhir.search")
@@ -82,21 +94,28 @@ def test_search(requirement, http, capability, outcome):
     for rtype in capability.types_with("search-type"):
         bundle = search(http, rtype, {"_count": count}, f"GET {rtype}?_count={count}")
         entries = resources_of(bundle, None)
-        assert len(entries) <= count, f"{rtype} search returned {len(entries)} entries for _count={count}"
+        if len(entries) > count:
+            failed(f"{rtype} search returned {len(entries)} entries for _count={count}")
         wrong = {str(r.get("resourceType")) for r in entries} - {rtype}
-        assert not wrong or wrong <= {"OperationOutcome"}, f"{rtype} search returned {sorted(wrong)}"
+        if wrong and not wrong <= {"OperationOutcome"}:
+            failed(f"{rtype} search returned {sorted(wrong)}")
         total = bundle.get("total")
         nxt = link_of(bundle, "next")
         if isinstance(total, int) and total > count:
-            assert nxt, f"{rtype} search: {total} matches but no next link"
+            if not nxt:
+                failed(f"{rtype} search: {total} matches but no next link")
             page = searchset(http.get(nxt), f"the next link of the {rtype} search")
-            assert resources_of(page, None), f"{rtype} search: the next page is empty"
+            if not resources_of(page, None):
+                failed(f"{rtype} search: the next page is empty")
             first_ids = {text_at(r, "id") for r in entries}
             second_ids = {text_at(r, "id") for r in resources_of(page, None)}
-            assert not first_ids & second_ids, f"{rtype} search: the next page repeats the first page"
+            if first_ids & second_ids:
+                failed(f"{rtype} search: the next page repeats the first page")
         results[rtype] = {"total": total, "returned": len(entries), "next": bool(nxt)}
     outcome.measure(searches=results)
-    assert results, "the server declares no search-type interaction"
+    if not results:
+        failed("the server declares no search-type interaction")
+    passed(f"{len(results)} types searched with _count={count}, every page within its count")
 
 
 @check("fhir.errors")
@@ -107,14 +126,17 @@ def test_errors_are_operation_outcomes(requirement, http, capability, outcome):
     for path, expected in probes.items():
         response = http.get(path)
         seen[path] = response.status_code
-        assert 400 <= response.status_code < 500, f"GET {path} answered {response.status_code}, expected a 4xx"
-        if expected:
-            assert response.status_code == expected, f"GET {path} answered {response.status_code}, expected {expected}"
+        if not 400 <= response.status_code < 500:
+            failed(f"GET {path} answered {response.status_code}, expected a 4xx")
+        if expected and response.status_code != expected:
+            failed(f"GET {path} answered {response.status_code}, expected {expected}")
         body = json_body(response, f"GET {path}")
-        assert body.get("resourceType") == "OperationOutcome", \
-            f"GET {path}: the error body is a {body.get('resourceType')}, not an OperationOutcome"
-        assert body.get("issue"), f"GET {path}: the OperationOutcome has no issue"
-    outcome.measure(statuses=seen)
+        if body.get("resourceType") != "OperationOutcome":
+            failed(f"GET {path}: the error body is a {body.get('resourceType')}, not an OperationOutcome")
+        if not body.get("issue"):
+            failed(f"GET {path}: the OperationOutcome has no issue")
+    passed("errors are 4xx with an OperationOutcome: " + ", ".join(f"{p} → {s}" for p, s in seen.items()),
+           statuses=seen)
 
 
 @check("fhir.references")
@@ -139,7 +161,9 @@ def test_references_resolve(requirement, http, capability, outcome):
     outcome.measure(resources=sources, references=len(refs), checked=checked, broken=broken[:20])
     if not checked:
         not_applicable("no served resource refers to a readable resource")
-    assert not broken, f"{len(broken)} of {checked} references do not resolve, e.g. {broken[0]}"
+    if broken:
+        failed(f"{len(broken)} of {checked} references do not resolve, e.g. {broken[0]}")
+    passed(f"{checked} references from {sources} resources resolve")
 
 
 def _literal_references(resource) -> set[str]:

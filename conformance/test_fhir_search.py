@@ -3,7 +3,7 @@ _revinclude, POST _search, unknown parameters (search.html)."""
 import unicodedata
 from urllib.parse import parse_qsl, urlsplit
 
-from vigie.checks import check, not_applicable
+from vigie.checks import check, failed, not_applicable, passed
 from vigie.fhirrest import json_body, link_of, objects_at, resources_of, search, searchset, text_at, values_at
 
 # a value of each search parameter type that no real resource carries: the answer must be empty
@@ -60,7 +60,10 @@ def test_declared_parameters_filter(requirement, http, capability, outcome):
     outcome.measure(checked=checked, problems=wrong[:20])
     if not checked and not wrong:
         not_applicable("the server declares no search parameter of a simple type")
-    assert not wrong, f"{len(wrong)} declared search parameters misbehave, e.g. {wrong[0]}"
+    if wrong:
+        failed(f"{len(wrong)} declared search parameters misbehave, e.g. {wrong[0]}")
+    passed(f"{len(checked)} declared search parameters accepted and applied (a value no resource carries "
+           "matches nothing)")
 
 
 @check("fhir.search-token")
@@ -77,17 +80,21 @@ def test_token_search(requirement, http, capability, outcome):
     for query in (f"{system}|{value}", value):
         found = resources_of(search(http, rtype, {param: query}, f"{rtype}?{param}={query}"))
         results[query] = _ids(found)
-        assert resource.get("id") in results[query], \
-            f"{rtype}?{param}={query} does not find {rtype}/{resource.get('id')}"
+        if resource.get("id") not in results[query]:
+            failed(f"{rtype}?{param}={query} does not find {rtype}/{resource.get('id')}")
         stray = [r.get("id") for r in found if not any(i.get("value") == value and
                                                         (query == value or i.get("system") == system)
                                                         for i in objects_at(r, "identifier"))]
-        assert not stray, f"{rtype}?{param}={query} returned resources without that identifier: {stray[:5]}"
+        if stray:
+            failed(f"{rtype}?{param}={query} returned resources without that identifier: {stray[:5]}")
     other = f"http://vigie.invalid/other-system|{value}"
     found = _ids(resources_of(search(http, rtype, {param: other}, f"{rtype}?{param}={other}")))
     results[other] = found
     outcome.measure(searches=results)
-    assert resource.get("id") not in found, f"{rtype}?{param}={other} ignores the system and matches on the code"
+    if resource.get("id") in found:
+        failed(f"{rtype}?{param}={other} ignores the system and matches on the code")
+    passed(f"{rtype}?{param} finds {rtype}/{resource.get('id')} by system|code and by code, and not under "
+           "another system")
 
 
 @check("fhir.search-string")
@@ -102,13 +109,16 @@ def test_string_search(requirement, http, capability, outcome):
     prefix = full[:3].swapcase()    # a prefix in the other case: string search is case-insensitive
     found = resources_of(search(http, rtype, {param: prefix, "_count": 100}, f"{rtype}?{param}={prefix}"))
     outcome.measure(value=full, query=prefix, returned=len(found))
-    assert resource.get("id") in _ids(found), \
-        f"{rtype}?{param}={prefix} does not find {rtype}/{resource.get('id')} ({full}): string search matches " \
-        "the start of the value, ignoring case"
+    if resource.get("id") not in _ids(found):
+        failed(f"{rtype}?{param}={prefix} does not find {rtype}/{resource.get('id')} ({full}): string search "
+               "matches the start of the value, ignoring case")
     stray = [r.get("id") for r in found if not any(_fold(v).startswith(_fold(prefix))
                                                      for v in values_at(r, element))]
-    assert not stray, f"{rtype}?{param}={prefix} returned resources whose {element} does not start with it: " \
-                      f"{stray[:5]}"
+    if stray:
+        failed(f"{rtype}?{param}={prefix} returned resources whose {element} does not start with it: "
+               f"{stray[:5]}")
+    passed(f"{rtype}?{param}={prefix} finds {rtype}/{resource.get('id')} ({full}) and only values starting "
+           "with it, ignoring case")
 
 
 @check("fhir.search-date")
@@ -126,13 +136,16 @@ def test_date_search(requirement, http, capability, outcome):
         totals[query] = bundle.get("total", len(found))
         stray = [f"{r.get('id')} ({values_at(r, element)[:1]})" for r in found
                  if not any(keep(str(v)[:10]) for v in values_at(r, element))]
-        assert not stray, f"{rtype}?{param}={query} returned resources outside the range: {stray[:3]}"
-        assert found, f"{rtype}?{param}={query} found nothing, yet a served {rtype} has {element} {pivot}"
+        if stray:
+            failed(f"{rtype}?{param}={query} returned resources outside the range: {stray[:3]}")
+        if not found:
+            failed(f"{rtype}?{param}={query} found nothing, yet a served {rtype} has {element} {pivot}")
     outcome.measure(pivot=pivot, totals=totals)
-    if all(isinstance(t, int) for t in totals.values()):
-        # ge and le overlap exactly on the pivot day
-        assert totals[f"eq{pivot}"] <= min(totals[f"ge{pivot}"], totals[f"le{pivot}"]), \
-            f"eq{pivot} matches more than ge{pivot} or le{pivot}"
+    # ge and le overlap exactly on the pivot day
+    if all(isinstance(t, int) for t in totals.values()) and \
+            totals[f"eq{pivot}"] > min(totals[f"ge{pivot}"], totals[f"le{pivot}"]):
+        failed(f"eq{pivot} matches more than ge{pivot} or le{pivot}")
+    passed(f"{rtype}?{param} with ge, le and eq{pivot} returns only resources in range: {totals}")
 
 
 @check("fhir.paging")
@@ -147,7 +160,8 @@ def test_paging(requirement, http, capability, outcome):
     while True:
         page = _ids(resources_of(bundle))
         pages += 1
-        assert len(page) <= count, f"page {pages} of {rtype} holds {len(page)} entries for _count={count}"
+        if len(page) > count:
+            failed(f"page {pages} of {rtype} holds {len(page)} entries for _count={count}")
         repeated += [i for i in page if i in seen]
         seen += page
         nxt = link_of(bundle, "next")
@@ -155,9 +169,12 @@ def test_paging(requirement, http, capability, outcome):
             break
         bundle = searchset(http.get(nxt), f"the next link of page {pages} of {rtype}")
     outcome.measure(total=total, pages=pages, seen=len(seen), repeated=len(repeated))
-    assert not repeated, f"paging through {rtype} repeats {len(repeated)} entries, e.g. {repeated[0]}"
-    if isinstance(total, int) and pages < limit:
-        assert len(seen) == total, f"paging through {rtype} visits {len(seen)} entries, total says {total}"
+    if repeated:
+        failed(f"paging through {rtype} repeats {len(repeated)} entries, e.g. {repeated[0]}")
+    if isinstance(total, int) and pages < limit and len(seen) != total:
+        failed(f"paging through {rtype} visits {len(seen)} entries, total says {total}")
+    passed(f"{pages} pages of {rtype} visit {len(seen)} entries once each" +
+           (f" (total {total})" if isinstance(total, int) else ""))
 
 
 def _reference_keys(resource) -> set[str]:
@@ -193,12 +210,14 @@ def test_include_and_revinclude(requirement, http, capability, outcome):
                     wanted = {k for r in matches for k in _reference_keys(r)}
                     got = {f"{r.get('resourceType')}/{r.get('id')}" for r in included}
                     stray = got - wanted
-                    assert not stray, f"{query} included resources no match refers to: {sorted(stray)[:3]}"
+                    if stray:
+                        failed(f"{query} included resources no match refers to: {sorted(stray)[:3]}")
                 else:
                     source = value.split(":")[0]
                     stray = [r.get("id") for r in included
                              if r.get("resourceType") != source or not _reference_keys(r) & keys]
-                    assert not stray, f"{query} included resources that refer to no match: {stray[:3]}"
+                    if stray:
+                        failed(f"{query} included resources that refer to no match: {stray[:3]}")
                 done[query] = len(included)
                 if not included:
                     empty.append(query)
@@ -206,9 +225,12 @@ def test_include_and_revinclude(requirement, http, capability, outcome):
     if not done:
         not_applicable("the server declares no _include or _revinclude")
     # a declared include that never adds anything on the first page is not working (or has no data)
-    assert len(empty) < len(done), f"no declared include added any resource, e.g. {empty[0]}"
+    if len(empty) >= len(done):
+        failed(f"no declared include added any resource, e.g. {empty[0]}")
     if empty:
         outcome.message("declared includes that added nothing on the first page (no data?): " + ", ".join(empty))
+    passed(f"{len(done) - len(empty)} of {len(done)} declared includes add the resources they name, and only "
+           "those")
 
 
 @check("fhir.search-post")
@@ -219,13 +241,16 @@ def test_post_search_matches_get(requirement, http, capability, outcome):
         get_ids = _ids(resources_of(search(http, rtype, params)))
         response = http.post(f"{rtype}/_search", data=params,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert response.status_code == 200, f"POST {rtype}/_search answered {response.status_code}"
+        if response.status_code != 200:
+            failed(f"POST {rtype}/_search answered {response.status_code}")
         post_ids = _ids(resources_of(json_body(response, f"POST {rtype}/_search")))
         compared[rtype] = len(post_ids)
-        assert post_ids == get_ids, f"POST {rtype}/_search returned {post_ids[:3]}..., GET returned {get_ids[:3]}..."
+        if post_ids != get_ids:
+            failed(f"POST {rtype}/_search returned {post_ids[:3]}..., GET returned {get_ids[:3]}...")
     outcome.measure(compared=compared)
     if not compared:
         not_applicable("the server declares no search-type interaction")
+    passed(f"POST _search returns what GET returns on {len(compared)} types")
 
 
 @check("fhir.unknown-param")
@@ -239,14 +264,14 @@ def test_unknown_parameter(requirement, http, capability, outcome):
     outcome.measure(status=response.status_code)
     if 400 <= response.status_code < 500:
         body = json_body(response, f"{rtype}?{UNKNOWN_PARAM}=1")
-        assert body.get("resourceType") == "OperationOutcome", \
-            f"{rtype}?{UNKNOWN_PARAM}=1 was refused without an OperationOutcome"
-        outcome.summary = f"an unknown parameter is rejected ({response.status_code}, strict handling)"
-        return
-    assert response.status_code == 200, f"{rtype}?{UNKNOWN_PARAM}=1 answered {response.status_code}"
+        if body.get("resourceType") != "OperationOutcome":
+            failed(f"{rtype}?{UNKNOWN_PARAM}=1 was refused without an OperationOutcome")
+        passed(f"an unknown parameter is rejected ({response.status_code}, strict handling)")
+    if response.status_code != 200:
+        failed(f"{rtype}?{UNKNOWN_PARAM}=1 answered {response.status_code}")
     self_link = link_of(json_body(response, f"{rtype}?{UNKNOWN_PARAM}=1"), "self") or ""
     outcome.measure(self_link=self_link)
     used = {name for name, _ in parse_qsl(urlsplit(self_link).query)}
-    assert UNKNOWN_PARAM not in used, \
-        f"{rtype}?{UNKNOWN_PARAM}=1 was accepted and the self link claims it was applied"
-    outcome.summary = "an unknown parameter is ignored and left out of the self link (lenient handling)"
+    if UNKNOWN_PARAM in used:
+        failed(f"{rtype}?{UNKNOWN_PARAM}=1 was accepted and the self link claims it was applied")
+    passed("an unknown parameter is ignored and left out of the self link (lenient handling)")

@@ -1,7 +1,7 @@
 """FR Core (hl7.fhir.fr.core): the Patients, Practitioners, Organizations and Encounters served conform to
 their FR Core profile (fr-core-patient-ins for identities whose status is VALI), and the must-support
 elements of those profiles are populated at least once across the data."""
-from vigie.checks import check, not_applicable
+from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.fhirrest import search_all, values_at
 from vigie.fhirvalidation import describe, identity_status, issues, must_support
 
@@ -33,7 +33,7 @@ def test_fr_core_profile(requirement, http, observe, outcome):
     validator = _validator(requirement, observe, outcome)
     rtype, resources = _selected(requirement, http)
     profile = FRC + requirement.params["profile"]
-    failed = []
+    invalid = []
     for resource in resources:
         # judged against this profile alone: the profiles a resource claims are FHIR-REST-16's business
         meta = resource.get("meta")
@@ -41,10 +41,12 @@ def test_fr_core_profile(requirement, http, observe, outcome):
             else resource
         errors = issues(validator.validate(alone, profiles=[profile]))
         if errors:
-            failed.append(f"{rtype}/{resource.get('id')}: {describe(errors[0])}")
-    outcome.measure(profile=profile, validated=len(resources), invalid=len(failed), examples=failed[:20])
-    assert not failed, (f"{len(failed)} of {len(resources)} {rtype} do not conform to "
-                        f"{requirement.params['profile']}, e.g. {failed[0]}")
+            invalid.append(f"{rtype}/{resource.get('id')}: {describe(errors[0])}")
+    outcome.measure(profile=profile, validated=len(resources), invalid=len(invalid), examples=invalid[:20])
+    if invalid:
+        failed(f"{len(invalid)} of {len(resources)} {rtype} do not conform to {requirement.params['profile']}, "
+               f"e.g. {invalid[0]}")
+    passed(f"{len(resources)} {rtype} conform to {requirement.params['profile']}")
 
 
 def _populated(resource: dict, path: str, url: str | None) -> bool:
@@ -60,12 +62,16 @@ def test_must_support_populated(requirement, http, observe, outcome):
     rtype, resources = _selected(requirement, http)
     profile = FRC + requirement.params["profile"]
     snapshot = validator.snapshot_of(profile)
-    assert snapshot, f"{profile} is not defined by the loaded FR Core package"
+    if not snapshot:
+        undetermined(f"{profile} is not defined by the loaded FR Core package")
     elements = must_support(snapshot)
     if not elements:
         not_applicable(f"{requirement.params['profile']} marks no element must-support")
     absent = [f"{p}{' (' + u.rsplit('/', 1)[-1] + ')' if u else ''}" for p, u in elements
               if not any(_populated(r, p, u) for r in resources)]
     outcome.measure(profile=profile, resources=len(resources), must_support=len(elements), never_populated=absent)
-    assert not absent, f"{len(absent)} must-support elements of {requirement.params['profile']} are never " \
-                       f"populated across {len(resources)} {rtype}: {', '.join(absent[:8])}"
+    if absent:
+        failed(f"{len(absent)} must-support elements of {requirement.params['profile']} are never "
+               f"populated across {len(resources)} {rtype}: {', '.join(absent[:8])}")
+    passed(f"the {len(elements)} must-support elements of {requirement.params['profile']} are each populated "
+           f"in at least one of {len(resources)} {rtype}")

@@ -1,7 +1,7 @@
 """French identifiers carried by FHIR resources: INS/NIR keys, RPPS, FINESS, SIREN/SIRET, and the system each
 identifier type must use."""
 from vigie import identifiers as ids
-from vigie.checks import check, not_applicable
+from vigie.checks import check, failed, not_applicable, passed
 from vigie.errors import ObservationError
 from vigie.fhirrest import objects_at, search_all, text_at
 
@@ -35,7 +35,9 @@ def test_identifier_keys(requirement, http, outcome):
     outcome.measure(checked=checked, invalid=len(bad), examples=bad[:20])
     if not checked:
         not_applicable(f"no {what} identifier among the {rtype} resources served")
-    assert not bad, f"{len(bad)} of {checked} {what} identifiers are invalid, e.g. {bad[0]}"
+    if bad:
+        failed(f"{len(bad)} of {checked} {what} identifiers are invalid, e.g. {bad[0]}")
+    passed(f"{checked} {what} identifiers, all with a valid shape and key")
 
 
 # Identifier.type code (FR Core's fr-core-cs-v2-0203 and HL7 v2-0203) → the systems FR Core allows for it
@@ -75,4 +77,6 @@ def test_identifier_systems(requirement, http, outcome):
     outcome.measure(checked=checked, wrong=len(bad), examples=bad[:20])
     if not checked:
         not_applicable("no identifier served is typed with a French register code")
-    assert not bad, f"{len(bad)} of {checked} typed identifiers carry another register's system, e.g. {bad[0]}"
+    if bad:
+        failed(f"{len(bad)} of {checked} typed identifiers carry another register's system, e.g. {bad[0]}")
+    passed(f"{checked} typed identifiers, each with its register's system")

@@ -3,7 +3,7 @@
 The run follows the load plan of the requirement's profile (its `load` param); one run per target serves
 every load requirement of the campaign.
 """
-from vigie.checks import check
+from vigie.checks import check, failed, passed
 from vigie.loadrun import evaluate_target, observe_load_for, plan_for
 
 
@@ -19,5 +19,6 @@ def test_load_target(requirement, target, observe, outcome):
                     p50_ms=stats["p50"], p95_ms=stats["p95"], p99_ms=stats["p99"], max_ms=stats["max"],
                     mean_ms=stats["mean"], duration_s=result.duration_s, users=result.users,
                     workers=result.workers, aborted=result.aborted)
-    outcome.summary = message
-    assert ok, message
+    if not ok:
+        failed(message)
+    passed(message)

@@ -5,7 +5,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from vigie.checks import check
+from vigie.checks import check, failed, passed
 from vigie.disclosure import disclosed
 from vigie.errors import ObservationError
 
@@ -30,11 +30,13 @@ def test_hsts(requirement, http, outcome):
     for name, response in _responses(http, requirement).items():
         value = response.headers.get("Strict-Transport-Security")
         seen[name] = value
-        assert value, f"no Strict-Transport-Security header on the {name} response"
+        if not value:
+            failed(f"no Strict-Transport-Security header on the {name} response")
         match = re.search(r"(?i)max-age\s*=\s*\"?(\d+)", value)
-        assert match and int(match.group(1)) >= minimum, \
-            f"Strict-Transport-Security max-age below {minimum} s on the {name} response: {value}"
-    outcome.measure(strict_transport_security=seen)
+        if not (match and int(match.group(1)) >= minimum):
+            failed(f"Strict-Transport-Security max-age below {minimum} s on the {name} response: {value}")
+    passed(f"Strict-Transport-Security with max-age >= {minimum} s on {len(seen)} responses",
+           strict_transport_security=seen)
 
 
 @check("http.header")
@@ -44,10 +46,12 @@ def test_header(requirement, http, outcome):
     for name, response in _responses(http, requirement).items():
         value = response.headers.get(header)
         seen[name] = value
-        assert value is not None, f"no {header} header on the {name} response"
+        if value is None:
+            failed(f"no {header} header on the {name} response")
         tokens = [t.strip().lower() for t in value.split(",")]
-        assert contains in tokens, f"{header} is '{value}' on the {name} response, expected {contains}"
-    outcome.measure(**{header: seen})
+        if contains not in tokens:
+            failed(f"{header} is '{value}' on the {name} response, expected {contains}")
+    passed(f"{header} {contains} on {len(seen)} responses", **{header: seen})
 
 
 @check("http.banner")
@@ -60,7 +64,9 @@ def test_no_version_banner(requirement, http, outcome):
                 seen[header] = response.headers[header]
     outcome.measure(banners=seen)
     leaking = {h: v for h, v in seen.items() if VERSION.search(v)}
-    assert not leaking, "software version disclosed: " + ", ".join(f"{h}: {v}" for h, v in leaking.items())
+    if leaking:
+        failed("software version disclosed: " + ", ".join(f"{h}: {v}" for h, v in leaking.items()))
+    passed(f"no version in {', '.join(headers)} " + (f"({seen})" if seen else "(absent)"))
 
 
 @check("http.error-disclosure")
@@ -73,8 +79,9 @@ def test_errors_disclose_nothing(requirement, http, outcome):
         response = http.get(path, params=params)
         statuses[name] = response.status_code
         found = disclosed(response.text[:65536])
-        assert not found, f"the {name} error response discloses internals: '{found}'"
-    outcome.measure(statuses=statuses)
+        if found:
+            failed(f"the {name} error response discloses internals: '{found}'")
+    passed(f"{len(statuses)} error responses disclose no internals", statuses=statuses)
 
 
 @check("http.cors")
@@ -95,10 +102,12 @@ def test_cors_never_any_origin_with_credentials(requirement, http, outcome):
         seen[name] = {"allow_origin": allow, "allow_credentials": credentials}
         if allow is None or not credentials:
             continue
-        assert allow.strip() != "*", f"{name}: Access-Control-Allow-Origin: * with credentials allowed"
-        assert allow.strip() != headers["Origin"], \
-            f"{name}: the origin {headers['Origin']} is echoed back with credentials allowed (any site may read)"
-    outcome.measure(cors=seen)
+        if allow.strip() == "*":
+            failed(f"{name}: Access-Control-Allow-Origin: * with credentials allowed")
+        if allow.strip() == headers["Origin"]:
+            failed(f"{name}: the origin {headers['Origin']} is echoed back with credentials allowed "
+                   "(any site may read)")
+    passed(f"no credentialed access for any origin on {len(seen)} probes", cors=seen)
 
 
 @check("http.framing")
@@ -111,10 +120,10 @@ def test_framing_denied(requirement, http, outcome):
         seen[name] = {"X-Frame-Options": xfo or None, "frame-ancestors": ancestors.group(1).strip() if ancestors
                       else None}
         by_csp = ancestors is not None and "*" not in ancestors.group(1)
-        assert xfo in ("DENY", "SAMEORIGIN") or by_csp, \
-            f"the {name} response may be framed by any site: no X-Frame-Options DENY/SAMEORIGIN " \
-            "and no CSP frame-ancestors"
-    outcome.measure(framing=seen)
+        if not (xfo in ("DENY", "SAMEORIGIN") or by_csp):
+            failed(f"the {name} response may be framed by any site: no X-Frame-Options DENY/SAMEORIGIN "
+                   "and no CSP frame-ancestors")
+    passed(f"framing denied on {len(seen)} responses", framing=seen)
 
 
 @check("http.trace")
@@ -123,16 +132,19 @@ def test_trace_refused(requirement, http, outcome):
     response = http.request("TRACE", "metadata", auth=False, headers={"X-Vigie-Trace": marker})
     echoed = marker in response.text
     outcome.measure(status=response.status_code, echoed=echoed)
-    assert not 200 <= response.status_code < 300, \
-        f"TRACE answered {response.status_code}" + (" and echoed the request back" if echoed else "")
-    assert not echoed, f"TRACE refused with {response.status_code}, but the request is echoed in the body"
+    if 200 <= response.status_code < 300:
+        failed(f"TRACE answered {response.status_code}" + (" and echoed the request back" if echoed else ""))
+    if echoed:
+        failed(f"TRACE refused with {response.status_code}, but the request is echoed in the body")
+    passed(f"TRACE refused with {response.status_code}")
 
 
 @check("http.plaintext")
 def test_plain_http_refused(requirement, target, outcome):
     """Plain HTTP to the API's port: no HTTP answer at all, or a redirect to https, and nothing else."""
     url = urlsplit(target.url)
-    assert url.scheme == "https", f"the API is served over plain {url.scheme}: {target.url}"
+    if url.scheme != "https":
+        failed(f"the API is served over plain {url.scheme}: {target.url}")
     request = (f"GET {url.path.rstrip('/')}/metadata HTTP/1.1\r\nHost: {url.netloc}\r\nUser-Agent: vigie\r\n"
                "Connection: close\r\n\r\n").encode()
     received, deadline = b"", time.monotonic() + PLAIN_WAIT_S
@@ -157,14 +169,13 @@ def test_plain_http_refused(requirement, target, outcome):
     outcome.evidence(f"plaintext/{target.id}.json", {"request": request.decode(), "received_head": head[:2000],
                                                       "received_bytes": len(received)})
     if not head.startswith("HTTP/"):
-        outcome.summary = ("plain HTTP gets no HTTP answer" + (f" ({len(received)} bytes, not HTTP)"
-                                                               if received else " (connection closed)"))
-        return
+        passed("plain HTTP gets no HTTP answer" + (f" ({len(received)} bytes, not HTTP)"
+                                                   if received else " (connection closed)"))
     status = int(head.split(" ", 2)[1]) if head.split(" ", 2)[1:2] and head.split(" ", 2)[1].isdigit() else 0
     location = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
                      if line.lower().startswith("location:")), "")
     outcome.measure(status=status, location=location)
-    assert status in (301, 302, 307, 308) and location.lower().startswith("https://"), \
-        f"plain HTTP is answered {status}" + (f" (Location: {location})" if location else "") + \
-        ", not refused nor redirected to https"
-    outcome.summary = f"plain HTTP is redirected to {location}"
+    if not (status in (301, 302, 307, 308) and location.lower().startswith("https://")):
+        failed(f"plain HTTP is answered {status}" + (f" (Location: {location})" if location else "")
+               + ", not refused nor redirected to https")
+    passed(f"plain HTTP is redirected to {location}")

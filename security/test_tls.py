@@ -1,9 +1,7 @@
 """TLS: protocol versions, cipher suites, encrypt-then-MAC, key exchange, certificate, protocol features and
 known flaws, OCSP stapling, Mozilla's configurations. The logic lives in vigie.tls (pure functions over the
 target's one TLS scan); these checks record what was seen and state the verdict. HSTS is http.hsts."""
-import pytest
-
-from vigie.checks import check, not_applicable
+from vigie.checks import check, failed, not_applicable, passed
 from vigie.errors import ObservationError
 from vigie.tls import (
     FEATURES,
@@ -28,11 +26,9 @@ from vigie.tls import (
 
 
 def _conclude(problems) -> None:
-    # First line: the outcome's summary ("TLSv1.0 accepted"); the lines after it become its messages.
-    # pytest.fail rather than assert: assertion rewriting would append the repr of the list.
+    # the summary names every problem ("TLSv1.0 accepted"); their details become the outcome's messages
     if problems:
-        pytest.fail("; ".join(p.summary for p in problems) + "\n" + "\n".join(p.detail for p in problems),
-                    pytrace=False)
+        failed("; ".join(p.summary for p in problems), *(p.detail for p in problems))
 
 
 def _scan_errors(scan, *words) -> str:
@@ -54,7 +50,7 @@ def test_tls_protocols(requirement, tls_scan, outcome):
         raise ObservationError(f"could not determine whether {', '.join(unknown)} is accepted: "
                                + "; ".join(e for e in tls_scan.errors if "cipher_suites" in e))
     _conclude(problems)
-    outcome.summary = f"accepted: {', '.join(tls_scan.accepted_protocols)}"
+    passed(f"accepted: {', '.join(tls_scan.accepted_protocols)}")
 
 
 @check("tls.cipher-suites")
@@ -65,8 +61,8 @@ def test_tls_cipher_suites(requirement, tls_scan, outcome):
     kept = [label for key, label in (("forward_secrecy", "forward-secret"), ("aead_only", "AEAD"),
                                      ("forbidden", "free of obsolete algorithms"))
             if requirement.params.get(key)]
-    outcome.summary = (f"all {count} suites accepted ({', '.join(tls_scan.accepted_protocols)}) are "
-                       f"{' and '.join(kept) or 'accepted'}")
+    passed(f"all {count} suites accepted ({', '.join(tls_scan.accepted_protocols)}) are "
+           f"{' and '.join(kept) or 'accepted'}")
 
 
 @check("tls.encrypt-then-mac")
@@ -74,15 +70,15 @@ def test_tls_encrypt_then_mac(requirement, tls_scan, outcome):
     cbc = cbc_suites(tls_scan)
     outcome.measure(cbc_suites=cbc, encrypt_then_mac=tls_scan.encrypt_then_mac)
     if "SSLv3" in cbc:
-        pytest.fail("SSLv3: CBC suites accepted, and SSLv3 has no encrypt-then-MAC", pytrace=False)
+        failed("SSLv3: CBC suites accepted, and SSLv3 has no encrypt-then-MAC")
     problems = encrypt_then_mac_problems(tls_scan)
     unknown = encrypt_then_mac_undetermined(tls_scan)
     if unknown and not problems:
         raise ObservationError(f"could not determine encrypt-then-MAC for {', '.join(unknown)}: "
                                + _scan_errors(tls_scan, "encrypt_then_mac"))
     _conclude(problems)
-    outcome.summary = (f"encrypt-then-MAC agreed on the CBC suites of {', '.join(tls_scan.encrypt_then_mac)}"
-                       if cbc else "no CBC suite accepted")
+    passed(f"encrypt-then-MAC agreed on the CBC suites of {', '.join(tls_scan.encrypt_then_mac)}"
+           if cbc else "no CBC suite accepted")
 
 
 @check("tls.key-exchange")
@@ -102,7 +98,7 @@ def test_tls_key_exchange(requirement, tls_scan, outcome):
         parts.append(f"curves: {', '.join(curves) or 'none'}")
     if "min_dh_bits" in requirement.params:
         parts.append(f"DH groups: {', '.join(f'{b} bits' for b in dh)}" if dh else "no finite-field DH")
-    outcome.summary = "; ".join(parts)
+    passed("; ".join(parts))
 
 
 @check("tls.features")
@@ -115,7 +111,7 @@ def test_tls_features(requirement, tls_scan, outcome):
         why = "; ".join(tls_scan.errors) or "no reason given"
         raise ObservationError(f"could not determine {', '.join(unknown)}: {why}")
     _conclude(problems)
-    outcome.summary = "as required: " + ", ".join(names)
+    passed("as required: " + ", ".join(names))
 
 
 @check("tls.server-cipher-order")
@@ -125,9 +121,9 @@ def test_tls_server_cipher_order(requirement, tls_scan, outcome):
         raise ObservationError("could not test the server's suite order: "
                                + _scan_errors(tls_scan, "server cipher order"))
     _conclude(server_order_problems(tls_scan))
-    outcome.summary = (f"{tls_scan.server_order_protocol}: the server imposes its suite order"
-                       if tls_scan.server_cipher_order else
-                       "fewer than two suites before TLS 1.3: nothing for a client to reorder")
+    passed(f"{tls_scan.server_order_protocol}: the server imposes its suite order"
+           if tls_scan.server_cipher_order else
+           "fewer than two suites before TLS 1.3: nothing for a client to reorder")
 
 
 @check("tls.certificate")
@@ -138,8 +134,8 @@ def test_tls_certificate(requirement, tls_scan, outcome):
     outcome.measure(**{k: cert[k] for k in ("subject", "issuer", "key_type", "key_bits", "signature_hash",
                                             "not_before", "not_after", "san", "hostname_match", "trusted")})
     _conclude(certificate_problems(tls_scan, requirement.params))
-    outcome.summary = (f"{cert['key_type']} {cert['key_bits']}-bit key, {cert['signature_hash']} signature, "
-                       f"valid until {cert['not_after'][:10]}")
+    passed(f"{cert['key_type']} {cert['key_bits']}-bit key, {cert['signature_hash']} signature, "
+           f"valid until {cert['not_after'][:10]}")
 
 
 @check("tls.ocsp-stapling")
@@ -152,7 +148,7 @@ def test_tls_ocsp_stapling(requirement, tls_scan, outcome):
     if not ocsp_stapling_applies(tls_scan):
         not_applicable("the certificate names no OCSP responder, so there is no OCSP response to staple")
     _conclude(ocsp_stapling_problems(tls_scan))
-    outcome.summary = "an OCSP response is stapled"
+    passed("an OCSP response is stapled")
 
 
 @check("tls.mozilla")
@@ -162,5 +158,5 @@ def test_tls_mozilla(requirement, tls_scan, outcome):
     if why := mozilla_undetermined(tls_scan, requirement.params):
         raise ObservationError(f"Mozilla {configuration} check incomplete: {why}")
     _conclude(mozilla_problems(tls_scan, requirement.params))
-    outcome.summary = (f"as Mozilla {configuration} {tls_scan.mozilla_guidelines} asks: "
-                       + ", ".join(requirement.params["rules"]))
+    passed(f"as Mozilla {configuration} {tls_scan.mozilla_guidelines} asks: "
+           + ", ".join(requirement.params["rules"]))

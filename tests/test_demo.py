@@ -38,6 +38,12 @@ def vigie(*args, timeout=240, **kwargs):
                           timeout=timeout, check=False, **kwargs)
 
 
+# The flaw matrices run vigie with Python's -OO: every assert stripped, docstrings too. The expected failures
+# were set by runs without it, so the same outcomes under -OO prove that no verdict rests on an assert.
+def optimized() -> dict:
+    return {**os.environ, "PYTHONOPTIMIZE": "2"}
+
+
 def load_report(out: Path) -> dict:
     report = json.loads((out / "report.json").read_text())
     jsonschema.validate(report, SCHEMA)
@@ -55,15 +61,19 @@ def clean_demo(tmp_path_factory):
 
 
 def test_clean_demo_is_conformant(clean_demo):
+    """The clean reference systems fail nothing and leave nothing unverified, but the attestations no software
+    can check (eds-privacy's SHOULDs: retention, HDS hosting, encryption at rest), which keep that profile
+    conformant with reservations: not tested is never counted as passed."""
     result, out = clean_demo
     report = load_report(out)
-    # attestations stay not_tested until a vendor document is supplied (none is, in the demo)
     bad = [(o["requirement"], o["status"], o["summary"]) for o in report["outcomes"]
            if o["status"] not in ("passed", "not_applicable")
            and not (o["status"] == "not_tested" and o["check"] == "attestation" and o["level"] != "SHALL")]
     assert not bad, bad
-    assert report["verdict"] == "conformant" and result.returncode == 0, result.stdout + result.stderr
-    assert "overall verdict: conformant" in result.stdout and "report.html" in result.stdout
+    reserved = {p["id"] for p in report["profiles"] if p["verdict"] != "conformant"}
+    assert reserved == {"eds-privacy"}, [(p["id"], p["verdict"]) for p in report["profiles"]]
+    assert report["verdict"] == "conformant-with-reservations" and result.returncode == 0, result.stdout + result.stderr
+    assert "overall verdict: conformant-with-reservations" in result.stdout and "report.html" in result.stdout
 
 
 def test_demo_covers_every_area_and_every_requirement(clean_demo):
@@ -147,7 +157,7 @@ def assert_fails_exactly(report, expected, returncode):
 def test_warehouse_flaw_matrix(flaw, tmp_path):
     """Warehouse flaws through the demo (its DuckDB warehouse), the warehouse profiles only."""
     out = tmp_path / "bundle"
-    result = vigie("demo", "--flaw", flaw, *WAREHOUSE_PROFILES, "--out", str(out))
+    result = vigie("demo", "--flaw", flaw, *WAREHOUSE_PROFILES, "--out", str(out), env=optimized())
     assert "Traceback" not in result.stderr
     assert_fails_exactly(load_report(out), WAREHOUSE_MATRIX[flaw], result.returncode)
 
@@ -162,7 +172,7 @@ def test_warehouse_role_flaw_matrix(flaw, tmp_path, postgres_url):
         assert built.returncode == 0, built.stderr
         reader = built.stdout.strip().splitlines()[-1].split("--warehouse ")[1].strip("'")
         out = tmp_path / "bundle"
-        result = vigie("run", "--warehouse", reader, *WAREHOUSE_PROFILES, "--out", str(out))
+        result = vigie("run", "--warehouse", reader, *WAREHOUSE_PROFILES, "--out", str(out), env=optimized())
         assert_fails_exactly(load_report(out), WAREHOUSE_MATRIX[flaw], result.returncode)
     finally:
         drop(postgres_url, schema)
@@ -188,7 +198,7 @@ def test_flaw_matrix(flaw, tmp_path):
     out = tmp_path / "bundle"
     load = [] if flaw in LOAD_FLAWS else ["--load-duration", "2"]
     result = vigie("demo", "--flaw", flaw, *fhir_profiles(), *load, "--rate", "200", "--format", "junit",
-                   "--out", str(out))
+                   "--out", str(out), env=optimized())
     assert "Traceback" not in result.stderr
     assert_fails_exactly(load_report(out), FLAW_MATRIX[flaw], result.returncode)
 

@@ -42,11 +42,18 @@ def test_passed_to_error_is_a_regression_and_error_to_failed_is_a_change():
     assert [e["requirement"] for e in d["changed"]] == ["B"]
 
 
-def test_a_worse_verdict_alone_is_a_regression():
-    # a requirement newly not tested leaves no failed outcome, but the verdict falls to incomplete
+def test_a_requirement_no_longer_verified_is_a_regression():
+    # passed -> not tested leaves no failed outcome, but what was verified no longer is
     d = diff_reports(report("conformant", outcome("A", "passed")), report("incomplete", outcome("A", "not_tested")))
-    assert not d["regressions"] and d["verdict"]["worse"] and d["regression"]
+    assert [e["requirement"] for e in d["regressions"]] == ["A"] and d["verdict"]["worse"] and d["regression"]
     assert d["profiles"] == [{"id": "p", "old": "conformant", "new": "incomplete", "worse": True}]
+
+
+def test_a_worse_verdict_alone_is_a_regression():
+    # the same outcomes, a verdict that fell (a profile found not to apply verifies nothing)
+    d = diff_reports(report("conformant", outcome("A", "not_applicable")),
+                     report("not_applicable", outcome("A", "not_applicable")))
+    assert not d["regressions"] and d["verdict"]["worse"] and d["regression"]
 
 
 def test_same_outcomes_no_regression():

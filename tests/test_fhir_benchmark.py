@@ -2,6 +2,7 @@
 (verdict agreement >= 0.85; the Firely SDK reaches about 0.73). Throughput is measured by the benchmark
 script itself (benchmarks/RESULTS.md), never asserted here: the cores are shared."""
 import importlib.util
+import json
 from pathlib import Path
 
 from test_fhir_data import CASES, CORE_TGZ, needs_packages
@@ -21,7 +22,10 @@ def _benchmark():
 @needs_packages
 def test_agreement_with_the_reference_validator():
     result, runs = _benchmark().agreement(CASES, load_packages(CORE_TGZ))
-    assert result["runs"] == 86
+    # every run of the selection is validated (the selection grows with the shared data: 103 runs in 84 cases)
+    manifest = json.loads((CASES / "manifest.json").read_text())
+    cases = manifest["cases"] if isinstance(manifest, dict) else manifest
+    assert result["runs"] == sum(len(c["runs"]) for c in cases) > 0
     assert result["verdict_agreement"] >= 0.85, [r["case"] for r in runs if r["valid"] != r["expected_valid"]]
     assert result["invalid_precision"] >= 0.9     # what we call invalid, the reference calls invalid
     crashed = [r["case"] for r in runs if any(i["code"] == "exception" for i in r["outcome"]["issue"])]

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 import requests
+from checkcall import conclude
 
 from fixtures.hostile import BEHAVIOURS, start_hostile
 from vigie.campaign import Target
@@ -27,7 +28,7 @@ from vigie.errors import ObservationError, VigieError
 from vigie.fhirrest import Capability, json_body
 from vigie.http import RecordingClient
 from vigie.limits import Budget, Deadline, Limits, TimeLimitExceeded, make_limits, merge, parse_size
-from vigie.plugin import status_of
+from vigie.plugin import unconcluded
 from vigie.suite import CHECK_DIRS, ROOT
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "vigie/schema/report.schema.json").read_text())
@@ -281,32 +282,53 @@ def _library_assertion(tmp_path):
     return library.read
 
 
-def test_only_the_suites_assertions_are_verdicts(tmp_path):
+def test_an_assertion_is_never_a_verdict(tmp_path):
+    """A library's sanity check tripped by a target, or a bare assert anywhere: an error, never a conclusion
+    (an assert vanishes under -O, so a verdict cannot rest on one)."""
     with pytest.raises(AssertionError) as library:
         _library_assertion(tmp_path)()
-    status, reason = status_of(library)
-    assert status == "error" and "internal assertion of somelibrary.py:2 failed" in reason, reason
+    status, reason = unconcluded(library)
+    assert status == "error" and "internal assertion failed (at somelibrary.py:2)" in reason, reason
     not_json = SimpleNamespace(json=lambda: json.loads("<html>"), headers={"Content-Type": "text/html"})
-    with pytest.raises(AssertionError) as check:
-        json_body(not_json, "Patient search")     # vigie's own helper: a check's verdict
-    assert status_of(check) == ("failed", ("Patient search: body is not JSON (text/html): Expecting value: line 1 "
-                                          "column 1 (char 0)"))
+    # vigie's own helper concludes through the outcome API: a failed check, stated as such
+    result = conclude(json_body, not_json, "Patient search")
+    assert result.status == "failed"
+    assert result.summary == "Patient search: body is not JSON (text/html): Expecting value: line 1 column 1 (char 0)"
+
+
+def test_a_check_that_ends_without_concluding_is_an_error():
+    assert conclude(lambda: None).status == "error"
+    assert "without a conclusion" in conclude(lambda: None).summary
+
+
+def test_the_first_conclusion_counts_even_if_swallowed():
+    from vigie.checks import failed, passed
+
+    def sly():
+        try:
+            failed("observed a violation")
+        except BaseException:  # noqa: BLE001, S110 - what a careless check might do
+            pass
+        passed("all good")
+
+    result = conclude(sly)
+    assert (result.status, result.summary) == ("failed", "observed a violation")
 
 
 def test_an_unexpected_exception_names_where_vigie_met_it():
     with pytest.raises(AttributeError) as crash:
         Capability(None)          # vigie's own code tripped: the report says where, to make it reportable
-    status, reason = status_of(crash)
+    status, reason = unconcluded(crash)
     assert status == "error" and re.fullmatch(r"AttributeError: .* \(at vigie/fhirrest\.py:\d+\)", reason), reason
 
 
-def test_every_check_assertion_says_what_failed():
-    """The suite runs with plain assertions (vigie/runner.py): an assert's own message is the outcome's summary,
-    so an assert without one would leave a failed requirement explained by "assertion failed" alone."""
-    silent = [f"{path.relative_to(ROOT)}:{node.lineno}" for folder in CHECK_DIRS
-              for path in sorted((ROOT / folder).rglob("*.py"))
-              for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert) and node.msg is None]
-    assert not silent, silent
+def test_no_check_concludes_with_an_assert():
+    """Checks conclude through vigie.checks only: an assert in a check folder (or in the engine's helpers that
+    checks call) would decide nothing under -O and is refused here."""
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}" for folder in (*CHECK_DIRS, "vigie")
+             for path in sorted((ROOT / folder).rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert)]
+    assert not found, found
 
 
 def test_http_stack_failures_are_observation_errors(tmp_path):

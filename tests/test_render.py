@@ -200,6 +200,7 @@ def test_html_french_labels(report, tmp_path):
         "conforme avec réserves",
         "non conforme",
         "incomplet",
+        "non applicable",
     ):
         assert label in page.text, label
     assert "Recommandations TLS de l'ANSSI" in page.text  # titles in the chosen language
@@ -313,6 +314,7 @@ def test_french_names_of_statuses_and_verdicts():
         "conforme avec réserves",
         "non conforme",
         "incomplet",
+        "non applicable",
     ]
 
 

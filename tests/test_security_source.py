@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from checkcall import Outcome, conclude
 
 from security import test_source
 from vigie.errors import ObservationError
@@ -90,27 +91,17 @@ def test_pip_audit_report_is_read_and_judged():
     audit = DependencyAudit(["requirements.txt"], 2, parse_pip_audit(VULNERABLE))
     assert [d["name"] for d in audit.vulnerable] == ["requests"]
     observe = {"pip-audit": audit}.get
-    with pytest.raises(AssertionError, match=r"requests 2\.19\.1 \(PYSEC-2018-28\)"):
-        test_source.test_no_known_vulnerable_dependency(SimpleNamespace(params={}), observe, _Outcome())
+    result = conclude(test_source.test_no_known_vulnerable_dependency, SimpleNamespace(params={}), observe, Outcome())
+    assert result.status == "failed" and "requests 2.19.1 (PYSEC-2018-28)" in result.summary
     clean = DependencyAudit(["requirements.txt"], 1, parse_pip_audit({"dependencies": [VULNERABLE["dependencies"][1]]}))
-    recorder = _Outcome()
-    test_source.test_no_known_vulnerable_dependency(SimpleNamespace(params={}), {"pip-audit": clean}.get, recorder)
-    assert "none with a known vulnerability" in recorder.summary
+    result = conclude(test_source.test_no_known_vulnerable_dependency, SimpleNamespace(params={}),
+                      {"pip-audit": clean}.get, Outcome())
+    assert result.status == "passed" and "none with a known vulnerability" in result.summary
 
 
 def test_a_skipped_dependency_is_not_verified():
     with pytest.raises(ObservationError, match="not verified"):
         parse_pip_audit({"dependencies": [{"name": "x", "version": "1", "skip_reason": "not found on PyPI"}]})
-
-
-class _Outcome:
-    summary = None
-
-    def measure(self, **_):
-        pass
-
-    def message(self, _):
-        pass
 
 
 SNIPPETS = {  # rule → (flawed code, the same done right)

@@ -12,13 +12,13 @@ import warnings
 from contextlib import contextmanager
 
 import pytest
+from checkcall import Outcome, conclude
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vigie.catalogue import load_profile
-from vigie.checks import NotApplicable
 from vigie.errors import ObservationError
 from vigie.suite import PROFILE_DIR, ROOT
 from vigie.tls import (
@@ -390,14 +390,6 @@ def _checks():
             for mark in getattr(fn, "pytestmark", []) if mark.name == "vigie_check"}
 
 
-class _Outcome:
-    def __init__(self):
-        self.summary, self.measurements = None, {}
-
-    def measure(self, **values):
-        self.measurements.update(values)
-
-
 def _requirements() -> dict:
     return {r.id: r for name in ("anssi-tls", "mozilla-tls-intermediate", "mozilla-tls-modern")
             for r in load_profile(PROFILE_DIR / f"{name}.yaml").requirements}
@@ -406,16 +398,8 @@ def _requirements() -> dict:
 def _run(requirement_id: str, scan: TlsScan):
     """(status, summary) as the plugin would see them."""
     requirement = _requirements()[requirement_id]
-    outcome = _Outcome()
-    try:
-        _checks()[requirement.check](requirement=requirement, tls_scan=scan, outcome=outcome)
-    except pytest.fail.Exception as exc:
-        return "failed", exc.msg.splitlines()[0]
-    except ObservationError as exc:
-        return "error", str(exc)
-    except NotApplicable as exc:
-        return "not_applicable", str(exc)
-    return "passed", outcome.summary
+    result = conclude(_checks()[requirement.check], requirement=requirement, tls_scan=scan, outcome=Outcome())
+    return result.status, result.summary
 
 
 def _now_cert() -> dict:

@@ -8,11 +8,14 @@ from pathlib import Path
 from .errors import VigieError
 from .model import VERDICTS
 
-BAD = ("failed", "error")
+# a requirement that no longer passes regressed, whether it now fails or is no longer verified
+BAD = ("failed", "error", "not_tested", "skipped")
 GOOD = ("passed", "not_applicable")
-# the order of verdicts from best to worst
-VERDICT_RANK = {"conformant": 0, "conformant-with-reservations": 1, "incomplete": 2, "non-conformant": 3}
-assert set(VERDICT_RANK) == set(VERDICTS)
+# the order of verdicts from best to worst (a profile found not to apply verifies nothing)
+VERDICT_RANK = {"conformant": 0, "conformant-with-reservations": 1, "not_applicable": 2, "incomplete": 3,
+                "non-conformant": 4}
+if set(VERDICT_RANK) != set(VERDICTS):   # a verdict added to the model must be ranked here
+    raise ImportError("vigie.diff: VERDICT_RANK does not rank every verdict of vigie.model")
 
 
 def load_for_diff(path: Path) -> dict:
@@ -38,7 +41,7 @@ def load_for_diff(path: Path) -> dict:
 
 def _worse(old: str | None, new: str | None) -> bool:
     """An unknown or missing new verdict counts as the worst: a diff must not hide a broken run."""
-    return old in VERDICT_RANK and VERDICT_RANK.get(new, 3) > VERDICT_RANK[old]
+    return old in VERDICT_RANK and VERDICT_RANK.get(new, max(VERDICT_RANK.values())) > VERDICT_RANK[old]
 
 
 def _entry(key, old, new) -> dict:

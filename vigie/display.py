@@ -9,7 +9,8 @@ from rich.table import Table
 STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "error": ("!", "magenta"), "skipped": ("-", "yellow"),
          "not_applicable": ("·", "dim"), "not_tested": ("?", "yellow")}
 VERDICT_STYLE = {"conformant": "bold green", "conformant-with-reservations": "bold yellow",
-                 "non-conformant": "bold red", "incomplete": "bold magenta"}
+                 "non-conformant": "bold red", "incomplete": "bold magenta",
+                 "not_applicable": "bold"}
 
 
 def outcome_line(console, o) -> None:
@@ -22,13 +23,13 @@ def outcome_line(console, o) -> None:
 
 def verdict_table(console, report: dict, out: Path) -> None:
     table = Table(title="Verdicts")
-    for col in ("profile", "version", "verdict", "passed", "failed", "error", "not tested", "other"):
+    for col in ("profile", "version", "verdict", "passed", "failed", "error", "not tested", "not applicable"):
         table.add_column(col, justify="right" if col not in ("profile", "version", "verdict") else "left")
     for p in report["profiles"]:
         c = p["counts"]
         table.add_row(p["id"], p["version"], f"[{VERDICT_STYLE[p['verdict']]}]{p['verdict']}[/]",
-                      str(c["passed"]), str(c["failed"]), str(c["error"]), str(c["not_tested"]),
-                      str(c["skipped"] + c["not_applicable"]))
+                      str(c["passed"]), str(c["failed"]), str(c["error"]),
+                      str(c["not_tested"] + c.get("skipped", 0)), str(c["not_applicable"]))
     console.print(table)
     for line in report["run"].get("suite_errors", []):
         console.print(f"[red]suite error:[/] {line}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .checks import failed
 from .errors import ObservationError
 from .http import RecordingClient
 from .observations import observation
@@ -102,10 +103,10 @@ def json_body(response, what: str) -> dict:
     try:
         body = response.json()
     except ValueError as exc:
-        raise AssertionError(f"{what}: body is not JSON ({response.headers.get('Content-Type', 'no content type')})"
-                             f": {str(exc)[:120]}") from None
+        failed(f"{what}: body is not JSON ({response.headers.get('Content-Type', 'no content type')})"
+               f": {str(exc)[:120]}")
     if not isinstance(body, dict):
-        raise AssertionError(f"{what}: body is not a JSON object")  # noqa: TRY004 - a failed check, not a bug
+        failed(f"{what}: body is not a JSON object")
     return body
 
 
@@ -192,10 +193,11 @@ def search(http, rtype: str, params, what: str | None = None) -> dict:
 
 def searchset(response, label: str) -> dict:
     """The searchset Bundle a search (or a page of one) answered, or a failed check saying what came."""
-    assert response.status_code == 200, f"{label} answered {response.status_code}"
+    if response.status_code != 200:
+        failed(f"{label} answered {response.status_code}")
     bundle = json_body(response, label)
-    assert bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset", \
-        f"{label} did not return a searchset Bundle"
+    if not (bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset"):
+        failed(f"{label} did not return a searchset Bundle")
     return bundle
 
 

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from .checks import NotApplicable
+from . import checks as conclusions
+from .checks import Concluded
 from .errors import ObservationError
 from .evidence import safe_name
 from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
 
-# an assertion raised here is a check's verdict; raised anywhere else (an HTTP or parsing library's own
-# sanity check, tripped by what a target sent) it says nothing about the requirement
-VERDICT_DIRS = tuple(f"{ROOT / d}{os.sep}" for d in (*CHECK_DIRS, "vigie"))
+# vigie's own code: the suite's folders and the engine
+VIGIE_DIRS = tuple(f"{ROOT / d}{os.sep}" for d in (*CHECK_DIRS, "vigie"))
 
 RECORDER = pytest.StashKey()
 DONE = pytest.StashKey()
@@ -31,11 +31,10 @@ CASE = "vigie_case"
 
 
 class Recorder:
-    """What a check says about its outcome besides how it ended."""
+    """What a check records about its outcome besides its conclusion."""
 
     def __init__(self, store):
         self.store = store
-        self.summary: str | None = None
         self.messages: list[str] = []
         self.measurements: dict = {}
         self.links: list[str] = []
@@ -59,32 +58,37 @@ class Recorder:
         return path
 
 
-def status_of(excinfo) -> tuple[str, str | None]:
-    """How a test ended → (status, reason)."""
+def _where(excinfo, ours_only: bool) -> str:
+    entries = [e for e in excinfo.traceback if str(e.path).startswith(VIGIE_DIRS)] if ours_only \
+        else list(excinfo.traceback)
+    if not entries:
+        return ""
+    path = Path(str(entries[-1].path))
+    shown = path.relative_to(ROOT) if str(path).startswith(str(ROOT)) else path.name
+    return f" (at {shown}:{entries[-1].lineno + 1})"
+
+
+def unconcluded(excinfo) -> tuple[str, str]:
+    """The outcome of a check that made no conclusion through vigie.checks: never passed."""
     if excinfo is None:
-        return "passed", None
+        return "error", "the check ended without a conclusion (a defect of vigie's suite: please report it)"
     exc = excinfo.value
-    if isinstance(exc, NotApplicable):
-        return "not_applicable", str(exc)
+    if isinstance(exc, Concluded):   # concluded outside a running check's bookkeeping
+        return exc.status, exc.summary
     if isinstance(exc, pytest.skip.Exception):
-        return "skipped", exc.msg
-    if isinstance(exc, TimeLimitExceeded):   # before pytest.fail: it is one, but concludes nothing
-        return "error", exc.msg
-    if isinstance(exc, pytest.fail.Exception):
-        return "failed", exc.msg
+        return "not_tested", exc.msg
+    if isinstance(exc, ObservationError | TimeLimitExceeded):
+        return "error", str(exc.msg if isinstance(exc, TimeLimitExceeded) else exc)
     if isinstance(exc, AssertionError):
-        where = excinfo.traceback[-1]
-        if str(where.path).startswith(VERDICT_DIRS):
-            return "failed", str(exc) or "assertion failed"
-        return "error", (f"internal assertion of {Path(str(where.path)).name}:{where.lineno + 1} failed"
-                         + (f": {exc}" if str(exc) else "") + " (a library could not handle what it received)")
-    if isinstance(exc, ObservationError):
-        return "error", str(exc)
+        # an assertion concludes nothing: a library's own sanity check tripped by what a target sent, or
+        # a bare assert that -O would have removed
+        return "error", (f"internal assertion failed{_where(excinfo, False)}" + (f": {exc}" if str(exc) else "")
+                         + " (not a conclusion: a library or vigie could not handle what it received)")
+    if isinstance(exc, pytest.fail.Exception):
+        return "error", f"{exc.msg}{_where(excinfo, True)}"
     # an unexpected exception is vigie's own defect, usually met on input no check foresaw: where it was
     # raised in vigie's code makes the report actionable
-    ours = [e for e in excinfo.traceback if str(e.path).startswith(VERDICT_DIRS)]
-    where = f" (at {Path(str(ours[-1].path)).relative_to(ROOT)}:{ours[-1].lineno + 1})" if ours else ""
-    return "error", f"{type(exc).__name__}: {exc}{where}"
+    return "error", f"{type(exc).__name__}: {exc}{_where(excinfo, True)}"
 
 
 class VigiePlugin:
@@ -133,6 +137,7 @@ class VigiePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):
         item.stash[RECORDER] = Recorder(self.run.store)
+        conclusions.begin()
         for client in self.run.clients.values():
             client.take_exchanges()
         # from the first fixture (observations run there) to the end of the call
@@ -178,20 +183,28 @@ class VigiePlugin:
     def _finish(self, item, case, excinfo, ended=None):
         requirement, target = case
         recorder = item.stash[RECORDER]
-        status, reason = ended or status_of(excinfo)
+        # the check's own conclusion, made through vigie.checks; anything else is never a pass
+        conclusion = conclusions.end()
+        details = []
+        if ended:
+            status, summary = ended
+        elif conclusion is not None:
+            status, summary, details = conclusion.status, conclusion.summary, conclusion.details
+            recorder.measure(**conclusion.measurements)
+        else:
+            status, summary = unconcluded(excinfo)
         client = self.run.clients.get(target.id)
         exchanges = client.take_exchanges() if client else []
         if exchanges:
             recorder.link(self.run.store.write_json(
                 f"http/{safe_name(requirement.id + '@' + target.id)}.json", exchanges))
-        summary = (reason or recorder.summary or requirement.title_in(self.run.lang)).strip()
-        messages = list(recorder.messages)
-        if reason and "\n" in reason:
-            messages.append(reason)
+        lines = (summary or "").strip().splitlines() or [requirement.title_in(self.run.lang)]
+        # a summary of several lines keeps its first as the summary, the rest as messages
+        messages = [*recorder.messages, *details, *(["\n".join(lines[1:])] if lines[1:] else [])]
         outcome = Outcome(
             requirement=requirement.id, profile=requirement.profile, level=requirement.level,
             target=target.id, check=requirement.check, status=status,
-            summary=self.run.store.redact.text(summary.splitlines()[0][:500]),
+            summary=self.run.store.redact.text(lines[0][:500]),
             title=requirement.title, reference=requirement.reference,
             messages=[self.run.store.redact.text(m) for m in messages],
             measurements=self.run.store.redact.data(recorder.measurements),

@@ -9,7 +9,7 @@ from __future__ import annotations
 LANGS = ("en", "fr")
 
 STATUSES = ("passed", "failed", "error", "skipped", "not_applicable", "not_tested")
-VERDICTS = ("conformant", "conformant-with-reservations", "non-conformant", "incomplete")
+VERDICTS = ("conformant", "conformant-with-reservations", "non-conformant", "incomplete", "not_applicable")
 LEVELS = ("SHALL", "SHOULD", "MAY")
 
 _LABELS: dict[str, dict[str, str]] = {
@@ -203,19 +203,19 @@ _LABELS: dict[str, dict[str, str]] = {
         "lui-même) : l'exigence n'est ni confirmée ni infirmée.",
     },
     "status_desc.skipped": {
-        "en": "The check did not run, for the reason given (for example a feature the target does not offer).",
-        "fr": "Le contrôle n'a pas été exécuté, pour la raison indiquée (par exemple une fonction que la cible "
-        "ne propose pas).",
+        "en": "Reports of vigie before 0.2 only: the check did not run; counted as not verified.",
+        "fr": "Rapports de vigie antérieurs à 0.2 seulement : le contrôle n'a pas été exécuté ; compté comme "
+        "non vérifié.",
     },
     "status_desc.not_applicable": {
         "en": "The requirement does not apply to this target, for the reason given.",
         "fr": "L'exigence ne s'applique pas à cette cible, pour la raison indiquée.",
     },
     "status_desc.not_tested": {
-        "en": "No check covered this requirement in this run (or the attestation was not supplied): "
-        "it remains to be verified.",
-        "fr": "Aucun contrôle n'a couvert cette exigence lors de cette exécution (ou l'attestation n'a pas été "
-        "fournie) : elle reste à vérifier.",
+        "en": "Not verified in this run, for the reason given (configuration missing, such as a token role; "
+        "an attestation not supplied; the run stopped first): it remains to be verified.",
+        "fr": "Non vérifiée lors de cette exécution, pour la raison indiquée (configuration manquante, comme "
+        "le jeton d'un rôle ; attestation non fournie ; exécution arrêtée avant) : elle reste à vérifier.",
     },
     # verdicts
     "verdict.conformant": {"en": "conformant", "fr": "conforme"},
@@ -225,18 +225,24 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     "verdict.non-conformant": {"en": "non-conformant", "fr": "non conforme"},
     "verdict.incomplete": {"en": "incomplete", "fr": "incomplet"},
+    "verdict.not_applicable": {"en": "not applicable", "fr": "non applicable"},
     "verdict_desc.conformant": {
-        "en": "Every applicable SHALL requirement passed and no SHOULD requirement failed.",
-        "fr": "Toutes les exigences SHALL applicables sont satisfaites et aucune exigence SHOULD n'a échoué.",
+        "en": "Every applicable SHALL and SHOULD requirement was observed and passed.",
+        "fr": "Toutes les exigences SHALL et SHOULD applicables ont été observées et sont satisfaites.",
     },
     "verdict_desc.conformant-with-reservations": {
-        "en": "Every applicable SHALL requirement passed, but at least one SHOULD requirement failed.",
+        "en": "Every applicable SHALL requirement passed, but at least one SHOULD requirement failed or could "
+        "not be verified.",
         "fr": "Toutes les exigences SHALL applicables sont satisfaites, mais au moins une exigence SHOULD a "
-        "échoué.",
+        "échoué ou n'a pas pu être vérifiée.",
     },
     "verdict_desc.non-conformant": {
         "en": "At least one SHALL requirement failed.",
         "fr": "Au moins une exigence SHALL a échoué.",
+    },
+    "verdict_desc.not_applicable": {
+        "en": "No requirement concerns this target, for the reasons observed: nothing was verified.",
+        "fr": "Aucune exigence ne concerne cette cible, pour les raisons observées : rien n'a été vérifié.",
     },
     "verdict_desc.incomplete": {
         "en": "No SHALL requirement failed, but at least one ended in error or was not tested: conformance "

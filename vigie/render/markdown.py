@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .i18n import STATUSES, check_lang, localized, t
 
-_MARK = {"conformant": "✅", "conformant-with-reservations": "⚠️", "non-conformant": "❌", "incomplete": "❔"}
+_MARK = {"conformant": "✅", "conformant-with-reservations": "⚠️", "non-conformant": "❌", "incomplete": "❔", "not_applicable": "➖"}
 # Problems listed beneath the table; the full list is in the HTML report, a step summary must stay short.
 MAX_PROBLEMS = 25
 

@@ -37,14 +37,16 @@ class Findings:
 
     def conclude(self, outcome, what: str) -> None:
         """Reports the findings, then ends the check: failed on a violation, error if something could not
-        be checked. Raised, not asserted: the summary is the whole message (no assertion rewriting)."""
-        from ..errors import ObservationError
+        be checked or nothing was, passed otherwise."""
+        from ..checks import failed, passed, undetermined
         self.report(outcome)
-        outcome.summary = self.summary(what)
         if self.violations:
-            raise AssertionError(outcome.summary)
+            failed(self.summary(what))
         if self.problems:
-            raise ObservationError(f"{len(self.problems)} {what} could not be checked: {self.problems[0]}")
+            undetermined(f"{len(self.problems)} {what} could not be checked: {self.problems[0]}")
+        if not self.checked:
+            undetermined(f"no {what} to check: nothing was observed")
+        passed(self.summary(what))
 
 
 def mask(value) -> str:
