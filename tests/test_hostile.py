@@ -347,3 +347,25 @@ def test_http_stack_failures_are_observation_errors(tmp_path):
         assert client.take_exchanges()[0]["error"] is not None   # the attempt stays in the evidence
     finally:
         client.close()
+
+
+def test_an_observation_never_concludes_for_the_check_that_ran_it():
+    """An observation is shared by every check of a target: a helper that concludes inside it (a defect)
+    becomes the observation's error for all of them, not a verdict of the first one."""
+    from vigie.checks import failed
+    from vigie.observations import ObservationCache, observation
+
+    @observation("vigie-test-concluding", kinds=("fhir",))
+    def concluding(target, store):
+        failed("decided inside an observation")
+
+    store = SimpleNamespace(write_json=lambda name, data: name)
+    cache = ObservationCache(store)
+    target = Target(id="t", kind="fhir", url="https://127.0.0.1:9/fhir")
+
+    def check():
+        _, error, _ = cache.get("vigie-test-concluding", target)
+        raise error
+
+    result = conclude(check)
+    assert result.status == "error" and "decided inside an observation" in result.summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from .checks import Concluded, withdraw
 from .errors import ObservationError
 from .limits import TimeLimitExceeded
 
@@ -54,6 +55,13 @@ class ObservationCache:
             except ObservationError as exc:
                 path = self.store.write_json(f"{name}/{target.id}.json", {"error": str(exc)})
                 self._results[key] = (None, exc, path)
+            except Concluded as exc:
+                # an observation serves every check of the target: it observes, it never concludes for
+                # the one that happened to run it first
+                withdraw(exc)
+                error = ObservationError(f"the {name} observation did not finish: {exc.summary}")
+                path = self.store.write_json(f"{name}/{target.id}.json", {"error": str(error)})
+                self._results[key] = (None, error, path)
             except (TimeLimitExceeded, Exception) as exc:
                 # the check's time ran out, or the observation broke on what the target sent: every later
                 # check would wait or break as long again, so the failure is kept like any other
