@@ -18,9 +18,9 @@ from fixtures.practice import tlsmaterial
 from vigie.tls import (
     FEATURES,
     encrypt_then_mac_problems,
-    encrypt_then_mac_undetermined,
+    encrypt_then_mac_unobserved,
     feature_problems,
-    features_undetermined,
+    features_unobserved,
     hello,
     key_exchange_problems,
     mozilla,
@@ -29,7 +29,7 @@ from vigie.tls import (
     ocsp_stapling_problems,
     scan_tls,
     server_order_problems,
-    server_order_undetermined,
+    server_order_unobserved,
     suite_problems,
 )
 
@@ -102,13 +102,18 @@ CBC12 = {"TLSv1.2": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA
 
 
 def test_encrypt_then_mac_evaluation():
-    assert encrypt_then_mac_problems(_scan()) == [] and encrypt_then_mac_undetermined(_scan()) == []
+    assert encrypt_then_mac_problems(_scan()) == [] and encrypt_then_mac_unobserved(_scan()) == []
     off = _scan(cipher_suites=CBC12, encrypt_then_mac={"TLSv1.2": False})
     (problem,) = encrypt_then_mac_problems(off)
     assert problem.summary == "TLSv1.2: CBC suites without encrypt-then-MAC"
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256" in problem.detail and "GCM" not in problem.detail
     assert encrypt_then_mac_problems(_scan(cipher_suites=CBC12, encrypt_then_mac={"TLSv1.2": True})) == []
-    assert encrypt_then_mac_undetermined(_scan(cipher_suites=CBC12)) == ["TLSv1.2"]
+    assert encrypt_then_mac_unobserved(_scan(cipher_suites=CBC12)) == ["encrypt_then_mac TLSv1.2: not probed"]
+    refused = _scan(cipher_suites=CBC12, incomplete={"encrypt_then_mac TLSv1.2": "no answer within 5 s"})
+    assert encrypt_then_mac_unobserved(refused) == ["encrypt_then_mac TLSv1.2: no answer within 5 s"]
+    sslv3 = _scan(cipher_suites={"SSLv3": ["TLS_RSA_WITH_AES_128_CBC_SHA"]})
+    assert [p.summary for p in encrypt_then_mac_problems(sslv3)] == [
+        "SSLv3: CBC suites accepted, and SSLv3 has no encrypt-then-MAC"]
 
 
 def test_obsolete_suites():
@@ -145,15 +150,15 @@ def test_feature_evaluation():
     sound = _scan(compression=False, secure_renegotiation=True, client_renegotiation=False,
                   extended_master_secret=True, early_data=False, fallback_scsv=True, heartbleed=False,
                   ccs_injection=False, robot="NOT_VULNERABLE_NO_ORACLE")
-    assert feature_problems(sound, every) == [] and features_undetermined(sound, every) == []
+    assert feature_problems(sound, every) == [] and features_unobserved(sound, every) == []
     broken = _scan(compression=True, secure_renegotiation=False, client_renegotiation=True,
                    extended_master_secret=False, early_data=True, fallback_scsv=False, heartbleed=True,
                    ccs_injection=True, robot="VULNERABLE_STRONG_ORACLE")
     assert len(feature_problems(broken, every)) == len(FEATURES)
     assert "VULNERABLE_STRONG_ORACLE" in feature_problems(broken, {"features": ["no-robot"]})[0].detail
     unknown = _scan(robot="UNKNOWN_INCONSISTENT_RESULTS")
-    assert features_undetermined(unknown, {"features": ["no-robot", "no-compression"]}) == [
-        "no-robot", "no-compression"]
+    assert features_unobserved(unknown, {"features": ["no-robot", "no-compression"]}) == [
+        "robot (no-robot): inconclusive (UNKNOWN_INCONSISTENT_RESULTS)", "tls_compression (no-compression): no result"]
 
 
 def test_ocsp_stapling_evaluation():
@@ -171,8 +176,8 @@ def test_server_order_evaluation():
     (problem,) = server_order_problems(_scan(cipher_suites=two, server_cipher_order=False,
                                              server_order_protocol="TLSv1.2"))
     assert problem.summary == "TLSv1.2: the client's suite order wins"
-    assert server_order_undetermined(_scan(cipher_suites=two))
-    assert not server_order_undetermined(_scan())   # one suite: nothing to reorder
+    assert server_order_unobserved(_scan(cipher_suites=two)) == ["server_cipher_order: not probed"]
+    assert server_order_unobserved(_scan()) == []   # one suite: nothing to reorder
 
 
 @pytest.mark.parametrize("server_order", [True, False])
@@ -235,15 +240,17 @@ def test_new_anssi_requirements_fail_with_reviewer_messages():
     assert _run("ANSSI-TLS-11", _sound(client_renegotiation=True)) == (
         "failed", "client-initiated renegotiation accepted (denial of service)")
     assert _run("ANSSI-TLS-13", _sound(early_data=True))[0] == "failed"
-    assert _run("ANSSI-TLS-14", _sound(fallback_scsv=None, errors=["tls_fallback_scsv: reset"])) == (
-        "error", "could not determine fallback-scsv: tls_fallback_scsv: reset")
+    assert _run("ANSSI-TLS-14", _sound(fallback_scsv=None, incomplete={"tls_fallback_scsv": "reset"})) == (
+        "error", "undetermined: the TLS scan did not complete what this requirement reads: "
+        "tls_fallback_scsv (fallback-scsv): reset")
     assert _run("ANSSI-TLS-15", _sound(heartbleed=True)) == (
         "failed", "vulnerable to Heartbleed (CVE-2014-0160)")
     stapling = _now_cert() | {"ocsp_responders": ["http://ocsp.example.fr"], "ocsp_stapled": False}
     assert _run("ANSSI-TLS-17", _sound(certificate=stapling))[0] == "failed"
     incomplete = _sound(mozilla={"intermediate": {"error": "The robot result is missing."}})
     assert _run("MOZ-TLS-INT-03", incomplete) == (
-        "error", "Mozilla intermediate check incomplete: The robot result is missing.")
+        "error", "undetermined: the TLS scan did not complete what this requirement reads: "
+        "Mozilla intermediate checker: The robot result is missing.")
 
 
 def test_every_mozilla_issue_belongs_to_exactly_one_requirement():

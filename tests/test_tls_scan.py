@@ -28,7 +28,7 @@ from vigie.tls import (
     is_aead,
     is_forward_secret,
     protocol_problems,
-    protocols_undetermined,
+    protocols_unobserved,
     scan_tls,
     suite_problems,
 )
@@ -162,7 +162,7 @@ def good_scan(pki):
 def test_good_server(good_scan):
     scan = good_scan
     assert scan.accepted_protocols == ["TLSv1.2", "TLSv1.3"]
-    assert not scan.untested_protocols and not scan.errors, scan.errors
+    assert not scan.untested_protocols and not scan.incomplete, scan.incomplete
     suites = [s for p in scan.accepted_protocols for s in scan.cipher_suites[p]]
     assert all(is_forward_secret(s) and is_aead(s) for s in suites)
     assert "TLS_AES_128_GCM_SHA256" in scan.cipher_suites["TLSv1.3"]
@@ -280,10 +280,18 @@ def test_protocol_problems():
     assert [p.summary for p in problems] == ["TLSv1.0 accepted", "TLSv1.3 not offered"]
     assert "TLS_RSA_WITH_AES_128_CBC_SHA" in problems[0].detail
     # A protocol that could not be scanned is neither a pass nor a failure.
-    partial = _scan(accepted_protocols=["TLSv1.2"], untested_protocols=["TLSv1.1", "TLSv1.3"])
+    partial = _scan(accepted_protocols=["TLSv1.2"], cipher_suites={"TLSv1.2": ["TLS_AES_128_GCM_SHA256"]},
+                    incomplete={"tls_1_1_cipher_suites": "CONNECTIVITY_ISSUE: reset",
+                                "tls_1_3_cipher_suites": "CONNECTIVITY_ISSUE: timeout"})
+    assert partial.untested_protocols == ["TLSv1.1", "TLSv1.3"]
     assert protocol_problems(partial, {"required": ["TLSv1.3"]}) == []
-    assert protocols_undetermined(partial, {**modern, "required": ["TLSv1.3"]}) == ["TLSv1.1", "TLSv1.3"]
-    assert protocols_undetermined(_scan(), modern) == []
+    # `allowed` reads every protocol, `required` only its own
+    assert protocols_unobserved(partial, modern) == ["tls_1_1_cipher_suites: CONNECTIVITY_ISSUE: reset",
+                                                     "tls_1_3_cipher_suites: CONNECTIVITY_ISSUE: timeout"]
+    assert protocols_unobserved(partial, {"required": ["TLSv1.3"]}) == [
+        "tls_1_3_cipher_suites: CONNECTIVITY_ISSUE: timeout"]
+    assert protocols_unobserved(partial, {"required": ["TLSv1.2"]}) == []
+    assert protocols_unobserved(_scan(), modern) == []
 
 
 def test_suite_problems():
@@ -342,7 +350,7 @@ def test_certificate_problems_found():
     small_ec = _cert(key_bits=224, not_before="2025-07-01T00:00:00+00:00")
     assert [p.summary for p in certificate_problems(_scan(certificate=small_ec), CERT_PARAMS, now=JUNE)] == [
         "EC key of 224 bits", "certificate not yet valid"]
-    assert certificate_problems(_scan(), CERT_PARAMS)[0].summary == "no certificate observed"
+    assert certificate_problems(_scan(), CERT_PARAMS) == []   # nothing seen: certificate_unobserved says so
     dual = _scan(certificate=_cert(),
                  other_certificates=[_cert(key_type="RSA", key_bits=1024, subject="CN=r")])
     (problem,) = certificate_problems(dual, CERT_PARAMS, now=JUNE)
@@ -426,10 +434,20 @@ def test_profile_checks_fail_with_reviewer_messages():
     assert _run("ANSSI-TLS-05", weak) == ("failed", "EC key of 192 bits")
 
 
+@pytest.mark.partial_observation("tls.protocols", "tls.cipher-suites", "tls.certificate")
 def test_profile_checks_error_when_the_scan_is_incomplete():
-    partial = _scan(untested_protocols=["TLSv1.0"],
-                    errors=["tls_1_0_cipher_suites: CONNECTIVITY_ISSUE: reset"])
+    partial = _scan(certificate=_now_cert(), incomplete={"tls_1_0_cipher_suites": "CONNECTIVITY_ISSUE: reset"})
     status, summary = _run("ANSSI-TLS-01", partial)
-    assert status == "error" and "TLSv1.0" in summary and "reset" in summary
+    assert status == "error" and "tls_1_0_cipher_suites" in summary and "reset" in summary
     assert _run("ANSSI-TLS-02", partial)[0] == "passed"    # TLSv1.0 does not matter to it
-    assert _run("ANSSI-TLS-05", _scan())[0] == "error"      # no certificate retrieved
+    for rid in ("ANSSI-TLS-03", "ANSSI-TLS-04", "ANSSI-TLS-07"):
+        assert _run(rid, partial)[0] == "error", rid
+    # a problem already seen fails the rule whatever the missing part would have shown
+    weak = _scan(accepted_protocols=["TLSv1.1", "TLSv1.2"], incomplete=partial.incomplete,
+                 cipher_suites={"TLSv1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]})
+    assert _run("ANSSI-TLS-01", weak) == ("failed", "TLSv1.1 accepted")
+    assert _run("ANSSI-TLS-04", weak) == ("failed", "TLSv1.1: 1 suite(s) not AEAD")
+    status, summary = _run("ANSSI-TLS-05", _scan(incomplete={"certificate_info": "CONNECTIVITY_ISSUE: reset"}))
+    assert status == "error" and "certificate_info: CONNECTIVITY_ISSUE: reset" in summary
+    status, summary = _run("ANSSI-TLS-05", _scan())      # completed, and yet no certificate
+    assert status == "error" and "no certificate retrieved" in summary

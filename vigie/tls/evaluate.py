@@ -1,8 +1,9 @@
 """Evaluation: a TLS scan and a requirement's params in, the problems found out.
 
 Pure functions over a `TlsScan`, so that the checks in `security/test_tls.py` stay thin and the logic is
-testable without a network. Each function documents the params it reads; `*_undetermined` functions name
-what the scan could not see, which the checks turn into an `error` outcome rather than a pass.
+testable without a network. Each rule family has `*_problems` (the violations seen) and `*_unobserved`: the
+parts of the scan the rule reads that did not complete ("part: why"), which the checks turn into an `error`
+outcome unless a problem already seen fails the rule. A rule passes only on a whole observation.
 """
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import datetime as dt
 import re
 from typing import NamedTuple
 
-from .scan import PROTOCOLS, TlsScan
+from .scan import ENCRYPT_THEN_MAC_PART, PROTOCOLS, SERVER_ORDER_PART, SUITE_PARTS, TlsScan
+
+CERTIFICATE_PART = "certificate_info"
+CURVES_PART = "elliptic_curves"
+_BEFORE_TLS13 = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2")
 
 
 class Problem(NamedTuple):
@@ -41,6 +46,15 @@ def _suites(names: list[str]) -> str:
     return ", ".join(names) if names else "no suite listed"
 
 
+def unobserved(scan: TlsScan, parts) -> list[str]:
+    """"part: why" for each of these parts of the scan that did not complete."""
+    return [f"{part}: {scan.incomplete[part]}" for part in dict.fromkeys(parts) if part in scan.incomplete]
+
+
+def _suite_parts(protocols) -> list[str]:
+    return [SUITE_PARTS[p] for p in protocols]
+
+
 def protocol_problems(scan: TlsScan, params: dict) -> list[Problem]:
     """`allowed`: no other protocol may be accepted; `required`: each of them must be accepted."""
     problems = []
@@ -57,12 +71,11 @@ def protocol_problems(scan: TlsScan, params: dict) -> list[Problem]:
     return problems
 
 
-def protocols_undetermined(scan: TlsScan, params: dict) -> list[str]:
-    """Protocols whose acceptance matters to these params but could not be scanned."""
-    allowed = params.get("allowed")
-    forbidden = set(PROTOCOLS) - set(allowed) if allowed is not None else set()
-    relevant = set(params.get("required", [])) | forbidden
-    return [p for p in scan.untested_protocols if p in relevant]
+def protocols_unobserved(scan: TlsScan, params: dict) -> list[str]:
+    """`allowed` reads every protocol's suite scan (the outcome states the set of protocols accepted);
+    `required`, the scan of each required protocol."""
+    read = PROTOCOLS if params.get("allowed") is not None else params.get("required", [])
+    return unobserved(scan, _suite_parts(read))
 
 
 def suite_problems(scan: TlsScan, params: dict) -> list[Problem]:
@@ -86,12 +99,17 @@ def suite_problems(scan: TlsScan, params: dict) -> list[Problem]:
     return problems
 
 
+def suites_unobserved(scan: TlsScan, params: dict) -> list[str]:
+    """Every protocol's suite list: a suite accepted with any of them is held to the rule."""
+    return unobserved(scan, _suite_parts(PROTOCOLS))
+
+
 def certificate_problems(scan: TlsScan, params: dict, now: dt.datetime | None = None) -> list[Problem]:
     """`min_rsa_bits` (RSA, DSA), `min_ec_bits` (EC, EdDSA), `signature_hashes` (leaf and intermediates),
     `hostname: true`, `valid_now: true`, `trusted: true` (chain trusted by the CA file, or a public store).
     Every certificate the server deploys is held to them, not only the one a TLS 1.3 client gets."""
     if not scan.certificate:
-        return [Problem("no certificate observed", "the scan retrieved no certificate")]
+        return []   # nothing seen: certificate_unobserved says so
     now = now or dt.datetime.now(dt.UTC)
     problems = _one_certificate(scan.certificate, params, now)
     for other in scan.other_certificates:
@@ -126,6 +144,18 @@ def _one_certificate(cert: dict, params: dict, now: dt.datetime) -> list[Problem
     return problems
 
 
+def certificate_unobserved(scan: TlsScan) -> list[str]:
+    """The certificate_info command, which retrieves every certificate the server deploys."""
+    missing = unobserved(scan, [CERTIFICATE_PART])
+    return missing or ([] if scan.certificate else [f"{CERTIFICATE_PART}: no certificate retrieved"])
+
+
+def certificate_warnings(scan: TlsScan) -> list[str]:
+    """What the user should know about their own trust anchors (a CA file a strict verifier refuses)."""
+    return list(dict.fromkeys(c["ca_file_warning"] for c in [scan.certificate, *scan.other_certificates]
+                              if c and c.get("ca_file_warning")))
+
+
 def _trust_problems(cert: dict, now: dt.datetime) -> list[Problem]:
     """What made the chain untrusted (certificate.py tells): an expired leaf under a trusted issuer is
     "certificate expired", not "chain not trusted"."""
@@ -157,24 +187,34 @@ def _validity_problems(cert: dict, now: dt.datetime) -> list[Problem]:
 
 def encrypt_then_mac_problems(scan: TlsScan) -> list[Problem]:
     """CBC suites are tolerated only with encrypt-then-MAC (RFC 7366): one problem per protocol where the
-    server accepted CBC suites and did not agree to it."""
+    server accepted CBC suites and did not agree to it, or could not (SSLv2, SSLv3: no extensions)."""
     cbc = cbc_suites(scan)
-    return [Problem(f"{protocol}: CBC suites without encrypt-then-MAC",
-                    f"{protocol}: the server accepts {', '.join(cbc.get(protocol, []))} and did not answer "
-                    "the encrypt_then_mac extension (RFC 7366) when offered only those suites")
-            for protocol, etm in scan.encrypt_then_mac.items() if not etm]
+    never = [Problem(f"{protocol}: CBC suites accepted, and {protocol} has no encrypt-then-MAC",
+                     f"{protocol}: the server accepts {', '.join(suites)}; {protocol} has no extensions, so "
+                     "no encrypt-then-MAC") for protocol, suites in cbc.items() if protocol in NO_EXTENSIONS]
+    return never + [Problem(f"{protocol}: CBC suites without encrypt-then-MAC",
+                            f"{protocol}: the server accepts {', '.join(cbc.get(protocol, []))} and did not "
+                            "answer the encrypt_then_mac extension (RFC 7366) when offered only those suites")
+                    for protocol, etm in scan.encrypt_then_mac.items() if not etm]
 
 
-def encrypt_then_mac_undetermined(scan: TlsScan) -> list[str]:
-    """Protocols with accepted CBC suites whose encrypt-then-MAC probe failed."""
-    return [p for p in ("TLSv1.0", "TLSv1.1", "TLSv1.2")
-            if any("_CBC_" in s for s in scan.cipher_suites.get(p, [])) and p not in scan.encrypt_then_mac]
+def encrypt_then_mac_unobserved(scan: TlsScan) -> list[str]:
+    """The suite lists of every protocol before TLS 1.3 (TLS 1.3 has no CBC suite), and the encrypt-then-MAC
+    probe of each one where CBC suites were accepted."""
+    probed = [p for p in cbc_suites(scan) if p not in NO_EXTENSIONS]
+    parts = _suite_parts(_BEFORE_TLS13) + [ENCRYPT_THEN_MAC_PART.format(protocol=p) for p in probed]
+    never = [f"{ENCRYPT_THEN_MAC_PART.format(protocol=p)}: not probed" for p in probed
+             if p not in scan.encrypt_then_mac and ENCRYPT_THEN_MAC_PART.format(protocol=p) not in scan.incomplete]
+    return unobserved(scan, parts) + never
+
+
+# protocols without extensions: a CBC suite there can never have encrypt-then-MAC
+NO_EXTENSIONS = ("SSLv2", "SSLv3")
 
 
 def cbc_suites(scan: TlsScan) -> dict[str, list[str]]:
     """protocol -> the CBC suites accepted with it."""
-    found = {p: [s for s in scan.cipher_suites.get(p, []) if "_CBC_" in s]
-             for p in ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2")}
+    found = {p: [s for s in scan.cipher_suites.get(p, []) if "_CBC_" in s] for p in _BEFORE_TLS13}
     return {p: suites for p, suites in found.items() if suites}
 
 
@@ -209,6 +249,15 @@ def key_exchange_problems(scan: TlsScan, params: dict) -> list[Problem]:
     return problems
 
 
+def key_exchange_unobserved(scan: TlsScan, params: dict) -> list[str]:
+    """`allowed_curves` reads the elliptic_curves command (every group tried one by one); `min_dh_bits`, the
+    key the server sent with each suite of every protocol."""
+    parts = [CURVES_PART] if "allowed_curves" in params else []
+    if "min_dh_bits" in params:
+        parts += _suite_parts(PROTOCOLS)
+    return unobserved(scan, parts)
+
+
 _ROBOT_VULNERABLE = ("VULNERABLE_WEAK_ORACLE", "VULNERABLE_STRONG_ORACLE")
 _ROBOT_SAFE = ("NOT_VULNERABLE_NO_ORACLE", "NOT_VULNERABLE_RSA_NOT_SUPPORTED")
 
@@ -219,22 +268,26 @@ def _robot(scan: TlsScan) -> bool | None:
     return False if scan.robot in _ROBOT_SAFE else None   # UNKNOWN_INCONSISTENT_RESULTS: not determined
 
 
-# feature -> (what the scan says, the value a sound server has, the problem when it has the other)
+# feature -> (what the scan says, the value a sound server has, the problem when it has the other, the scan
+# command it comes from)
 FEATURES = {
-    "no-compression": (lambda s: s.compression, False, "TLS compression accepted (CRIME)"),
+    "no-compression": (lambda s: s.compression, False, "TLS compression accepted (CRIME)", "tls_compression"),
     "secure-renegotiation": (lambda s: s.secure_renegotiation, True,
-                             "secure renegotiation (RFC 5746) not supported"),
+                             "secure renegotiation (RFC 5746) not supported", "session_renegotiation"),
     "no-client-renegotiation": (lambda s: s.client_renegotiation, False,
-                                "client-initiated renegotiation accepted (denial of service)"),
+                                "client-initiated renegotiation accepted (denial of service)",
+                                "session_renegotiation"),
     "extended-master-secret": (lambda s: s.extended_master_secret, True,
-                               "extended master secret (RFC 7627) not supported"),
-    "no-early-data": (lambda s: s.early_data, False, "TLS 1.3 early data (0-RTT) accepted: replayable"),
+                               "extended master secret (RFC 7627) not supported", "tls_extended_master_secret"),
+    "no-early-data": (lambda s: s.early_data, False, "TLS 1.3 early data (0-RTT) accepted: replayable",
+                      "tls_1_3_early_data"),
     "fallback-scsv": (lambda s: s.fallback_scsv, True,
-                      "TLS_FALLBACK_SCSV (RFC 7507) not honoured: protocol downgrade possible"),
-    "no-heartbleed": (lambda s: s.heartbleed, False, "vulnerable to Heartbleed (CVE-2014-0160)"),
+                      "TLS_FALLBACK_SCSV (RFC 7507) not honoured: protocol downgrade possible",
+                      "tls_fallback_scsv"),
+    "no-heartbleed": (lambda s: s.heartbleed, False, "vulnerable to Heartbleed (CVE-2014-0160)", "heartbleed"),
     "no-ccs-injection": (lambda s: s.ccs_injection, False,
-                         "vulnerable to OpenSSL CCS injection (CVE-2014-0224)"),
-    "no-robot": (_robot, False, "vulnerable to ROBOT (RSA decryption oracle)"),
+                         "vulnerable to OpenSSL CCS injection (CVE-2014-0224)", "openssl_ccs_injection"),
+    "no-robot": (_robot, False, "vulnerable to ROBOT (RSA decryption oracle)", "robot"),
 }
 
 
@@ -242,7 +295,7 @@ def feature_problems(scan: TlsScan, params: dict) -> list[Problem]:
     """`features`: names from FEATURES; one problem per feature the server gets wrong."""
     problems = []
     for name in params["features"]:
-        observe, good, text = FEATURES[name]
+        observe, good, text, _ = FEATURES[name]
         value = observe(scan)
         if value is not None and value != good:
             seen = f" ({scan.robot})" if name == "no-robot" else ""
@@ -250,8 +303,17 @@ def feature_problems(scan: TlsScan, params: dict) -> list[Problem]:
     return problems
 
 
-def features_undetermined(scan: TlsScan, params: dict) -> list[str]:
-    return [name for name in params["features"] if FEATURES[name][0](scan) is None]
+def features_unobserved(scan: TlsScan, params: dict) -> list[str]:
+    """Each feature's scan command; a command that completed without a conclusive answer (ROBOT's
+    inconsistent results) leaves its feature undetermined too."""
+    missing = []
+    for name in params["features"]:
+        observe, _, _, part = FEATURES[name]
+        if observe(scan) is None:
+            why = scan.incomplete.get(part) or (f"inconclusive ({scan.robot})" if name == "no-robot" and scan.robot
+                                                else "no result")
+            missing.append(f"{part} ({name}): {why}")
+    return missing
 
 
 def ocsp_stapling_applies(scan: TlsScan) -> bool:
@@ -269,26 +331,65 @@ def ocsp_stapling_problems(scan: TlsScan) -> list[Problem]:
 
 def mozilla_problems(scan: TlsScan, params: dict, now: dt.datetime | None = None) -> list[Problem]:
     """`configuration` (intermediate, modern), `rules`: the issue keys of sslyze's Mozilla checker that this
-    requirement covers. An incomplete check is reported by `mozilla_undetermined`."""
+    requirement covers. An incomplete check is reported by `mozilla_unobserved`."""
     configuration = params["configuration"]
     issues = scan.mozilla.get(configuration, {}).get("issues", {})
     problems = []
     for key, message in issues.items():
         if key not in params["rules"]:
             continue
-        # the checker says only that path validation failed; the certificate's analysis says why
-        why = _trust_problems(scan.certificate, now or dt.datetime.now(dt.UTC)) \
-            if key == "certificate_path_validation" and scan.certificate and not scan.certificate["trusted"] else []
-        problems += [Problem(p.summary, f"Mozilla {configuration} ({key}): {p.detail}") for p in why] or \
-            [Problem(f"{key}: {message}", f"Mozilla {configuration} ({key}): {message}")]
+        if key == "certificate_path_validation":
+            why = _path_validation_problems(scan, now or dt.datetime.now(dt.UTC))
+            if why is not None:
+                problems += [Problem(p.summary, f"Mozilla {configuration} ({key}): {p.detail}") for p in why]
+                continue
+        problems.append(Problem(f"{key}: {message}", f"Mozilla {configuration} ({key}): {message}"))
     return problems
 
 
-def mozilla_undetermined(scan: TlsScan, params: dict) -> str | None:
-    found = scan.mozilla.get(params["configuration"])
+def _path_validation_problems(scan: TlsScan, now: dt.datetime) -> list[Problem] | None:
+    """The checker says only that path validation failed; the certificates' analysis says why. It finds
+    nothing wrong with the server when the strict verifier objected only to the CA the user supplied (see
+    certificate.py); None when it cannot explain the checker's finding."""
+    certs = [c for c in [scan.certificate, *scan.other_certificates] if c]
+    untrusted = [c for c in certs if not c["trusted"]]
+    if untrusted:
+        return [p for c in untrusted for p in _trust_problems(c, now)]
+    return [] if certs and certificate_warnings(scan) else None
+
+
+# sslyze's Mozilla checker: issue key -> the parts of the scan it judges
+_MOZILLA_READS = {
+    **dict.fromkeys(("tls_versions", "ciphers", "ciphersuites", "ecdh_param_size", "dh_param_size"),
+                    tuple(SUITE_PARTS.values())),
+    "tls_curves": (CURVES_PART,),
+    **dict.fromkeys(("certificate_path_validation", "certificate_types", "certificate_curves",
+                     "certificate_signatures", "rsa_key_size", "maximum_certificate_lifespan"),
+                    (CERTIFICATE_PART,)),
+    "tls_vulnerability_compression": ("tls_compression",),
+    "tls_vulnerability_ccs_injection": ("openssl_ccs_injection",),
+    "tls_vulnerability_fallback_scsv": ("tls_fallback_scsv",),
+    "tls_vulnerability_heartbleed": ("heartbleed",),
+    "tls_vulnerability_robot": ("robot",),
+    "tls_vulnerability_renegotiation": ("session_renegotiation",),
+    "tls_vulnerability_extended_master_secret": ("tls_extended_master_secret",),
+}
+
+
+def mozilla_unobserved(scan: TlsScan, params: dict) -> list[str]:
+    """The scan commands the checker judges for these rules, and the checker's own run (it refuses a scan
+    that lacks any command). Its ROBOT rule counts only a strong oracle as a flaw, so an inconclusive ROBOT
+    result leaves that rule undetermined rather than passed."""
+    configuration = params["configuration"]
+    missing = unobserved(scan, [part for key in params["rules"] for part in _MOZILLA_READS[key]])
+    if "tls_vulnerability_robot" in params["rules"] and "robot" not in scan.incomplete and _robot(scan) is None:
+        missing.append(f"robot: inconclusive ({scan.robot or 'no result'})")
+    found = scan.mozilla.get(configuration)
     if found is None:
-        return f"the scan did not check the Mozilla {params['configuration']} configuration"
-    return found.get("error")
+        missing.append(f"Mozilla {configuration} checker: not run")
+    elif "error" in found:
+        missing.append(f"Mozilla {configuration} checker: {found['error']}")
+    return missing
 
 
 def server_order_problems(scan: TlsScan) -> list[Problem]:
@@ -300,8 +401,11 @@ def server_order_problems(scan: TlsScan) -> list[Problem]:
     return []
 
 
-def server_order_undetermined(scan: TlsScan) -> bool:
-    """True when two suites of a protocol before TLS 1.3 were accepted but the order could not be tested."""
-    tested = scan.server_cipher_order is not None
-    return not tested and any(len(scan.cipher_suites.get(p, [])) >= 2
-                              for p in ("TLSv1.0", "TLSv1.1", "TLSv1.2"))
+def server_order_unobserved(scan: TlsScan) -> list[str]:
+    """The suite lists of TLS 1.0 to 1.2 (the protocols the rule concerns) and the order probe, needed
+    wherever two suites of one of them were accepted."""
+    missing = unobserved(scan, _suite_parts(("TLSv1.0", "TLSv1.1", "TLSv1.2")) + [SERVER_ORDER_PART])
+    reorderable = any(len(scan.cipher_suites.get(p, [])) >= 2 for p in ("TLSv1.0", "TLSv1.1", "TLSv1.2"))
+    if reorderable and scan.server_cipher_order is None and SERVER_ORDER_PART not in scan.incomplete:
+        missing.append(f"{SERVER_ORDER_PART}: not probed")
+    return missing

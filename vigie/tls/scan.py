@@ -31,6 +31,11 @@ PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 _SUITE_COMMANDS = dict(zip(PROTOCOLS, (
     ScanCommand.SSL_2_0_CIPHER_SUITES, ScanCommand.SSL_3_0_CIPHER_SUITES, ScanCommand.TLS_1_0_CIPHER_SUITES,
     ScanCommand.TLS_1_1_CIPHER_SUITES, ScanCommand.TLS_1_2_CIPHER_SUITES, ScanCommand.TLS_1_3_CIPHER_SUITES)))
+# The parts of a scan, by the name `TlsScan.incomplete` gives them when they did not complete: sslyze's
+# command names, and vigie's own probes.
+SUITE_PARTS = {protocol: command.value for protocol, command in _SUITE_COMMANDS.items()}
+ENCRYPT_THEN_MAC_PART = "encrypt_then_mac {protocol}"   # the raw probe, per protocol with CBC suites
+SERVER_ORDER_PART = "server_cipher_order"               # the raw probe of the suite order
 # HTTP headers and session resumption are left out: the HTTP checks observe headers themselves (HSTS is
 # http.hsts), and no requirement asks about resumption yet (SESSION_RESUMPTION adds about ten connections).
 _COMMANDS = {*_SUITE_COMMANDS.values(), *mozilla.COMMANDS, ScanCommand.CERTIFICATE_INFO,
@@ -46,14 +51,14 @@ _CONNECTIONS = 10
 
 @dataclass
 class TlsScan:
-    """What one scan saw. None in a field means "not determined": its scan command failed (see `errors`)."""
+    """What one scan saw. None in a field means "not determined": its scan command failed. Every part of the
+    scan that did not complete is in `incomplete` (part -> why), and a rule that reads it cannot pass."""
 
     host: str
     port: int
     server_name: str
     accepted_protocols: list[str] = field(default_factory=list)
     cipher_suites: dict[str, list[str]] = field(default_factory=dict)   # protocol -> IANA names accepted
-    untested_protocols: list[str] = field(default_factory=list)          # protocols whose scan failed
     # protocol -> suite -> the ephemeral key the server sent with it: {"type": "DH", "bits": 1024} or
     # {"type": "ECDH", "curve": "X25519", "bits": 253}
     key_exchange: dict[str, dict[str, dict]] = field(default_factory=dict)
@@ -79,12 +84,19 @@ class TlsScan:
     # Mozilla configuration -> {"issues": {key: message}} or {"error": reason}
     mozilla: dict[str, dict] = field(default_factory=dict)
     mozilla_guidelines: str = ""
-    errors: list[str] = field(default_factory=list)
+    # part of the scan (a SUITE_PARTS value, "certificate_info", "elliptic_curves", the probes...) -> why it
+    # did not complete
+    incomplete: dict[str, str] = field(default_factory=dict)
     scanner: str = f"sslyze {SSLYZE_VERSION}"
     duration_s: float = 0.0
 
+    @property
+    def untested_protocols(self) -> list[str]:
+        """Protocols whose cipher-suite command did not complete: whether they are accepted is unknown."""
+        return [p for p in PROTOCOLS if SUITE_PARTS[p] in self.incomplete]
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "untested_protocols": self.untested_protocols}
 
 
 def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str | None = None,
@@ -120,21 +132,20 @@ def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str 
     attempts = result.scan_result
 
     def done(command: ScanCommand):
-        """The command's result, or None after noting in `errors` why it failed."""
+        """The command's result, or None after noting in `incomplete` why it did not complete."""
         attempt = getattr(attempts, command.value)
         if attempt.status == ScanCommandAttemptStatusEnum.COMPLETED:
             return attempt.result
         if attempt.status == ScanCommandAttemptStatusEnum.ERROR:
-            scan.errors.append(f"{command.value}: {attempt.error_reason.value}: "
-                               f"{_reason(attempt.error_trace)}")
+            scan.incomplete[command.value] = f"{attempt.error_reason.value}: {_reason(attempt.error_trace)}"
+        else:
+            scan.incomplete[command.value] = f"not run ({attempt.status.value})"
         return None
 
     openssl_names: dict[str, dict[str, str]] = {}   # protocol -> IANA name -> OpenSSL name, for the probe
     for protocol, command in _SUITE_COMMANDS.items():
         suites = done(command)
-        if suites is None:
-            scan.untested_protocols.append(protocol)
-        elif suites.accepted_cipher_suites:
+        if suites is not None and suites.accepted_cipher_suites:
             scan.accepted_protocols.append(protocol)
             accepted = suites.accepted_cipher_suites
             scan.cipher_suites[protocol] = [s.cipher_suite.name for s in accepted]
@@ -144,9 +155,12 @@ def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str 
     if not scan.accepted_protocols and not scan.untested_protocols:
         raise ObservationError(f"TLS scan of {where} failed: no protocol version completed a handshake")
 
-    if (r := done(ScanCommand.CERTIFICATE_INFO)) and r.certificate_deployments:
-        scan.certificate, *scan.other_certificates = [
-            describe(d, sni, custom_ca=bool(ca_file)) for d in r.certificate_deployments]
+    if r := done(ScanCommand.CERTIFICATE_INFO):
+        if not r.certificate_deployments:
+            scan.incomplete[ScanCommand.CERTIFICATE_INFO.value] = "the server sent no certificate"
+        else:
+            scan.certificate, *scan.other_certificates = [describe(d, sni, ca_file)
+                                                          for d in r.certificate_deployments]
     if (r := done(ScanCommand.ELLIPTIC_CURVES)) and r.supported_curves:
         scan.curves = [c.name for c in r.supported_curves]
     if r := done(ScanCommand.TLS_COMPRESSION):
@@ -191,19 +205,20 @@ def _probe_encrypt_then_mac(scan: TlsScan, ip: str, openssl_names: dict[str, dic
         cbc = [name for name in scan.cipher_suites.get(protocol, []) if "_CBC_" in name]
         if not cbc:
             continue
+        part = ENCRYPT_THEN_MAC_PART.format(protocol=protocol)
         offered = [codes[n] for name in cbc if (n := openssl_names[protocol].get(name)) in codes]
         if not offered:
-            scan.errors.append(f"encrypt_then_mac {protocol}: none of the CBC suites {', '.join(cbc)} is "
-                               "known to this OpenSSL, so none could be offered")
+            scan.incomplete[part] = (f"none of the CBC suites {', '.join(cbc)} is known to this OpenSSL, so "
+                                     "none could be offered")
             continue
         try:
             answer = hello.exchange(ip, scan.port, protocol, offered, scan.server_name, timeout)
         except hello.HelloError as exc:
-            scan.errors.append(f"encrypt_then_mac {protocol}: {exc}")
+            scan.incomplete[part] = str(exc)
             continue
         if answer is None:
-            scan.errors.append(f"encrypt_then_mac {protocol}: the server refused a hello offering the CBC "
-                               f"suites it accepted during the scan ({', '.join(cbc)})")
+            scan.incomplete[part] = (f"the server refused a hello offering the CBC suites it accepted during "
+                                     f"the scan ({', '.join(cbc)})")
             continue
         scan.encrypt_then_mac[protocol] = hello.EXT_ENCRYPT_THEN_MAC in answer.extensions
 
@@ -214,19 +229,23 @@ def _probe_server_order(scan: TlsScan, ip: str, openssl_names: dict[str, dict[st
     same suite both times."""
     codes = hello.suite_codes()
     for protocol in reversed(hello.VERSIONS):
-        known = [codes[n] for name in scan.cipher_suites.get(protocol, [])
-                 if (n := openssl_names[protocol].get(name)) in codes]
+        accepted = scan.cipher_suites.get(protocol, [])
+        known = [codes[n] for name in accepted if (n := openssl_names[protocol].get(name)) in codes]
         if len(known) < 2:
+            if len(accepted) >= 2:
+                scan.incomplete[SERVER_ORDER_PART] = (f"{protocol}: fewer than two of the accepted suites are "
+                                                      "known to this OpenSSL, so none could be offered")
+                return
             continue
         try:
             first = hello.exchange(ip, scan.port, protocol, known[:2], scan.server_name, timeout)
             second = hello.exchange(ip, scan.port, protocol, known[1::-1], scan.server_name, timeout)
         except hello.HelloError as exc:
-            scan.errors.append(f"server cipher order {protocol}: {exc}")
+            scan.incomplete[SERVER_ORDER_PART] = f"{protocol}: {exc}"
             return
         if first is None or second is None:
-            scan.errors.append(f"server cipher order {protocol}: the server refused two suites it accepted "
-                               "during the scan")
+            scan.incomplete[SERVER_ORDER_PART] = (f"{protocol}: the server refused two suites it accepted "
+                                                  "during the scan")
             return
         scan.server_order_protocol = protocol
         scan.server_cipher_order = first.cipher_suite == second.cipher_suite
