@@ -1,72 +1,179 @@
-"""HTTP hardening: security headers, banners, CORS, framing, TRACE, plain HTTP, error bodies."""
+"""HTTP hardening: security headers, banners, CORS, framing, TRACE, plain HTTP, error bodies.
+
+A check judges only answers that show what it looks at: a sample that could not be observed (vigie's token
+refused, a refusal where personal data was asked for, a token that cannot be sent) leaves the check `error`,
+unless a violation was seen on the other samples. When the target's certificate fails verification (the TLS
+profiles report it), the public samples are still observed over that connection, unverified and without any
+token, and the outcome says so; the samples that need the token are not sent.
+"""
 import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from vigie.checks import check, failed, passed
+from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.disclosure import disclosed
 from vigie.errors import ObservationError
+from vigie.fhirrest import answered_resources
+from vigie.http import CertificateRejected, TokenRefused
 
-# the responses every header requirement looks at: public metadata, personal data, an error
-SAMPLES = {"metadata": ("metadata", False), "personal-data": ("Patient?_count=1", True),
-           "error": ("Patient/vigie-does-not-exist-0", True)}
 VERSION = re.compile(r"\d+\.\d+")
 PROBE_ORIGIN = "https://vigie-cors-probe.invalid"
 PLAIN_READ_CAP = 8192
 PLAIN_WAIT_S = 3
+REFUSED = (401, 403)
+# what a TLS port answers to plain HTTP when it refuses it: 400 (nginx: "The plain HTTP request was sent to
+# HTTPS port"; Apache and Go alike) or 426 Upgrade Required (RFC 9110 §15.5.22)
+PLAIN_REFUSALS = (400, 426)
 
 
-def _responses(http, requirement):
-    which = requirement.params.get("on", list(SAMPLES))
-    return {name: http.get(SAMPLES[name][0], auth=SAMPLES[name][1]) for name in which}
+def _any_answer(response) -> str | None:
+    return None
+
+
+def _personal_data(response) -> str | None:
+    """Personal data was served: a 200 carrying at least one resource (a refusal or an empty search shows
+    nothing of the headers that go with personal data)."""
+    if response.status_code != 200 or not answered_resources(response):
+        return f"answered {response.status_code} without a resource: no personal data was served"
+    return None
+
+
+def _error_answer(response) -> str | None:
+    if response.status_code < 400:
+        return f"answered {response.status_code}, not an error"
+    return None
+
+
+def _reached(response) -> str | None:
+    """Past access control: a refusal is the authorisation layer's answer, not the resource's."""
+    if response.status_code in REFUSED:
+        return f"was refused ({response.status_code}) before reaching the resource"
+    return None
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    token: bool                                 # sent with vigie's token
+    shows: Callable = _any_answer               # why an answer does not show what the sample stands for
+
+
+# the responses every header requirement looks at: public metadata, personal data, an error
+SAMPLES = {"metadata": Sample("metadata", False),
+           "personal-data": Sample("Patient?_count=1", True, _personal_data),
+           "error": Sample("Patient/vigie-does-not-exist-0", True, _error_answer)}
+
+
+class Observed:
+    """The answers a check got, the samples it could not observe (and why), and the channel they came on."""
+
+    def __init__(self, http):
+        self.http, self.seen, self.missing, self.unverified = http, {}, {}, None
+
+    def send(self, name: str, method: str, path: str, token, shows=_any_answer, **kwargs):
+        """The answer to one sample, or None when it could not be observed (the reason is kept)."""
+        try:
+            response = self.http.request(method, path, auth=token, **kwargs)
+        except TokenRefused as exc:
+            self.missing[name] = str(exc)
+            return None
+        except CertificateRejected as exc:
+            if token:
+                self.missing[name] = (f"not sent: the certificate failed verification ({exc.reason}), and vigie "
+                                      "sends no token over an unverified connection")
+                return None
+            self.unverified = exc.reason
+            response = self.http.request_unverified(method, path, **kwargs)
+        why = shows(response)
+        if why:
+            self.missing[name] = f"{method} {path} {why}"
+            return None
+        self.seen[name] = response
+        return response
+
+    def channel(self) -> str:
+        if not self.unverified:
+            return ""
+        return (f" (observed over a connection whose certificate failed verification: {self.unverified}; "
+                "sent without a token)")
+
+    def failed(self, summary: str, *details: str):
+        failed(summary + self.channel(), *details)
+
+    def passed(self, summary: str, **measurements):
+        """Passed only when every sample was observed; otherwise undetermined, naming what was missing."""
+        if self.missing:
+            undetermined(f"no violation in {len(self.seen)} answers, but not observed: "
+                         + "; ".join(f"{name}: {why}" for name, why in self.missing.items()) + self.channel(),
+                         not_observed=self.missing)
+        passed(summary + self.channel(), **measurements)
+
+
+def _samples(http, requirement) -> Observed:
+    observed = Observed(http)
+    for name in requirement.params.get("on", list(SAMPLES)):
+        sample = SAMPLES[name]
+        observed.send(name, "GET", sample.path, sample.token, sample.shows)
+    return observed
 
 
 @check("http.hsts")
-def test_hsts(requirement, http, outcome):
+def test_hsts(requirement, http, target, outcome):
+    scheme = urlsplit(target.url).scheme
+    if scheme != "https":
+        not_applicable(f"the API is served over plain {scheme} ({target.url}): RFC 6797 §7.2 forbids "
+                       "Strict-Transport-Security on plain-HTTP answers; serving plain HTTP is the finding, "
+                       "reported by the plain-HTTP requirement (HTTP-09)")
     minimum = int(requirement.params.get("min_max_age", 31536000))
+    observed = _samples(http, requirement)
     seen = {}
-    for name, response in _responses(http, requirement).items():
+    for name, response in observed.seen.items():
         value = response.headers.get("Strict-Transport-Security")
         seen[name] = value
         if not value:
-            failed(f"no Strict-Transport-Security header on the {name} response")
+            observed.failed(f"no Strict-Transport-Security header on the {name} response")
         match = re.search(r"(?i)max-age\s*=\s*\"?(\d+)", value)
         if not (match and int(match.group(1)) >= minimum):
-            failed(f"Strict-Transport-Security max-age below {minimum} s on the {name} response: {value}")
-    passed(f"Strict-Transport-Security with max-age >= {minimum} s on {len(seen)} responses",
-           strict_transport_security=seen)
+            observed.failed(f"Strict-Transport-Security max-age below {minimum} s on the {name} response: {value}")
+    observed.passed(f"Strict-Transport-Security with max-age >= {minimum} s on {len(seen)} responses",
+                    strict_transport_security=seen)
 
 
 @check("http.header")
 def test_header(requirement, http, outcome):
     header, contains = requirement.params["header"], requirement.params["contains"].lower()
+    observed = _samples(http, requirement)
     seen = {}
-    for name, response in _responses(http, requirement).items():
+    for name, response in observed.seen.items():
         value = response.headers.get(header)
         seen[name] = value
         if value is None:
-            failed(f"no {header} header on the {name} response")
+            observed.failed(f"no {header} header on the {name} response")
         tokens = [t.strip().lower() for t in value.split(",")]
         if contains not in tokens:
-            failed(f"{header} is '{value}' on the {name} response, expected {contains}")
-    passed(f"{header} {contains} on {len(seen)} responses", **{header: seen})
+            observed.failed(f"{header} is '{value}' on the {name} response, expected {contains}")
+    observed.passed(f"{header} {contains} on {len(seen)} responses ({', '.join(seen)})", **{header: seen})
 
 
 @check("http.banner")
 def test_no_version_banner(requirement, http, outcome):
     headers = requirement.params.get("headers", ["Server", "X-Powered-By"])
+    observed = _samples(http, requirement)
     seen = {}
-    for response in _responses(http, requirement).values():
+    for response in observed.seen.values():
         for header in headers:
             if response.headers.get(header):
                 seen[header] = response.headers[header]
     outcome.measure(banners=seen)
     leaking = {h: v for h, v in seen.items() if VERSION.search(v)}
     if leaking:
-        failed("software version disclosed: " + ", ".join(f"{h}: {v}" for h, v in leaking.items()))
-    passed(f"no version in {', '.join(headers)} " + (f"({seen})" if seen else "(absent)"))
+        observed.failed("software version disclosed: " + ", ".join(f"{h}: {v}" for h, v in leaking.items()))
+    observed.passed(f"no version in {', '.join(headers)} on {len(observed.seen)} responses "
+                    + (f"({seen})" if seen else "(absent)"))
 
 
 @check("http.error-disclosure")
@@ -74,14 +181,20 @@ def test_errors_disclose_nothing(requirement, http, outcome):
     probes = {"not found": ("Patient/vigie-does-not-exist-0", {}),
               "bad parameter": ("Patient", {"birthdate": "not-a-date'\"<>"}),
               "unknown type": ("VigieUnknownType", {})}
+    observed = Observed(http)
     statuses = {}
     for name, (path, params) in probes.items():
-        response = http.get(path, params=params)
+        response = observed.send(name, "GET", path, True, _reached, params=params)
+        if response is None:
+            continue
         statuses[name] = response.status_code
         found = disclosed(response.text[:65536])
         if found:
-            failed(f"the {name} error response discloses internals: '{found}'")
-    passed(f"{len(statuses)} error responses disclose no internals", statuses=statuses)
+            observed.failed(f"the {name} error response discloses internals: '{found}'")
+    errors = [name for name, status in statuses.items() if status >= 400]
+    if not errors and not observed.missing:
+        undetermined(f"no probe was answered with an error ({statuses}): no error body to judge")
+    observed.passed(f"{len(errors)} error responses disclose no internals", statuses=statuses)
 
 
 @check("http.cors")
@@ -94,26 +207,33 @@ def test_cors_never_any_origin_with_credentials(requirement, http, outcome):
                                                      "Access-Control-Request-Headers": "authorization"}),
         "null origin": ("GET", "Patient?_count=1", True, {"Origin": "null"}),
     }
+    observed = Observed(http)
     seen = {}
-    for name, (method, path, auth, headers) in probes.items():
-        response = http.request(method, path, auth=auth, headers=headers)
+    for name, (method, path, token, headers) in probes.items():
+        # where personal data is asked for, its answer must carry some: a server may add CORS headers to
+        # its data answers only
+        response = observed.send(name, method, path, token, _personal_data if token else _any_answer,
+                                 headers=headers)
+        if response is None:
+            continue
         allow = response.headers.get("Access-Control-Allow-Origin")
         credentials = (response.headers.get("Access-Control-Allow-Credentials") or "").strip().lower() == "true"
         seen[name] = {"allow_origin": allow, "allow_credentials": credentials}
         if allow is None or not credentials:
             continue
         if allow.strip() == "*":
-            failed(f"{name}: Access-Control-Allow-Origin: * with credentials allowed")
+            observed.failed(f"{name}: Access-Control-Allow-Origin: * with credentials allowed")
         if allow.strip() == headers["Origin"]:
-            failed(f"{name}: the origin {headers['Origin']} is echoed back with credentials allowed "
-                   "(any site may read)")
-    passed(f"no credentialed access for any origin on {len(seen)} probes", cors=seen)
+            observed.failed(f"{name}: the origin {headers['Origin']} is echoed back with credentials allowed "
+                            "(any site may read)")
+    observed.passed(f"no credentialed access for any origin on {len(seen)} probes", cors=seen)
 
 
 @check("http.framing")
 def test_framing_denied(requirement, http, outcome):
+    observed = _samples(http, requirement)
     seen = {}
-    for name, response in _responses(http, requirement).items():
+    for name, response in observed.seen.items():
         xfo = (response.headers.get("X-Frame-Options") or "").strip().upper()
         csp = response.headers.get("Content-Security-Policy") or ""
         ancestors = re.search(r"(?i)(?:^|;)\s*frame-ancestors\s+([^;]*)", csp)
@@ -121,35 +241,43 @@ def test_framing_denied(requirement, http, outcome):
                       else None}
         by_csp = ancestors is not None and "*" not in ancestors.group(1)
         if not (xfo in ("DENY", "SAMEORIGIN") or by_csp):
-            failed(f"the {name} response may be framed by any site: no X-Frame-Options DENY/SAMEORIGIN "
-                   "and no CSP frame-ancestors")
-    passed(f"framing denied on {len(seen)} responses", framing=seen)
+            observed.failed(f"the {name} response may be framed by any site: no X-Frame-Options DENY/SAMEORIGIN "
+                            "and no CSP frame-ancestors")
+    observed.passed(f"framing denied on {len(seen)} responses", framing=seen)
 
 
 @check("http.trace")
 def test_trace_refused(requirement, http, outcome):
     marker = "vigie-trace-probe-7f3a"
-    response = http.request("TRACE", "metadata", auth=False, headers={"X-Vigie-Trace": marker})
+    headers = {"X-Vigie-Trace": marker}
+    observed = Observed(http)
+    response = observed.send("TRACE", "TRACE", "metadata", False, headers=headers)
+    if response is not None and response.status_code in REFUSED:
+        # refused for want of credentials says nothing of the method: an authenticated TRACE is the one
+        # that would echo them (cross-site tracing)
+        response = observed.send("TRACE with vigie's token", "TRACE", "metadata", True, headers=headers)
+    if response is None:
+        undetermined("TRACE not observed: " + "; ".join(observed.missing.values()) + observed.channel())
     echoed = marker in response.text
     outcome.measure(status=response.status_code, echoed=echoed)
     if 200 <= response.status_code < 300:
-        failed(f"TRACE answered {response.status_code}" + (" and echoed the request back" if echoed else ""))
+        observed.failed(f"TRACE answered {response.status_code}" + (" and echoed the request back" if echoed else ""))
     if echoed:
-        failed(f"TRACE refused with {response.status_code}, but the request is echoed in the body")
-    passed(f"TRACE refused with {response.status_code}")
+        observed.failed(f"TRACE refused with {response.status_code}, but the request is echoed in the body")
+    observed.passed(f"TRACE refused with {response.status_code}")
 
 
-@check("http.plaintext")
-def test_plain_http_refused(requirement, target, outcome):
-    """Plain HTTP to the API's port: no HTTP answer at all, or a redirect to https, and nothing else."""
-    url = urlsplit(target.url)
-    if url.scheme != "https":
-        failed(f"the API is served over plain {url.scheme}: {target.url}")
-    request = (f"GET {url.path.rstrip('/')}/metadata HTTP/1.1\r\nHost: {url.netloc}\r\nUser-Agent: vigie\r\n"
-               "Connection: close\r\n\r\n").encode()
-    received, deadline = b"", time.monotonic() + PLAIN_WAIT_S
+def _plain_exchange(target, request: bytes) -> bytes:
+    """What the API's port sends back to a plain-HTTP request, read for a few seconds at most. A port that
+    cannot be reached is no observation (ObservationError); once connected, silence or a reset is an answer."""
     try:
-        with socket.create_connection((target.host, target.port), timeout=PLAIN_WAIT_S) as sock:
+        sock = socket.create_connection((target.host, target.port), timeout=PLAIN_WAIT_S)
+    except OSError as exc:
+        raise ObservationError(f"{target.host}:{target.port} could not be reached for the plain-HTTP probe: "
+                               f"{exc.strerror or type(exc).__name__}") from None
+    received, deadline = b"", time.monotonic() + PLAIN_WAIT_S
+    with sock:
+        try:
             sock.sendall(request)
             # a few seconds in all, however slowly the bytes come: a status line is all that is needed
             while len(received) < PLAIN_READ_CAP and b"\r\n\r\n" not in received:
@@ -161,20 +289,34 @@ def test_plain_http_refused(requirement, target, outcome):
                 if not chunk:
                     break
                 received += chunk
-    except ConnectionRefusedError:
-        raise ObservationError(f"{target.host}:{target.port} refused the connection") from None
-    except (TimeoutError, ConnectionResetError, ssl.SSLError, OSError):
-        pass  # silence or a reset is a refusal of plain HTTP
+        except (TimeoutError, ssl.SSLError, OSError):
+            pass  # silence or a reset after connecting is a refusal of plain HTTP
+    return received
+
+
+@check("http.plaintext")
+def test_plain_http_refused(requirement, target, outcome):
+    """Plain HTTP to the API's port: no HTTP answer at all, a refusal, or a redirect to https, nothing else."""
+    url = urlsplit(target.url)
+    if url.scheme != "https":
+        failed(f"the API is served over plain {url.scheme}: {target.url}")
+    request = (f"GET {url.path.rstrip('/')}/metadata HTTP/1.1\r\nHost: {url.netloc}\r\nUser-Agent: vigie\r\n"
+               "Connection: close\r\n\r\n").encode()
+    received = _plain_exchange(target, request)
     head = received.split(b"\r\n\r\n", 1)[0].decode("latin-1")
     outcome.evidence(f"plaintext/{target.id}.json", {"request": request.decode(), "received_head": head[:2000],
                                                       "received_bytes": len(received)})
     if not head.startswith("HTTP/"):
         passed("plain HTTP gets no HTTP answer" + (f" ({len(received)} bytes, not HTTP)"
                                                    if received else " (connection closed)"))
-    status = int(head.split(" ", 2)[1]) if head.split(" ", 2)[1:2] and head.split(" ", 2)[1].isdigit() else 0
+    status_line = head.split("\r\n", 1)[0]
+    code = status_line.split(" ", 2)[1:2]
+    status = int(code[0]) if code and code[0].isdigit() else 0
     location = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
                      if line.lower().startswith("location:")), "")
     outcome.measure(status=status, location=location)
+    if status in PLAIN_REFUSALS:
+        passed(f"plain HTTP is refused: '{status_line[:120]}', nothing served")
     if not (status in (301, 302, 307, 308) and location.lower().startswith("https://")):
         failed(f"plain HTTP is answered {status}" + (f" (Location: {location})" if location else "")
                + ", not refused nor redirected to https")

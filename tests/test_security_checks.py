@@ -95,7 +95,8 @@ class CorsClient:
         self.policy = policy
 
     def request(self, method, path, auth=True, headers=None):
-        return SimpleNamespace(headers=self.policy(headers["Origin"]), status_code=200)
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient"}}]}
+        return SimpleNamespace(headers=self.policy(headers["Origin"]), status_code=200, json=lambda: bundle)
 
 
 @pytest.mark.parametrize("policy, passes", [
@@ -181,7 +182,7 @@ def test_fuzzing_stops_when_the_target_stops_answering():
         """Answers nothing: every request fails as a timed-out one would."""
         calls = 0
 
-        def request(self, method, path, params=None):
+        def request(self, method, path, params=None, **kwargs):
             Silent.calls += 1
             raise ObservationError(f"{method} {path} failed: timed out")
 

@@ -9,7 +9,9 @@ through vigie's RecordingClient, so it obeys the run's limits and its redaction.
 2. generated requests (hypothesis, derandomised so that a run is reproducible), a bounded number of examples.
 
 Each answer is judged (5xx, error without OperationOutcome, internals disclosed, payload executed or
-reflected) and each finding keeps a curl line that reproduces it, its token redacted.
+reflected) and each finding keeps a curl line that reproduces it, its token redacted. A refusal (401, 403)
+is access control's answer, not the operation's: it is counted per operation, and an operation that most
+requests did not get past is reported as not reached rather than as fuzzed.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from .disclosure import disclosed, sql_error
 from .errors import ObservationError
 from .fhirrest import Capability
-from .http import RecordingClient
+from .http import RecordingClient, TokenRefused
 from .observations import observation
 
 EXAMPLES = int(os.environ.get("VIGIE_FUZZ_EXAMPLES", "80"))
@@ -31,6 +33,12 @@ MAX_TYPES, MALFORMED_TYPES = 4, 2
 KEPT_PER_KIND = 25        # findings kept in the evidence per kind (all are counted)
 NO_MATCH = "vigieNoMatch7q"
 MAX_SILENT = 3            # requests in a row without an answer end the run with an error
+REFUSED = (401, 403)
+# an operation counts as fuzzed when at least this share of its requests got past access control. Half: a
+# gateway that refuses the hostile payloads (14 of the 21 corpus requests of a type) still lets the benign,
+# malformed and most generated requests through, while below half what was judged is the exception, and
+# the operation itself was not exercised
+MIN_REACHED_SHARE = 0.5
 
 # payload name -> (value, what betrays its execution in a body, or None)
 PAYLOADS = {
@@ -82,14 +90,27 @@ class FuzzRun:
     findings: list = field(default_factory=list)
     examples: int = 0
     operations: list = field(default_factory=list)
+    # operation ("search Patient", "read Patient") -> {"sent": n, "refused": n}
+    answers: dict = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
+
+    def count(self, operation: str, refused: bool) -> None:
+        tally = self.answers.setdefault(operation, {"sent": 0, "refused": 0})
+        tally["sent"] += 1
+        tally["refused"] += refused
+
+    def unreached(self) -> dict[str, dict]:
+        """The operations whose requests mostly did not get past access control."""
+        return {op: t for op, t in self.answers.items()
+                if t["sent"] - t["refused"] < MIN_REACHED_SHARE * t["sent"]}
 
     def to_json(self) -> dict:
         kinds = sorted({f.kind for f in self.findings})
         return {"generator": "hypothesis (derandomised) + fixed payload corpus", "examples": self.examples,
                 "requests": self.requests, "statuses": self.statuses, "operations": self.operations,
+                "answers": self.answers, "unreached": sorted(self.unreached()),
                 "findings": {k: {"count": len(self.of_kind(k)),
                                  "kept": [f.to_json() for f in self.of_kind(k)[:KEPT_PER_KIND]]} for k in kinds}}
 
@@ -113,9 +134,14 @@ class Fuzzer:
         self.target, self.client, self.run = target, client, FuzzRun()
         self.silent = 0   # requests without an answer in a row
 
-    def send(self, method: str, path: str, params=None, payload: str | None = None, marker: str | None = None):
+    def send(self, method: str, path: str, params=None, payload: str | None = None, marker: str | None = None,
+             baseline: bool = False):
+        """baseline: a benign request, which vigie's token must get through (a 401 says the token is wrong);
+        any other may be refused, which is counted against its operation."""
         try:
-            response = self.client.request(method, path, params=params)
+            response = self.client.request(method, path, params=params, may_refuse=not baseline)
+        except TokenRefused as exc:
+            raise ObservationError(f"fuzzing stopped: {exc}") from None
         except ObservationError as exc:
             # a target that never answered, or stopped answering, cannot be fuzzed: say so, do not insist
             self.silent += 1
@@ -128,6 +154,7 @@ class Fuzzer:
         self.silent = 0
         self.run.requests += 1
         self.run.statuses[str(response.status_code)] = self.run.statuses.get(str(response.status_code), 0) + 1
+        self.run.count(operation_of(path), response.status_code in REFUSED)
         self.judge(response, payload, marker)
         return response
 
@@ -140,7 +167,9 @@ class Fuzzer:
         media = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if status >= 500:
             self.finding("server-error", f"answered {status}", response)
-        if status in ERROR_CODES:
+        # a refusal is access control's answer, judged by api-access, not the operation's error (a bare 401
+        # from a gateway is no finding of the API); what any body discloses or reflects is still judged
+        if status in ERROR_CODES and status not in REFUSED:
             try:
                 body = response.json()
             except ValueError:
@@ -160,6 +189,12 @@ class Fuzzer:
                          + (f" ('{sql_error(text)}')" if sql_error(text) else f" ({status})"), response)
         if payload in text and "json" not in media and "xml" not in media:
             self.finding("injection", f"the payload is reflected unescaped in a {media or 'untyped'} body", response)
+
+
+def operation_of(path: str) -> str:
+    """The operation a request exercises: "read Type" for Type/id, else "search Type"."""
+    rtype, _, rest = path.partition("/")
+    return f"{'read' if rest else 'search'} {rtype}"
 
 
 def _string_param(resource: dict) -> str | None:
@@ -184,7 +219,7 @@ def corpus_phase(fuzzer: Fuzzer, capability: Capability) -> None:
         param = _string_param(capability.resources[rtype])
         if not param:
             continue
-        baseline = _total(fuzzer.send("GET", rtype, {param: NO_MATCH}))
+        baseline = _total(fuzzer.send("GET", rtype, {param: NO_MATCH}, baseline=True))
         for name, (value, marker) in PAYLOADS.items():
             response = fuzzer.send("GET", rtype, {param: value}, payload=value, marker=marker)
             matched = _total(response)

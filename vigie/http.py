@@ -6,6 +6,7 @@ import math
 import re
 import time
 import traceback
+import warnings
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -85,6 +86,19 @@ def _no_constant(name: str):
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
+class TokenRefused(ObservationError):
+    """A request that carried one of vigie's configured tokens (or was meant to: none configured) was
+    answered 401: the fault is in vigie's configuration, and nothing can be concluded from the answer."""
+
+
+class CertificateRejected(ObservationError):
+    """The target's certificate failed verification; `reason` is OpenSSL's (key too weak, expired...)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class RecordingClient:
     def __init__(self, target, timeout=DEFAULT_TIMEOUT):
         self.target = target
@@ -102,8 +116,14 @@ class RecordingClient:
             return path_or_url
         return urljoin(self.target.url + "/", path_or_url.lstrip("/"))
 
-    def request(self, method: str, path_or_url: str, auth: bool | str = True, **kwargs) -> requests.Response:
-        """auth=True sends the target's token, auth="role" the token of that role, auth=False none."""
+    def request(self, method: str, path_or_url: str, auth: bool | str = True, may_refuse: bool = False,
+                **kwargs) -> requests.Response:
+        """auth=True sends the target's token, auth="role" the token of that role, auth=False none.
+
+        A 401 to a request that carries vigie's token says that the token is wrong, not that the target is:
+        it raises TokenRefused, so that no check judges the target on it. A check whose request may be
+        refused for what it asks (another patient's record, a write with a read-only token) passes
+        may_refuse=True and gets the 401 as an answer."""
         url = self.url(path_or_url)
         if urlsplit(url).hostname != self.target.host:
             raise ObservationError(f"refused to send a request to {urlsplit(url).hostname}: not a declared target")
@@ -131,6 +151,10 @@ class RecordingClient:
             # a TLS handshake that times out comes as a ConnectionError, not a Timeout: go by the reason
             self.budget.answered(in_time=_reason(exc) != "timed out")
             self._record(method, url, headers, kwargs, None, time.monotonic() - started, error=str(exc))
+            verification = _verification_failure(str(exc))
+            if verification:
+                raise CertificateRejected(f"{method} {url} failed: certificate verification failed "
+                                          f"({verification})", verification) from None
             raise ObservationError(f"{method} {url} failed: {_reason(exc)}") from None
         except BaseException as exc:  # a deadline (this request's, the check's): keep what was seen
             self.budget.answered(in_time=False)
@@ -147,7 +171,19 @@ class RecordingClient:
         self.budget.answered(in_time=True)
         self._record(method, url, headers, kwargs, response, time.monotonic() - started,
                      error="body truncated" if response.truncated else None)
+        if response.status_code == 401 and auth is not False and not may_refuse:
+            raise TokenRefused(_token_refused(method, url, auth, token))
         return response
+
+    def request_unverified(self, method: str, path_or_url: str, **kwargs) -> requests.Response:
+        """A request over TLS without certificate verification and without any token or credential: only
+        for what is public (the headers of the metadata answer) on a target whose certificate failed
+        verification, so that its headers are still observed while no secret crosses that channel."""
+        headers = {k: v for k, v in (kwargs.pop("headers", None) or {}).items()
+                   if k.lower() not in ("authorization", "cookie")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return self.request(method, path_or_url, auth=False, headers=headers, verify=False, **kwargs)
 
     def _read_body(self, response: Response) -> None:
         """At most BODY_CAP bytes (decoded: a gzip bomb is decompressed only that far), within what the
@@ -186,6 +222,8 @@ class RecordingClient:
                                     "body": response.content[:EVIDENCE_BODY_CAP].decode("utf-8", "replace")}
         if error:
             exchange["error"] = error
+        if kwargs.get("verify") is False:
+            exchange["certificate"] = "not verified (the target's certificate failed verification)"
         self.exchanges.append(exchange)
 
     def take_exchanges(self) -> list[dict]:
@@ -211,9 +249,32 @@ def _crash(exc: Exception) -> str:
             f"{frame.lineno}{': ' + _reason(exc) if str(exc) else ''})")
 
 
+def _token_refused(method: str, url: str, auth: bool | str, token: str | None) -> str:
+    where = f"401 on {method} {url[:200]}"
+    setting = f"[targets.tokens] {auth}" if isinstance(auth, str) else "--token / token in vigie.toml"
+    if not token:
+        return f"the target asks for a token ({where}) and vigie has none configured: set {setting}"
+    which = f"'{auth}' token" if isinstance(auth, str) else "token"
+    return f"the target refused vigie's {which} ({where}): check {setting}"
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^()'\"]+)")
+
+
+def _verification_failure(text: str) -> str | None:
+    """OpenSSL's reason when a certificate failed verification ("EE certificate key too weak"), else None."""
+    if "CERTIFICATE_VERIFY_FAILED" not in text:
+        return None
+    found = _VERIFY_FAILED.search(text)
+    return found.group(1).strip() if found else "reason not given"
+
+
 def _reason(exc: Exception) -> str:
     """The innermost cause, which is what a reader needs (refused, timed out, certificate...)."""
     text = str(exc)
+    verification = _verification_failure(text)
+    if verification:
+        return f"certificate verification failed ({verification})"
     for marker, reason in _REASONS.items():
         if marker in text:
             return reason
@@ -222,7 +283,6 @@ def _reason(exc: Exception) -> str:
 
 
 _REASONS = {"Connection refused": "connection refused", "timed out": "timed out",
-            "CERTIFICATE_VERIFY_FAILED": "certificate verification failed",
             "Name or service not known": "name or service not known", "Connection reset": "connection reset",
             "WRONG_VERSION_NUMBER": "wrong version number (not TLS?)", "BadStatusLine": "the answer is not HTTP",
             "RemoteDisconnected": "connection closed without an answer",
