@@ -45,7 +45,7 @@ def systems(tmp_path_factory):
             proc.wait(timeout=20)
 
 
-def workspace(tmp_path: Path, toml: Path) -> Path:
+def workspace(tmp_path: Path, toml: Path, signer_pub: Path | None = None) -> Path:
     """A checkout as the CI sees it: vigie.toml at its root (kept to two small profiles for speed)."""
     work = tmp_path / "checkout"
     work.mkdir()
@@ -54,6 +54,8 @@ def workspace(tmp_path: Path, toml: Path) -> Path:
     ca = next(line.split("=", 1)[1].strip().strip('"') for line in text.splitlines() if line.startswith("ca_file"))
     text = text.replace(f'"{ca}"', f'"{(toml.parent / ca).resolve()}"')
     (work / "vigie.toml").write_text(PROFILES + text)
+    if signer_pub is not None:   # the public key the templates verify against, committed by the vendor
+        (work / "vigie-signer.pub").write_bytes(signer_pub.read_bytes())
     return work
 
 
@@ -69,11 +71,12 @@ def base_env(tmp_path: Path) -> dict:
     return env
 
 
-def run_github(tmp_path: Path, toml: Path, sign_key: str = "") -> tuple[list[str], str | None, Path]:
+def run_github(tmp_path: Path, toml: Path, sign_key: str = "", signer_pub: Path | None = None
+               ) -> tuple[list[str], str | None, Path]:
     """Runs the workflow's `run:` steps like the runner: after a failure only `if: always()` steps run."""
     workflow = yaml.safe_load(GITHUB.read_text())
     (job,) = workflow["jobs"].values()
-    work = workspace(tmp_path, toml)
+    work = workspace(tmp_path, toml, signer_pub)
     temp = tmp_path / "runner-temp"
     temp.mkdir()
     env = base_env(tmp_path) | {"RUNNER_TEMP": str(temp), "GITHUB_STEP_SUMMARY": str(temp / "summary.md")}
@@ -103,7 +106,8 @@ def test_github_workflow_passes_on_a_conformant_system_and_signs(systems, tmp_pa
     key = tmp_path / "k.pem"
     made = subprocess.run([sys.executable, "-m", "vigie", "keygen", str(key)], capture_output=True, check=False)
     assert made.returncode == 0
-    ran, failed, work = run_github(tmp_path, systems["clean"], sign_key=key.read_text())
+    ran, failed, work = run_github(tmp_path, systems["clean"], sign_key=key.read_text(),
+                                   signer_pub=Path(f"{key}.pub"))
     assert failed is None, ran
     assert ran[-1] == "Fail on non-conformance"
     assert (work / "report" / "manifest.sig").exists()
@@ -147,4 +151,14 @@ def test_gitlab_job_fails_on_a_non_conformant_system_and_keeps_its_artifacts(sys
 def test_gitlab_job_passes_on_a_conformant_system(systems, tmp_path):
     ran, failed, _, _ = run_gitlab(tmp_path, systems["clean"])
     assert failed is None, ran
-    assert ran[-1] == "vigie verify report"
+    assert "vigie verify report" in ran[-1]
+
+
+def test_github_workflow_fails_when_the_bundle_is_signed_by_another_key(systems, tmp_path):
+    """A bundle signed, but not by the key the repository trusts, stops the workflow at verification."""
+    for name in ("k.pem", "other.pem"):
+        assert subprocess.run([sys.executable, "-m", "vigie", "keygen", str(tmp_path / name)], capture_output=True,
+                              check=False).returncode == 0
+    ran, failed, _ = run_github(tmp_path, systems["clean"], sign_key=(tmp_path / "k.pem").read_text(),
+                                signer_pub=tmp_path / "other.pem.pub")
+    assert failed == "Verify the bundle", ran

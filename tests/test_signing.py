@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import random
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,12 +88,39 @@ def test_a_bad_signing_key_is_a_usage_error_before_the_run(tmp_path, content, me
 # --- what a signed run writes ---------------------------------------------------------------------------
 
 
-def test_signed_run_verifies_with_and_without_the_key(signed):
+def test_signed_run_verifies_only_against_a_trusted_key(signed):
     with_key = vigie("verify", str(signed.path), "--key", str(signed.public))
     assert with_key.returncode == 0, with_key.stdout
     assert "intact" in with_key.stdout and key_id_from_pem(signed.public) in with_key.stdout
+    # intact, but nobody said whose key is to be trusted: not a pass for a CI gate
     without = vigie("verify", str(signed.path))
-    assert without.returncode == 0 and "give --key" in without.stdout
+    assert without.returncode == 2 and "give --key" in without.stdout
+    assert vigie("verify", str(signed.path), "--integrity-only").returncode == 0
+
+
+def test_verify_says_which_run_it_is(signed):
+    """An older bundle put in place of a newer one verifies: the run, its dates, targets and verdict printed
+    let the reader tell."""
+    report = json.loads((signed.path / "report.json").read_text())
+    out = vigie("verify", str(signed.path), "--key", str(signed.public)).stdout
+    assert f"run {report['run']['id']}, started {report['run']['started']}" in out
+    target = report["targets"][0]
+    assert f"verdict: {report['verdict']}" in out and f"targets: {target['id']} {target['url']}" in out, out
+
+
+def test_trusted_keys_from_a_keyring_or_the_environment(signed, tmp_path):
+    assert vigie("keygen", str(tmp_path / "other")).returncode == 0
+    ring = tmp_path / "ring.pem"
+    ring.write_bytes((tmp_path / "other.pub").read_bytes() + Path(signed.public).read_bytes())
+    assert vigie("verify", str(signed.path), "--key", str(ring)).returncode == 0
+    env = {**os.environ, "VIGIE_TRUSTED_KEYS": f"{tmp_path / 'other.pub'}{os.pathsep}{signed.public}"}
+    result = subprocess.run([sys.executable, "-m", "vigie", "verify", str(signed.path)], capture_output=True,
+                            text=True, env=env, check=False)
+    assert result.returncode == 0, result.stdout
+    env["VIGIE_TRUSTED_KEYS"] = str(tmp_path / "other.pub")
+    result = subprocess.run([sys.executable, "-m", "vigie", "verify", str(signed.path)], capture_output=True,
+                            text=True, env=env, check=False)
+    assert result.returncode == 2 and "UNKNOWN KEY" in result.stdout
 
 
 def test_manifest_lists_every_file_but_the_seal(signed):
@@ -200,17 +230,17 @@ def test_a_renamed_file_is_named_as_such(bundle, signed):
 def test_another_key_is_an_unknown_key(bundle, tmp_path):
     assert vigie("keygen", str(tmp_path / "other")).returncode == 0
     result = vigie("verify", str(bundle), "--key", str(tmp_path / "other.pub"))
-    assert result.returncode == 1 and "unknown key" in result.stdout
-    assert "bad signature" in result.stdout
+    assert result.returncode == 2 and "UNKNOWN KEY" in result.stdout
 
 
 def test_a_bundle_resigned_by_someone_else_fails_against_the_trusted_key(bundle, signed, tmp_path):
     """Whoever edits a bundle can sign it again with their own key; only --key tells."""
     assert vigie("keygen", str(tmp_path / "forger")).returncode == 0
     assert vigie("report", str(bundle), "--format", "md", "--sign-key", str(tmp_path / "forger")).returncode != 3
-    assert vigie("verify", str(bundle)).returncode == 0  # self-consistent...
+    assert vigie("verify", str(bundle), "--integrity-only").returncode == 0  # self-consistent...
+    assert vigie("verify", str(bundle)).returncode == 2                      # ...signed by nobody trusted
     result = vigie("verify", str(bundle), "--key", str(signed.public))
-    assert result.returncode == 1 and "unknown key" in result.stdout  # ...but not by the trusted key
+    assert result.returncode == 2 and "UNKNOWN KEY" in result.stdout  # ...and not by the trusted key
 
 
 # --- unsigned bundles and re-rendering ------------------------------------------------------------------
@@ -220,10 +250,10 @@ def test_rerendering_without_a_key_drops_the_stale_signature(bundle, signed):
     result = vigie("report", str(bundle), "--format", "md")
     assert "previous signature was removed" in result.stdout
     assert not (bundle / SIGNATURE).exists() and not (bundle / ATTESTATION).exists()
-    plain = vigie("verify", str(bundle))
-    assert plain.returncode == 0 and "not signed" in plain.stdout
+    plain = vigie("verify", str(bundle), "--integrity-only")
+    assert plain.returncode == 0 and "NOT SIGNED" in plain.stdout
     required = vigie("verify", str(bundle), "--key", str(signed.public))
-    assert required.returncode == 1 and "not signed" in required.stdout
+    assert required.returncode == 2 and "NOT SIGNED" in required.stdout
     # an unsigned manifest still catches a change
     (bundle / "summary.md").write_text("all good")
     changed = vigie("verify", str(bundle))

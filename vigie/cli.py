@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .display import strip_control
 from .errors import VigieError
 from .load.options import apply as apply_load_flags
 from .load.options import load_options, serve_worker
@@ -286,28 +287,66 @@ def keygen(keyfile):
     return 0
 
 
+TRUSTED_KEYS_VARIABLE = "VIGIE_TRUSTED_KEYS"
+
+
 @cli.command()
 @click.argument("bundle", type=click.Path())
-@click.option("--key", "key", type=click.Path(), help="Public key (PEM) the bundle must be signed with.")
-def verify(bundle, key):
-    """Check a bundle offline: every file against its manifest, the signature and the attestation."""
-    from .signing import load_public_key
+@click.option("--key", "keys", type=click.Path(), multiple=True,
+              help="Public key (PEM) you trust, or a keyring file of several (repeatable; default: the files "
+                   f"named by ${TRUSTED_KEYS_VARIABLE}, separated by '{os.pathsep}').")
+@click.option("--integrity-only", is_flag=True,
+              help="Exit 0 for an intact bundle even when no trusted key signed it.")
+def verify(bundle, keys, integrity_only):
+    """Check a bundle offline: every file against its manifest, the signature and the attestation, and who
+    signed it. Exit 0: intact and signed by a trusted key; 1: not intact; 2: intact, but not signed by a key
+    you trust (0 with --integrity-only)."""
+    from .signing import load_trusted_keys
     from .signing import verify as verify_bundle
-    public = load_public_key(key) if key else None
-    result = verify_bundle(Path(bundle), public)
+    paths = list(keys) or [p for p in os.environ.get(TRUSTED_KEYS_VARIABLE, "").split(os.pathsep) if p]
+    trusted = load_trusted_keys(paths)
+    result = verify_bundle(Path(bundle), trusted)
+    for line in describe_run(Path(bundle), result.intact):
+        click.echo(f"{bundle}: {line}")
     for problem in result.problems:
         click.echo(f"{bundle}: {problem}")
     if result.problems:
         click.echo(f"{bundle}: NOT INTACT ({len(result.problems)} problem(s))")
         return 1
     if not result.signed:
-        click.echo(f"{bundle}: intact ({result.files} files match the manifest), not signed")
-    elif public is None:
-        click.echo(f"{bundle}: intact ({result.files} files), signed by key {result.signer} "
-                   "(give --key PUB to check that this is the key you trust)")
+        seal = f"intact ({result.files} files match the manifest), NOT SIGNED: anyone could have written it"
+    elif result.trusted:
+        click.echo(f"{bundle}: intact ({result.files} files), signed by the trusted key {result.signer}")
+        return 0
+    elif not trusted:
+        seal = (f"intact ({result.files} files), signed by key {result.signer}, which you have not said you trust "
+                f"(give --key PUB or set ${TRUSTED_KEYS_VARIABLE})")
     else:
-        click.echo(f"{bundle}: intact ({result.files} files), signed by the given key {result.signer}")
-    return 0
+        seal = (f"intact ({result.files} files), signed by an UNKNOWN KEY {result.signer}, not by any of the "
+                f"{len(trusted)} key(s) you trust")
+    click.echo(f"{bundle}: {seal}")
+    return 0 if integrity_only else 2
+
+
+def describe_run(bundle: Path, intact: bool) -> list[str]:
+    """What the bundle says it is (run, dates, targets, product, verdict), so that an older bundle put in place
+    of a newer one can be told; marked unverified when the bundle is not intact."""
+    import json
+    try:
+        report = json.loads((bundle / "report.json").read_text(encoding="utf-8"))
+        run = report["run"]
+        targets = ", ".join(f"{t.get('id')} {t.get('url', '')}".strip() for t in report.get("targets", []))
+        product = report.get("product") or {}
+        lines = [f"run {run.get('id')}, started {run.get('started')}, finished {run.get('finished') or '-'}",
+                 f"targets: {targets or '-'}",
+                 f"verdict: {report.get('verdict')}"]
+        if product:
+            lines.insert(2, "product: " + " ".join(str(product.get(k)) for k in ("name", "version", "commit")
+                                                    if product.get(k)))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ["report.json unreadable: nothing to say about the run"]
+    mark = "" if intact else " (unverified: the bundle is not intact)"
+    return [strip_control(line)[:300] + mark for line in lines]
 
 
 @cli.command()

@@ -1,10 +1,20 @@
 """What the terminal shows during and after a run (rich)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
+
+# C0 controls but tab and newline, DEL and the C1 controls (8-bit CSI, OSC...): a target's text must not drive
+# the reader's terminal (clear the screen, set its title, move the cursor)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    return _CONTROL.sub("\ufffd", str(text))
+
 
 STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "error": ("!", "magenta"), "skipped": ("-", "yellow"),
          "not_applicable": ("·", "dim"), "not_tested": ("?", "yellow")}

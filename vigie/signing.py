@@ -187,9 +187,10 @@ def seal(bundle: Path, key: Ed25519PrivateKey | None = None) -> dict:
 
 @dataclass
 class Verification:
-    problems: list[str] = field(default_factory=list)
-    signer: str | None = None   # key id of a valid signature
+    problems: list[str] = field(default_factory=list)   # what breaks the bundle's integrity
+    signer: str | None = None   # key id of a valid signature (by the key the manifest names)
     signed: bool = False
+    trusted: bool = False       # the signer is one of the keys the caller trusts
     files: int = 0
 
     @property
@@ -197,12 +198,50 @@ class Verification:
         return not self.problems
 
 
-def verify(bundle: Path, public: Ed25519PublicKey | None = None) -> Verification:
-    """Checks the manifest against the files, then the signature and the attestation. With `public`, the
-    bundle must be signed by that key. Every problem found is listed; nothing stops at the first one."""
+def load_trusted_keys(paths) -> list[Ed25519PublicKey]:
+    """The public keys of each file given (a .pub file, or a keyring: several PEM public keys one after the
+    other)."""
+    keys = []
+    for path in paths:
+        blocks = _pem_blocks(_read_key_file(path))
+        if not blocks:
+            raise VigieError(f"{path}: not a PEM public key (give the .pub file written by `vigie keygen`)")
+        for block in blocks:
+            try:
+                key = serialization.load_pem_public_key(block)
+            except ValueError:
+                raise VigieError(f"{path}: not a PEM public key (give the .pub file written by `vigie keygen`)") \
+                    from None
+            if not isinstance(key, Ed25519PublicKey):
+                raise VigieError(f"{path}: holds a public key that is not Ed25519")
+            keys.append(key)
+    return keys
+
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    begin, end = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
+    blocks, rest = [], data
+    while begin in rest:
+        start = rest.index(begin)
+        stop = rest.find(end, start)
+        if stop < 0:
+            break
+        blocks.append(rest[start:stop + len(end)] + b"\n")
+        rest = rest[stop + len(end):]
+    return blocks
+
+
+def verify(bundle: Path, trusted=None) -> Verification:
+    """Checks the manifest against the files, then the signature and the attestation against the key the
+    manifest names, then whether that key is one of `trusted` (a public key or a list of them). Every problem
+    found is listed; nothing stops at the first one. Integrity and trust are reported apart: a bundle
+    re-signed by whoever edited it is intact, and trusted only if its signer is a key the caller trusts."""
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise VigieError(f"{bundle}: not a report bundle folder")
+    if isinstance(trusted, Ed25519PublicKey):
+        trusted = [trusted]
+    trusted_ids = {key_id(k) for k in trusted or []}
     result = Verification()
     try:
         body = (bundle / MANIFEST).read_bytes()
@@ -212,7 +251,8 @@ def verify(bundle: Path, public: Ed25519PublicKey | None = None) -> Verification
     manifest = _parse_manifest(body, result)
     if manifest is not None:
         _check_files(bundle, manifest, result)
-    _check_signature(bundle, body, manifest, public, result)
+    _check_signature(bundle, body, manifest, result)
+    result.trusted = result.signed and result.signer in trusted_ids
     return result
 
 
@@ -265,31 +305,21 @@ def _check_files(bundle: Path, manifest: dict, result: Verification) -> None:
             result.problems.append(f"changed: {rel} (its sha256 no longer matches the manifest)")
 
 
-def _check_signature(bundle: Path, body: bytes, manifest: dict | None, public, result: Verification) -> None:
+def _check_signature(bundle: Path, body: bytes, manifest: dict | None, result: Verification) -> None:
     sig_path, att_path = bundle / SIGNATURE, bundle / ATTESTATION
     declared = (manifest or {}).get("signer")
     if not sig_path.exists() and not att_path.exists() and not declared:
-        if public is not None:
-            result.problems.append(f"not signed: the bundle has no {SIGNATURE}, a signature by the given key "
-                                   "was required")
         return
     for path in (sig_path, att_path):
         if not path.exists():
             result.problems.append(f"missing: {path.name}")
-    embedded = _embedded_key(declared, result) if manifest is not None else None
-    if public is not None:
-        expected = key_id(public)
-        if embedded is not None and key_id(embedded) != expected:
-            result.problems.append(f"unknown key: the bundle was signed by {key_id(embedded)}, not by the given "
-                                   f"key {expected}")
-    elif embedded is not None:
-        # no trusted key given: the signature is checked against the key the manifest names, which proves
-        # the bundle is as its signer left it, not who the signer is
-        public, expected = embedded, key_id(embedded)
-    else:
+    public = _embedded_key(declared, result) if manifest is not None else None
+    if public is None:
         if declared is None and (sig_path.exists() or att_path.exists()):
             result.problems.append(f"changed: {MANIFEST} names no signer but the bundle holds a signature")
         return
+    # the signature proves the bundle is as its signer left it; who the signer is, only a trusted key tells
+    expected = key_id(public)
     if sig_path.exists():
         try:
             public.verify(sig_path.read_bytes(), body)
