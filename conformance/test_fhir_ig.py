@@ -1,20 +1,28 @@
 """Requirements generated from an implementation guide's CapabilityStatements (vigie/igprofile.py): the
-server supports each declared interaction, search parameter and _include/_revinclude."""
-from vigie.checks import check, failed, not_applicable, not_tested, passed
-from vigie.fhirrest import json_body, resources_of, search
+server supports each declared interaction, search parameter and _include/_revinclude.
+
+Support is observed on data: a read needs an instance, a parameter that matches nothing proves it applied
+only where the search without it matches something, an include needs a resource to add. A type that serves
+nothing leaves these requirements undetermined."""
+from vigie.checks import check, failed, not_tested, passed, undetermined
+from vigie.fhirrest import NO_MATCH, json_body, matched, resources_of, search
 
 # interactions that change data: vigie sends no writes to a system under test
 WRITES = {"create", "update", "patch", "delete"}
-# a value no resource carries, per search parameter type: the server must accept it and match nothing
-NO_MATCH = {"token": "vigie-no-such-code", "string": "zzvigie-no-such-text", "date": "1801-01-01",
-            "reference": "vigie-no-such-id", "number": "-987654321", "quantity": "-987654321",
-            "uri": "http://vigie.invalid/no-such-uri"}
 
 
 def _declares(capability, rtype, what, outcome):
     """What the target's own CapabilityStatement says (informative: the behaviour is what is tested)."""
     declared = capability.resources.get(rtype)
     outcome.measure(declared_by_target=bool(declared and what(declared)))
+
+
+def _served(http, rtype: str, purpose: str) -> dict:
+    """A search of rtype that matched something, else undetermined."""
+    bundle = search(http, rtype, {"_count": 1}, f"GET {rtype}?_count=1")
+    if not matched(bundle):
+        undetermined(f"GET {rtype}?_count=1 answered an empty searchset: the server served no {rtype} {purpose}")
+    return bundle
 
 
 @check("ig.interaction")
@@ -25,13 +33,13 @@ def test_ig_interaction(requirement, http, capability, outcome):
         not_tested(f"{code} changes data: vigie does not send writes to a system under test")
     if code not in ("read", "search-type"):
         not_tested(f"the {code} interaction is not exercised by this version of vigie")
-    bundle = search(http, rtype, {"_count": 1}, f"GET {rtype}?_count=1")
+    # an empty searchset is also what a server answers for a type it does not hold: support shows on data
+    found = resources_of(_served(http, rtype, "to search or read"))
     if code == "search-type":
-        passed(f"GET {rtype}?_count=1 answered a searchset Bundle")
-    found = resources_of(bundle)
-    if not found:
-        not_applicable(f"no {rtype} is served to read")
-    rid = found[0].get("id")
+        passed(f"GET {rtype}?_count=1 answered a searchset Bundle with {rtype} matches")
+    rid = found[0].get("id") if found else None
+    if not isinstance(rid, str):
+        undetermined(f"GET {rtype}?_count=1 returned no {rtype} with an id to read")
     response = http.get(f"{rtype}/{rid}")
     if response.status_code != 200:
         failed(f"GET {rtype}/{rid} answered {response.status_code}")
@@ -45,6 +53,10 @@ def test_ig_interaction(requirement, http, capability, outcome):
 def test_ig_search_parameter(requirement, http, capability, outcome):
     rtype, code, kind = requirement.params["resource"], requirement.params["code"], requirement.params.get("type")
     _declares(capability, rtype, lambda d: code in {p.get("name") for p in d.get("searchParam", [])}, outcome)
+    if requirement.params.get("definition_not_loaded"):
+        undetermined(f"the SearchParameter {requirement.params['definition_not_loaded']} that gives the HTTP name of "
+                     f"'{requirement.params.get('label', code)}' is in no loaded package (add the guide's "
+                     f"dependencies with vigie packages add): the name '{code}' may not be the one to send")
     if kind not in NO_MATCH:
         not_tested(f"{code} is a {kind} parameter: vigie cannot build a value for it generically")
     value = NO_MATCH[kind]
@@ -52,12 +64,12 @@ def test_ig_search_parameter(requirement, http, capability, outcome):
     outcome.measure(status=response.status_code)
     if response.status_code != 200:
         failed(f"GET {rtype}?{code}={value} answered {response.status_code}: the parameter is not supported")
-    bundle = json_body(response, f"{rtype}?{code}")
-    matched = bundle.get("total") if isinstance(bundle.get("total"), int) else len(resources_of(bundle))
-    outcome.measure(matched=matched)
-    if matched:
-        failed(f"GET {rtype}?{code}={value} matched {matched} resources: the parameter is not applied")
-    passed(f"GET {rtype}?{code}={value} is accepted and matches nothing")
+    found = matched(json_body(response, f"{rtype}?{code}"))
+    outcome.measure(matched=found)
+    if found:
+        failed(f"GET {rtype}?{code}={value} matched {found} resources: the parameter is not applied")
+    _served(http, rtype, "for the parameter to filter out")
+    passed(f"GET {rtype}?{code}={value} is accepted and matches nothing, while GET {rtype} matches")
 
 
 @check("ig.include")
@@ -75,5 +87,9 @@ def test_ig_include(requirement, http, capability, outcome):
     bundle = json_body(response, f"{rtype}?{name}={value}")
     if bundle.get("resourceType") != "Bundle":
         failed(f"GET {rtype}?{name}={value} did not return a Bundle")
-    included = len(resources_of(bundle, "include"))
+    matches, included = len(resources_of(bundle)), len(resources_of(bundle, "include"))
+    outcome.measure(matches=matches, included=included)
+    if not included:
+        undetermined(f"GET {rtype}?{name}={value} answered {matches} matches and no included resource: whether the "
+                     f"server supports it cannot be told from this data")
     passed(f"GET {rtype}?{name}={value} answered a Bundle with {included} included resources", included=included)

@@ -1,15 +1,32 @@
 """FHIR R4 search semantics: declared parameters, token, string and date matching, paging, _include and
-_revinclude, POST _search, unknown parameters (search.html)."""
+_revinclude, POST _search, unknown parameters (search.html).
+
+What a search check concludes rests on data: a value no resource carries matching nothing proves a parameter
+applied only when the search without it matches something, a page holds nothing to page through when nothing
+is served. A type declared searchable that serves nothing leaves such requirements undetermined. A parameter
+the profile tests that the CapabilityStatement does not declare is tried: if the server applies it, it is
+tested; if not, the requirement is not verified (undetermined), since FHIR lets a server support the
+parameters it chooses and the requirements speak of the search semantics, not of one parameter."""
 import unicodedata
 from urllib.parse import parse_qsl, urlsplit
 
-from vigie.checks import check, failed, not_applicable, passed
-from vigie.fhirrest import json_body, link_of, objects_at, resources_of, search, searchset, text_at, values_at
+from vigie.checks import check, failed, not_applicable, passed, undetermined
+from vigie.fhirrest import (
+    NO_MATCH,
+    declared_search,
+    has_instances,
+    json_body,
+    link_of,
+    matched,
+    none_served,
+    objects_at,
+    resources_of,
+    search,
+    searchset,
+    text_at,
+    values_at,
+)
 
-# a value of each search parameter type that no real resource carries: the answer must be empty
-NO_MATCH = {"token": "vigie-no-such-code", "string": "zzvigie-no-such-text", "date": "1801-01-01",
-            "reference": "vigie-no-such-id", "number": "-987654321", "quantity": "-987654321",
-            "uri": "http://vigie.invalid/no-such-uri"}
 UNKNOWN_PARAM = "vigie-unknown-param"
 
 
@@ -21,59 +38,89 @@ def _ids(resources) -> list[str]:
     return [r.get("id") for r in resources]
 
 
-def _declared(capability, rtype: str, parameter: str):
-    if rtype not in capability.resources or "search-type" not in capability.interactions(rtype):
-        not_applicable(f"the server declares no search on {rtype}")
-    params = {p.get("name"): p.get("type") for p in capability.resources[rtype].get("searchParam", [])}
-    if parameter not in params:
-        not_applicable(f"the server declares no '{parameter}' search parameter on {rtype}")
+def _declared_names(capability, rtype: str) -> set[str]:
+    return {p.get("name") for p in capability.resources.get(rtype, {}).get("searchParam", [])}
 
 
-def _sample(http, rtype: str, element: str, count: int = 50) -> list[dict]:
+def _supported(http, capability, rtype: str, parameter: str, kind: str, outcome):
+    """The parameter is declared, or the server applies it; else the requirement is not verified."""
+    declared_search(capability, rtype)
+    if parameter in _declared_names(capability, rtype):
+        return
+    if not has_instances(http, rtype):
+        none_served(rtype)
+    query = f"{rtype}?{parameter}={NO_MATCH[kind]}"
+    response = http.get(rtype, params={parameter: NO_MATCH[kind], "_count": 1})
+    if response.status_code != 200:
+        undetermined(f"the CapabilityStatement does not declare {rtype}?{parameter} and {query} answered "
+                     f"{response.status_code}: the {kind} search the requirement tests on it was not verified")
+    found = matched(json_body(response, query))
+    if found:
+        undetermined(f"{rtype}?{parameter} is neither declared nor applied ({query} matched {found} resources): "
+                     f"the {kind} search the requirement tests on it was not verified")
+    outcome.message(f"{rtype}?{parameter} is not declared in the CapabilityStatement, but the server applies it")
+
+
+def _sample(http, rtype: str, element: str, purpose: str, count: int = 50) -> list[dict]:
     """A page of resources that carry the element."""
-    found = [r for r in resources_of(search(http, rtype, {"_count": count})) if values_at(r, element)]
+    served = resources_of(search(http, rtype, {"_count": count}))
+    if not served:
+        none_served(rtype)
+    found = [r for r in served if values_at(r, element)]
     if not found:
-        not_applicable(f"no {rtype} served carries {element}")
+        undetermined(f"none of the {len(served)} {rtype} served carries {element}: {purpose} could not be "
+                     f"exercised")
     return found
 
 
 @check("fhir.search-params")
 def test_declared_parameters_filter(requirement, http, capability, outcome):
-    """Every declared parameter is accepted and filters: a value that no resource carries matches nothing."""
-    checked, wrong = {}, []
+    """Every declared parameter is accepted and filters: a value that no resource carries matches nothing,
+    where the search without it matches something."""
+    checked, wrong, empty, silent = {}, [], [], []
     for rtype in capability.types_with("search-type"):
-        for param in capability.resources[rtype].get("searchParam", []):
-            name, kind = param.get("name"), param.get("type")
-            if kind not in NO_MATCH or not name:
-                continue   # composite and special parameters need a value built for them
+        params = [p for p in capability.resources[rtype].get("searchParam", []) if p.get("type") in NO_MATCH]
+        if not capability.resources[rtype].get("searchParam"):
+            silent.append(rtype)
+        if not params:
+            continue   # composite and special parameters need a value built for them
+        if not has_instances(http, rtype):
+            empty.append(rtype)
+            continue
+        for param in params:
+            name, kind = param["name"], param["type"]
             response = http.get(rtype, params={name: NO_MATCH[kind], "_count": 1})
             if response.status_code != 200:
                 wrong.append(f"{rtype}?{name}={NO_MATCH[kind]} answered {response.status_code}")
                 continue
-            bundle = json_body(response, f"{rtype}?{name}")
-            total = bundle.get("total") if isinstance(bundle.get("total"), int) else None
-            matched = len(resources_of(bundle))
-            checked[f"{rtype}.{name}"] = total
-            if (total or 0) > 0 or matched:
-                wrong.append(f"{rtype}?{name}={NO_MATCH[kind]} matched {total or matched} resources: "
-                             f"the parameter is not applied")
-    outcome.measure(checked=checked, problems=wrong[:20])
-    if not checked and not wrong:
-        not_applicable("the server declares no search parameter of a simple type")
+            found = matched(json_body(response, f"{rtype}?{name}"))
+            checked[f"{rtype}.{name}"] = found
+            if found:
+                wrong.append(f"{rtype}?{name}={NO_MATCH[kind]} matched {found} resources: the parameter is not "
+                             f"applied")
+    outcome.measure(checked=checked, problems=wrong[:20], no_instance=empty, no_parameter_declared=silent)
     if wrong:
         failed(f"{len(wrong)} declared search parameters misbehave, e.g. {wrong[0]}")
+    if empty:
+        undetermined(f"the server declares search parameters on {', '.join(empty)} but served no instance: "
+                     f"whether they are applied could not be observed")
+    if not checked:
+        undetermined("the CapabilityStatement declares no search parameter of a simple type on its searchable "
+                     "types" + (f" ({', '.join(silent[:5])} declare none at all)" if silent else "") +
+                     ": there is no declared parameter to verify")
     passed(f"{len(checked)} declared search parameters accepted and applied (a value no resource carries "
-           "matches nothing)")
+           "matches nothing, while the search without it matches)")
 
 
 @check("fhir.search-token")
 def test_token_search(requirement, http, capability, outcome):
     rtype, param = requirement.params.get("resource", "Patient"), requirement.params.get("parameter", "identifier")
-    _declared(capability, rtype, param)
-    samples = [(r, i) for r in _sample(http, rtype, "identifier") for i in objects_at(r, "identifier")
+    _supported(http, capability, rtype, param, "token", outcome)
+    samples = [(r, i) for r in _sample(http, rtype, "identifier", "token search") for i in objects_at(r, "identifier")
                if text_at(i, "system") and text_at(i, "value")]
     if not samples:
-        not_applicable(f"no {rtype} served has an identifier with a system and a value")
+        undetermined(f"no {rtype} served has an identifier with a system and a value: token search could not be "
+                     f"exercised")
     resource, ident = samples[0]
     system, value = ident["system"], ident["value"]
     results = {}
@@ -101,10 +148,12 @@ def test_token_search(requirement, http, capability, outcome):
 def test_string_search(requirement, http, capability, outcome):
     rtype = requirement.params.get("resource", "Patient")
     param, element = requirement.params.get("parameter", "family"), requirement.params.get("element", "name.family")
-    _declared(capability, rtype, param)
-    resource = next((r for r in _sample(http, rtype, element) if len(str(values_at(r, element)[0])) >= 3), None)
+    _supported(http, capability, rtype, param, "string", outcome)
+    resource = next((r for r in _sample(http, rtype, element, "string search")
+                     if len(str(values_at(r, element)[0])) >= 3), None)
     if resource is None:
-        not_applicable(f"no {rtype} has a {element} of three characters or more")
+        undetermined(f"no {rtype} served has a {element} of three characters or more: string search could not "
+                     f"be exercised")
     full = str(values_at(resource, element)[0])
     prefix = full[:3].swapcase()    # a prefix in the other case: string search is case-insensitive
     found = resources_of(search(http, rtype, {param: prefix, "_count": 100}, f"{rtype}?{param}={prefix}"))
@@ -125,8 +174,8 @@ def test_string_search(requirement, http, capability, outcome):
 def test_date_search(requirement, http, capability, outcome):
     rtype = requirement.params.get("resource", "Patient")
     param, element = requirement.params.get("parameter", "birthdate"), requirement.params.get("element", "birthDate")
-    _declared(capability, rtype, param)
-    dates = sorted(str(values_at(r, element)[0])[:10] for r in _sample(http, rtype, element, 100))
+    _supported(http, capability, rtype, param, "date", outcome)
+    dates = sorted(str(values_at(r, element)[0])[:10] for r in _sample(http, rtype, element, "date search", 100))
     pivot = dates[len(dates) // 2]
     totals = {}
     for prefix, keep in (("ge", lambda d: d >= pivot), ("le", lambda d: d <= pivot), ("eq", lambda d: d == pivot)):
@@ -150,11 +199,32 @@ def test_date_search(requirement, http, capability, outcome):
 
 @check("fhir.paging")
 def test_paging(requirement, http, capability, outcome):
-    """Following next links visits every match once: no repeat, no gap, each page within _count."""
+    """Following next links visits every match once: no repeat, no gap, each page within _count. Where the
+    matches fit on one page, the page size is lowered so that there are pages to follow."""
     rtype, count = requirement.params.get("resource", "Observation"), int(requirement.params.get("count", 50))
     limit = int(requirement.params.get("max_pages", 40))
-    if rtype not in capability.types_with("search-type"):
-        not_applicable(f"the server declares no search on {rtype}")
+    declared_search(capability, rtype)
+    walk = _page_through(http, rtype, count, limit)
+    if walk["pages"] == 1 and len(walk["seen"]) > 1:
+        count = max(1, len(walk["seen"]) // 2)
+        walk = _page_through(http, rtype, count, limit)
+    total, seen, pages = walk["total"], walk["seen"], walk["pages"]
+    outcome.measure(total=total, pages=pages, seen=len(seen), repeated=len(walk["repeated"]), count=count)
+    if walk["repeated"]:
+        failed(f"paging through {rtype} repeats {len(walk['repeated'])} entries, e.g. {walk['repeated'][0]}")
+    if isinstance(total, int) and pages < limit and len(seen) != total:
+        failed(f"paging through {rtype} visits {len(seen)} entries, total says {total}")
+    if not seen:
+        none_served(rtype, "to page through")
+    if pages == 1:
+        undetermined(f"the server served {len(seen)} {rtype}: one page, no next link to follow")
+    passed(f"{pages} pages of {rtype} (_count={count}) visit {len(seen)} entries once each" +
+           (f" (total {total})" if isinstance(total, int) else ""))
+
+
+def _page_through(http, rtype: str, count: int, limit: int) -> dict:
+    """The ids seen following next links from a search with _count, at most `limit` pages; a failed check
+    when a page holds more than `count` entries."""
     bundle = search(http, rtype, {"_count": count})
     total, seen, repeated, pages = bundle.get("total"), [], [], 0
     while True:
@@ -166,15 +236,8 @@ def test_paging(requirement, http, capability, outcome):
         seen += page
         nxt = link_of(bundle, "next")
         if not nxt or pages >= limit:
-            break
+            return {"total": total, "seen": seen, "repeated": repeated, "pages": pages}
         bundle = searchset(http.get(nxt), f"the next link of page {pages} of {rtype}")
-    outcome.measure(total=total, pages=pages, seen=len(seen), repeated=len(repeated))
-    if repeated:
-        failed(f"paging through {rtype} repeats {len(repeated)} entries, e.g. {repeated[0]}")
-    if isinstance(total, int) and pages < limit and len(seen) != total:
-        failed(f"paging through {rtype} visits {len(seen)} entries, total says {total}")
-    passed(f"{pages} pages of {rtype} visit {len(seen)} entries once each" +
-           (f" (total {total})" if isinstance(total, int) else ""))
 
 
 def _reference_keys(resource) -> set[str]:
@@ -192,10 +255,37 @@ def _reference_keys(resource) -> set[str]:
     return found
 
 
+def _check_included(query: str, name: str, value: str, matches: list, included: list) -> None:
+    """Fails the check when an include adds a resource that the matches do not refer to (or that refers to
+    none of them)."""
+    keys = {f"{r.get('resourceType')}/{r.get('id')}" for r in matches}
+    if name == "_include":
+        wanted = {k for r in matches for k in _reference_keys(r)}
+        stray = sorted({f"{r.get('resourceType')}/{r.get('id')}" for r in included} - wanted)
+        if stray:
+            failed(f"{query} included resources no match refers to: {stray[:3]}")
+    else:
+        source = value.split(":")[0]
+        stray = [r.get("id") for r in included if r.get("resourceType") != source or not _reference_keys(r) & keys]
+        if stray:
+            failed(f"{query} included resources that refer to no match: {stray[:3]}")
+
+
+def _no_include_declared(capability) -> None:
+    """No include declared: an observed reason only when the CapabilityStatement declares the searches
+    it supports; a statement silent about its search parameters says nothing of includes either."""
+    silent = [t for t in capability.types_with("search-type") if not capability.resources[t].get("searchParam")]
+    if silent:
+        undetermined(f"the CapabilityStatement declares no _include or _revinclude, nor any search parameter on "
+                     f"{', '.join(silent[:5])}: what the server supports is not declared, so its includes "
+                     f"cannot be verified")
+    not_applicable("the CapabilityStatement declares search parameters but no _include or _revinclude")
+
+
 @check("fhir.include")
 def test_include_and_revinclude(requirement, http, capability, outcome):
     """Every declared _include and _revinclude adds the resources referred to (or referring) to the page."""
-    count, done, empty = int(requirement.params.get("count", 5)), {}, []
+    count, done, empty, unseen = int(requirement.params.get("count", 5)), {}, [], []
     for rtype in capability.types_with("search-type"):
         declared = capability.resources[rtype]
         for name in ("_include", "_revinclude"):
@@ -205,32 +295,27 @@ def test_include_and_revinclude(requirement, http, capability, outcome):
                 query = f"{rtype}?{name}={value}"
                 bundle = search(http, rtype, {name: value, "_count": count}, query)
                 matches, included = resources_of(bundle), resources_of(bundle, "include")
-                keys = {f"{r.get('resourceType')}/{r.get('id')}" for r in matches}
-                if name == "_include":
-                    wanted = {k for r in matches for k in _reference_keys(r)}
-                    got = {f"{r.get('resourceType')}/{r.get('id')}" for r in included}
-                    stray = got - wanted
-                    if stray:
-                        failed(f"{query} included resources no match refers to: {sorted(stray)[:3]}")
-                else:
-                    source = value.split(":")[0]
-                    stray = [r.get("id") for r in included
-                             if r.get("resourceType") != source or not _reference_keys(r) & keys]
-                    if stray:
-                        failed(f"{query} included resources that refer to no match: {stray[:3]}")
+                _check_included(query, name, value, matches, included)
+                if not matches:
+                    unseen.append(query)     # no match to include from: nothing observed
+                    continue
                 done[query] = len(included)
                 if not included:
                     empty.append(query)
-    outcome.measure(included=done)
+    outcome.measure(included=done, no_match=unseen)
+    if not done and not unseen:
+        _no_include_declared(capability)
     if not done:
-        not_applicable("the server declares no _include or _revinclude")
+        undetermined(f"none of the {len(unseen)} declared include searches matched a resource to include "
+                     f"from, e.g. {unseen[0]}")
     # a declared include that never adds anything on the first page is not working (or has no data)
     if len(empty) >= len(done):
         failed(f"no declared include added any resource, e.g. {empty[0]}")
-    if empty:
-        outcome.message("declared includes that added nothing on the first page (no data?): " + ", ".join(empty))
-    passed(f"{len(done) - len(empty)} of {len(done)} declared includes add the resources they name, and only "
-           "those")
+    if empty or unseen:
+        outcome.message("declared includes that added nothing on the first page (no data?): " +
+                        ", ".join(empty + unseen))
+    passed(f"{len(done) - len(empty)} of {len(done) + len(unseen)} declared includes add the resources they "
+           "name, and only those")
 
 
 @check("fhir.search-post")
@@ -249,29 +334,57 @@ def test_post_search_matches_get(requirement, http, capability, outcome):
             failed(f"POST {rtype}/_search returned {post_ids[:3]}..., GET returned {get_ids[:3]}...")
     outcome.measure(compared=compared)
     if not compared:
-        not_applicable("the server declares no search-type interaction")
+        not_applicable("the CapabilityStatement declares no search-type interaction")
+    if not any(compared.values()):
+        undetermined(f"GET and POST searches of {', '.join(compared)} both returned nothing: two empty answers "
+                     f"do not show that POST applies what GET applies")
     passed(f"POST _search returns what GET returns on {len(compared)} types")
+
+
+def _lenient_baseline(http, capability) -> tuple[str, dict] | tuple[None, None]:
+    """The first searchable type (of the first few) that serves instances, and its search without criteria."""
+    for rtype in capability.types_with("search-type")[:4]:
+        bundle = search(http, rtype, {"_count": 1})
+        if matched(bundle):
+            return rtype, bundle
+    return None, None
 
 
 @check("fhir.unknown-param")
 def test_unknown_parameter(requirement, http, capability, outcome):
-    """search.html#errors: reject an unknown parameter (400 + OperationOutcome), or ignore it and leave it
-    out of the self link, so that a client can see the result is not filtered as asked."""
-    rtype = next(iter(capability.types_with("search-type")), None)
-    if rtype is None:
-        not_applicable("the server declares no search-type interaction")
+    """search.html#errors: reject an unknown parameter (400 + OperationOutcome), or ignore it: then the self
+    link leaves it out (the server SHALL return the parameters it used) and the result is what the search
+    without it returns, so that a client can see the result is not filtered as asked."""
+    types = capability.types_with("search-type")
+    if not types:
+        not_applicable("the CapabilityStatement declares no search-type interaction")
+    rtype, baseline = _lenient_baseline(http, capability)
+    rtype = rtype or types[0]
+    query = f"{rtype}?{UNKNOWN_PARAM}=1"
     response = http.get(rtype, params={UNKNOWN_PARAM: "1", "_count": 1})
     outcome.measure(status=response.status_code)
     if 400 <= response.status_code < 500:
-        body = json_body(response, f"{rtype}?{UNKNOWN_PARAM}=1")
+        body = json_body(response, query)
         if body.get("resourceType") != "OperationOutcome":
-            failed(f"{rtype}?{UNKNOWN_PARAM}=1 was refused without an OperationOutcome")
+            failed(f"{query} was refused without an OperationOutcome")
         passed(f"an unknown parameter is rejected ({response.status_code}, strict handling)")
     if response.status_code != 200:
-        failed(f"{rtype}?{UNKNOWN_PARAM}=1 answered {response.status_code}")
-    self_link = link_of(json_body(response, f"{rtype}?{UNKNOWN_PARAM}=1"), "self") or ""
+        failed(f"{query} answered {response.status_code}")
+    bundle = json_body(response, query)
+    self_link = link_of(bundle, "self")
     outcome.measure(self_link=self_link)
-    used = {name for name, _ in parse_qsl(urlsplit(self_link).query)}
-    if UNKNOWN_PARAM in used:
-        failed(f"{rtype}?{UNKNOWN_PARAM}=1 was accepted and the self link claims it was applied")
-    passed("an unknown parameter is ignored and left out of the self link (lenient handling)")
+    if not self_link:
+        failed(f"{query} was accepted, and the answer has no self link: a client cannot tell whether the "
+               f"parameter was applied")
+    if UNKNOWN_PARAM in {name for name, _ in parse_qsl(urlsplit(self_link).query)}:
+        failed(f"{query} was accepted and the self link claims it was applied")
+    if baseline is None:
+        undetermined(f"{query} was accepted and left out of the self link, but no searchable type served an "
+                     f"instance: whether the result was filtered anyway could not be observed")
+    without, with_it = (matched(baseline), _ids(resources_of(baseline))), (matched(bundle), _ids(resources_of(bundle)))
+    outcome.measure(without=without, with_unknown=with_it)
+    if without != with_it:
+        failed(f"{query} is left out of the self link, yet it changed the result ({without[0]} matches without it, "
+               f"{with_it[0]} with it): the search was filtered silently")
+    passed(f"an unknown parameter is ignored: left out of the self link, and {query} returns what the search "
+           f"without it returns ({without[0]} matches; lenient handling)")

@@ -1,22 +1,33 @@
 """FR Core (hl7.fhir.fr.core): the Patients, Practitioners, Organizations and Encounters served conform to
 their FR Core profile (fr-core-patient-ins for identities whose status is VALI), and the must-support
-elements of those profiles are populated at least once across the data."""
+elements of those profiles are populated at least once across the data.
+
+A requirement does not concern a server whose CapabilityStatement declares no search on its type; a type
+declared searchable that serves nothing leaves it undetermined (nothing was seen to conform). A resource
+passes only when the validator judged all of it: a required binding to a code system that is not loaded,
+an extension whose definition is missing or an invariant that could not be evaluated leave the requirement
+undetermined, naming the package to add."""
 from vigie.checks import check, failed, not_applicable, passed, undetermined
-from vigie.fhirrest import search_all, values_at
-from vigie.fhirvalidation import describe, identity_status, issues, must_support
+from vigie.fhirrest import declared_search, none_served, search_all, values_at
+from vigie.fhirvalidation import Judgement, identity_status, must_support
 
 FRC = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
 
 
-def _selected(requirement, http):
+def _selected(requirement, http, capability):
     rtype = requirement.params["resource"]
+    declared_search(capability, rtype)
     limit = int(requirement.params.get("max_resources", 300))
-    resources = list(search_all(http, rtype, limit=limit))
-    if requirement.params.get("identity_status"):
-        resources = [r for r in resources if identity_status(r) == requirement.params["identity_status"]]
+    served = list(search_all(http, rtype, limit=limit))
+    if not served:
+        none_served(rtype)
+    status = requirement.params.get("identity_status")
+    resources = [r for r in served if identity_status(r) == status] if status else served
     if not resources:
-        not_applicable(f"no {rtype} served" + (f" with identity status {requirement.params['identity_status']}"
-                                               if requirement.params.get("identity_status") else ""))
+        if len(served) >= limit:
+            undetermined(f"none of the first {len(served)} {rtype} served has identity status {status}; the "
+                         f"others were not read")
+        not_applicable(f"none of the {len(served)} {rtype} served has identity status {status}")
     return rtype, resources
 
 
@@ -29,23 +40,19 @@ def _validator(requirement, observe, outcome):
 
 
 @check("frcore.profile")
-def test_fr_core_profile(requirement, http, observe, outcome):
+def test_fr_core_profile(requirement, http, capability, observe, outcome):
     validator = _validator(requirement, observe, outcome)
-    rtype, resources = _selected(requirement, http)
+    rtype, resources = _selected(requirement, http, capability)
     profile = FRC + requirement.params["profile"]
-    invalid = []
+    judgement = Judgement()
     for resource in resources:
         # judged against this profile alone: the profiles a resource claims are FHIR-REST-16's business
         meta = resource.get("meta")
         alone = {**resource, "meta": {k: v for k, v in meta.items() if k != "profile"}} if isinstance(meta, dict) \
             else resource
-        errors = issues(validator.validate(alone, profiles=[profile]))
-        if errors:
-            invalid.append(f"{rtype}/{resource.get('id')}: {describe(errors[0])}")
-    outcome.measure(profile=profile, validated=len(resources), invalid=len(invalid), examples=invalid[:20])
-    if invalid:
-        failed(f"{len(invalid)} of {len(resources)} {rtype} do not conform to {requirement.params['profile']}, "
-               f"e.g. {invalid[0]}")
+        judgement.add(f"{rtype}/{resource.get('id')}", validator.validate(alone, profiles=[profile]))
+    outcome.measure(profile=profile, **judgement.measurements())
+    judgement.conclude(f"{rtype} do not conform to {requirement.params['profile']}")
     passed(f"{len(resources)} {rtype} conform to {requirement.params['profile']}")
 
 
@@ -57,9 +64,9 @@ def _populated(resource: dict, path: str, url: str | None) -> bool:
 
 
 @check("frcore.must-support")
-def test_must_support_populated(requirement, http, observe, outcome):
+def test_must_support_populated(requirement, http, capability, observe, outcome):
     validator = _validator(requirement, observe, outcome)
-    rtype, resources = _selected(requirement, http)
+    rtype, resources = _selected(requirement, http, capability)
     profile = FRC + requirement.params["profile"]
     snapshot = validator.snapshot_of(profile)
     if not snapshot:

@@ -1,9 +1,9 @@
 """French identifiers carried by FHIR resources: INS/NIR keys, RPPS, FINESS, SIREN/SIRET, and the system each
 identifier type must use."""
 from vigie import identifiers as ids
-from vigie.checks import check, failed, not_applicable, passed
+from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.errors import ObservationError
-from vigie.fhirrest import objects_at, search_all, text_at
+from vigie.fhirrest import declared_search, none_served, objects_at, search_all, text_at
 
 NIR_SYSTEMS = {"urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.10", "urn:oid:1.2.250.1.213.1.4.11",
                "urn:oid:1.2.250.1.213.1.4.13"}
@@ -16,8 +16,26 @@ REGISTERS = {  # params.register → (resource type, identifier systems, validit
 }
 
 
+def _served(http, capability, rtype: str, limit: int) -> tuple[list[dict], bool]:
+    """The rtype resources served (at most `limit`), and whether that is all of them. Not applicable when
+    rtype is not declared searchable; undetermined when it is and serves nothing."""
+    declared_search(capability, rtype)
+    resources = list(search_all(http, rtype, limit=limit))
+    if not resources:
+        none_served(rtype)
+    return resources, len(resources) < limit
+
+
+def _none_carried(what: str, seen: dict, complete: bool) -> None:
+    """No identifier to judge among the resources served: an observed reason only if all of them were read."""
+    served = ", ".join(f"{n} {t}" for t, n in seen.items())
+    if not complete:
+        undetermined(f"no {what} among the first {served} served; the others were not read")
+    not_applicable(f"no {what} among the {served} served")
+
+
 @check("fr.identifier-key")
-def test_identifier_keys(requirement, http, outcome):
+def test_identifier_keys(requirement, http, capability, outcome):
     """Every identifier of one register (params.register) among the resources that carry it has a valid
     shape and check key."""
     what = requirement.params.get("register")
@@ -26,7 +44,8 @@ def test_identifier_keys(requirement, http, outcome):
     rtype, systems, valid = REGISTERS[what]
     limit = int(requirement.params.get("max_resources", 2000))
     checked, bad = 0, []
-    for resource in search_all(http, rtype, limit=limit):
+    resources, complete = _served(http, capability, rtype, limit)
+    for resource in resources:
         for identifier in objects_at(resource, "identifier"):
             if text_at(identifier, "system") in systems:
                 checked += 1
@@ -34,7 +53,7 @@ def test_identifier_keys(requirement, http, outcome):
                     bad.append(f"{rtype}/{resource.get('id')}: {identifier.get('value')}")
     outcome.measure(checked=checked, invalid=len(bad), examples=bad[:20])
     if not checked:
-        not_applicable(f"no {what} identifier among the {rtype} resources served")
+        _none_carried(f"{what} identifier", {rtype: len(resources)}, complete)
     if bad:
         failed(f"{len(bad)} of {checked} {what} identifiers are invalid, e.g. {bad[0]}")
     passed(f"{checked} {what} identifiers, all with a valid shape and key")
@@ -58,13 +77,20 @@ TYPE_SYSTEMS_CODES = {"https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203
 
 
 @check("fr.identifier-systems")
-def test_identifier_systems(requirement, http, outcome):
+def test_identifier_systems(requirement, http, capability, outcome):
     """An identifier typed INS-NIR, RPPS, FINESS... carries the system (OID or URI) of that register; an INS
-    has use official or old."""
+    has use official or old. Every type of params.resources the server declares searchable must serve
+    instances; the types it does not declare are left out."""
     limit = int(requirement.params.get("max_resources", 2000))
-    checked, bad = 0, []
-    for rtype in requirement.params.get("resources", ["Patient", "Practitioner", "Organization"]):
-        for resource in search_all(http, rtype, limit=limit):
+    wanted = requirement.params.get("resources", ["Patient", "Practitioner", "Organization"])
+    types = [t for t in wanted if "search-type" in capability.interactions(t)]
+    if not types:
+        not_applicable(f"the CapabilityStatement declares no search on {', '.join(wanted)}")
+    checked, bad, seen, complete = 0, [], {}, True
+    for rtype in types:
+        resources, whole = _served(http, capability, rtype, limit)
+        seen[rtype], complete = len(resources), complete and whole
+        for resource in resources:
             for identifier in objects_at(resource, "identifier"):
                 codes = [text_at(c, "code") for c in objects_at(identifier, "type.coding")
                          if text_at(c, "system") in TYPE_SYSTEMS_CODES and text_at(c, "code") in TYPE_SYSTEMS]
@@ -76,7 +102,7 @@ def test_identifier_systems(requirement, http, outcome):
                         bad.append(f"{rtype}/{resource.get('id')}: {code} with use {identifier.get('use')}")
     outcome.measure(checked=checked, wrong=len(bad), examples=bad[:20])
     if not checked:
-        not_applicable("no identifier served is typed with a French register code")
+        _none_carried("identifier typed with a French register code", seen, complete)
     if bad:
         failed(f"{len(bad)} of {checked} typed identifiers carry another register's system, e.g. {bad[0]}")
     passed(f"{checked} typed identifiers, each with its register's system")

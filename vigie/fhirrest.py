@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NoReturn
 
-from .checks import failed
+from .checks import failed, not_applicable, undetermined
 from .errors import ObservationError
 from .http import RecordingClient
 from .observations import observation
 
 FHIR_JSON = "application/fhir+json"
+# a value of each search parameter type that no real resource carries: a search by it must match nothing
+NO_MATCH = {"token": "vigie-no-such-code", "string": "zzvigie-no-such-text", "date": "1801-01-01",
+            "reference": "vigie-no-such-id", "number": "-987654321", "quantity": "-987654321",
+            "uri": "http://vigie.invalid/no-such-uri"}
 
 
 @dataclass
@@ -96,6 +101,31 @@ def observe_capability(target, store) -> Capability:
     if not isinstance(statement, dict) or statement.get("resourceType") != "CapabilityStatement":
         raise ObservationError(f"GET {target.url}/metadata did not return a CapabilityStatement")
     return Capability(statement, client.take_exchanges())
+
+
+def declared_search(capability: Capability, rtype: str) -> None:
+    """Ends the check not_applicable unless the CapabilityStatement declares search on rtype: the observed
+    reason a requirement about rtype does not concern the target."""
+    if "search-type" not in capability.interactions(rtype):
+        not_applicable(f"the CapabilityStatement declares no search on {rtype}")
+
+
+def none_served(rtype: str, purpose: str = "to check") -> NoReturn:
+    """A type declared searchable that served no instance: nothing to judge, which is no evidence of
+    conformance (the vendor's test system must hold data)."""
+    undetermined(f"the server declares {rtype} search but served no {rtype} {purpose}")
+
+
+def matched(bundle: dict) -> int:
+    """How many resources a searchset Bundle says matched: its total, else its match entries."""
+    total = bundle.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) else len(resources_of(bundle))
+
+
+def has_instances(http, rtype: str) -> bool:
+    """Whether a search of rtype without criteria matches anything: a search that matches nothing proves a
+    parameter applied only where the unfiltered search matches something."""
+    return matched(search(http, rtype, {"_count": 1}, f"GET {rtype}?_count=1")) > 0
 
 
 def json_body(response, what: str) -> dict:

@@ -22,8 +22,8 @@ WHERE = {"hl7.fhir.r4.core": "vigie packages install hl7.fhir.r4.core#4.0.1 (fro
 
 
 def _how_to_get(spec: str) -> str:
-    pid = spec.partition("#")[0]
-    return WHERE.get(pid, f"vigie packages add {pid}-<version>.tgz")
+    pid, _, version = spec.partition("#")
+    return WHERE.get(pid, f"vigie packages add {pid}-{version or '<version>'}.tgz")
 
 
 @dataclass
@@ -108,6 +108,55 @@ def observe_packages(target, store) -> FhirPackages:
 
 def issues(outcome_resource: dict, severities=("error", "fatal")) -> list[dict]:
     return [i for i in outcome_resource.get("issue", []) if i.get("severity") in severities]
+
+
+@dataclass
+class Judgement:
+    """What validating a set of resources found: the resources with an error (a violation observed), and what
+    the validator could not judge (a required binding to a code system not loaded, an extension whose
+    definition is missing, an invariant it could not evaluate), by what was missing. A requirement passes
+    only when nothing is invalid and everything was judged."""
+    validated: int = 0
+    invalid: list = field(default_factory=list)       # "Patient/1: Patient.gender: ..."
+    not_judged: dict = field(default_factory=dict)    # what was missing -> (package or None, [where])
+
+    def add(self, label: str, outcome_resource: dict) -> None:
+        from .fhir.validator import not_judged
+        self.validated += 1
+        errors = issues(outcome_resource)
+        if errors:
+            self.invalid.append(f"{label}: {describe(errors[0])}")
+        for issue in outcome_resource.get("issue", []):
+            lacked = not_judged(issue)
+            if lacked:
+                where = self.not_judged.setdefault(lacked[0], (lacked[1], []))[1]
+                if label not in where:
+                    where.append(label)
+
+    def measurements(self) -> dict:
+        return {"validated": self.validated, "invalid": len(self.invalid), "examples": self.invalid[:20],
+                "not_judged": {m: {"package": p, "resources": len(w), "e.g.": w[0]}
+                               for m, (p, w) in list(self.not_judged.items())[:20]}}
+
+    def conclude(self, what: str) -> None:
+        """failed on a violation; undetermined when something could not be judged; returns otherwise."""
+        from .checks import failed, undetermined
+        if self.invalid:
+            failed(f"{len(self.invalid)} of {self.validated} {what}, e.g. {self.invalid[0]}",
+                   *self.invalid[1:20])
+        if self.not_judged:
+            undetermined(self.not_judged_reason())
+
+    def not_judged_reason(self) -> str:
+        resources = {w for _, where in self.not_judged.values() for w in where}
+        first = next(iter(self.not_judged.values()))[1][0]
+        lacked = "; ".join(f"{m}{' (in ' + p + ')' if p else ''}" for m, (p, _) in list(self.not_judged.items())[:3])
+        more = f" and {len(self.not_judged) - 3} more" if len(self.not_judged) > 3 else ""
+        packages = sorted({q for p, _ in self.not_judged.values() if p for q in p.split(", ")})
+        add = "; ".join(_how_to_get(p) for p in packages) if packages else \
+            "add the package that defines it (vigie packages add <package>.tgz)"
+        return (f"the validator could not fully judge {len(resources)} of {self.validated} resources (e.g. {first}): "
+                f"not loaded: {lacked}{more}; to judge them: {add}")
 
 
 def describe(issue: dict) -> str:

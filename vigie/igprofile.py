@@ -83,12 +83,16 @@ def _version_key(version: str):
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.-]", version)]
 
 
-def _search_code(packages, param: dict) -> str:
+def _search_code(packages, param: dict) -> tuple[str, str | None]:
+    """The parameter's HTTP name, and the definition that could not be read when the name is only a guess."""
     definition = param.get("definition")
     found = packages.resolve(definition, "SearchParameter") if definition else None
     if isinstance(found, dict) and isinstance(found.get("code"), str):
-        return found["code"]
-    return str(param.get("name", ""))
+        return found["code"], None
+    # a definition outside R4 core (always loaded) may be in a dependency the cache lacks: the label is a guess
+    guessed = isinstance(definition, str) and packages.missing and \
+        not definition.startswith("http://hl7.org/fhir/SearchParameter/")
+    return str(param.get("name", "")), definition if guessed else None
 
 
 def requirements_of(statement: dict, packages, profile_id: str) -> list[Requirement]:
@@ -125,14 +129,15 @@ def requirements_of(statement: dict, packages, profile_id: str) -> list[Requirem
                     f"rest.resource({rtype}).interaction({code})", "ig.interaction",
                     {"resource": rtype, "interaction": code, **({"profile": profile} if profile else {})})
             for param in resource.get("searchParam", []) or []:
-                code = _search_code(packages, param)
+                code, not_loaded = _search_code(packages, param)
                 if not code:
                     continue
                 add(f"{rtype}-param-{code}", _level(param),
                     f"The server supports searching {rtype} by {code} ({param.get('type', '?')})",
                     f"Le serveur permet de rechercher {rtype} par {code} ({param.get('type', '?')})",
                     f"rest.resource({rtype}).searchParam({param.get('name')})", "ig.search-param",
-                    {"resource": rtype, "code": code, "type": param.get("type"), "label": param.get("name")})
+                    {"resource": rtype, "code": code, "type": param.get("type"), "label": param.get("name"),
+                     **({"definition_not_loaded": not_loaded} if not_loaded else {})})
             for key, name in (("searchInclude", "_include"), ("searchRevInclude", "_revinclude")):
                 for value, level in _include_levels(resource, key):
                     add(f"{rtype}-{name.strip('_')}-{value.replace(':', '-')}", level,

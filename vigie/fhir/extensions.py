@@ -52,6 +52,10 @@ class ExtensionChecks:
             ext_plan = self.v.plan(url)
             if ext_plan is None:
                 self._unknown_extension(url, path)
+        elif ext_plan is None and profiles:
+            # a profile's extension slice whose definition is not loaded: its value cannot be checked
+            self.cannot_judge(path, profiles[0].split("|")[0], f"The extension {profiles[0]} is not loaded: the "
+                              f"extension is not validated")
         if not isinstance(url, str):
             self.add("error", "required", path, "an extension must have a url")
         if ext_plan is not None and ext_plan.root is not None:
@@ -67,11 +71,17 @@ class ExtensionChecks:
     def _unknown_extension(self, url, path):
         # core-namespace extensions live in hl7.fhir.uv.extensions, which the HL7 validator always has and
         # vigie may not: said as information (nothing wrong is known); other HL7 IG namespaces are an error
-        # when every dependency is loaded; any other unknown extension is warned
+        # when every dependency is loaded; any other unknown extension is warned. Where a dependency of the
+        # loaded packages that is not loaded publishes in the extension's URL space, the extension is one
+        # the validator could not judge for want of that package.
         core = url.startswith("http://hl7.org/fhir/StructureDefinition/")
+        severity = "information" if core else "warning"
         if url.startswith("http://hl7.org/fhir/") and not core and not self.v.packages.missing:
             self.add("error", "structure", path,
                      f"The extension {url} could not be found so is not allowed here")
+        elif self.v.packages.holder_of(url):
+            self.cannot_judge(path, url, f"The extension {url} is not loaded, so it is not validated",
+                              severity=severity, code="not-found")
         elif core:
             self.add("information", "not-found", path, f"The extension {url} is defined by HL7 in a package "
                      f"that is not loaded (hl7.fhir.uv.extensions): it is not validated")

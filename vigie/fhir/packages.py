@@ -124,6 +124,15 @@ def open_package(path: str | os.PathLike) -> Package:
     return _LOADED[key]
 
 
+# where the canonical URLs of the packages a guide most often depends on start: to name, among the dependencies
+# not loaded, the one that would define a URL the validator could not resolve
+PUBLISHERS = {"hl7.terminology": ("http://terminology.hl7.org/",),
+              "hl7.fhir.uv.extensions": ("http://hl7.org/fhir/StructureDefinition/", "http://hl7.org/fhir/ValueSet/",
+                                         "http://hl7.org/fhir/CodeSystem/"),
+              "ans.fr.terminologies": ("https://mos.esante.gouv.fr/", "https://smt.esante.gouv.fr/",
+                                       "https://interop.esante.gouv.fr/", "urn:oid:1.2.250.1.213.")}
+
+
 def split_canonical(url: str) -> tuple[str, str | None]:
     base, _, version = url.partition("|")
     return base, (version or None)
@@ -186,6 +195,15 @@ class PackageSet:
 
     def has(self, package_id: str) -> bool:
         return any(p.id == package_id for p in self.packages)
+
+    def holder_of(self, url: str) -> str | None:
+        """The dependency not loaded that would define this canonical URL, told by its publisher's URL space;
+        None when no missing dependency publishes there."""
+        for missing in self.missing:
+            prefixes = next((p for pid, p in PUBLISHERS.items() if missing.split("#")[0].startswith(pid)), ())
+            if isinstance(url, str) and prefixes and url.startswith(prefixes):
+                return missing
+        return None
 
 
 def _sibling(path: Path, dep: str, version: str) -> Path | None:

@@ -1,9 +1,17 @@
 """ValueSets expanded locally from the loaded packages. Membership answers True, False, or None when the
-ValueSet cannot be expanded here (unknown system, filter we do not implement, missing package): None is
-reported as information, never as an error."""
+ValueSet cannot be expanded here (unknown system, filter we do not implement, missing package): None is never
+an error; for a required binding it is an issue the validator could not judge (see values.py)."""
 from __future__ import annotations
 
+import re
+
 from .packages import PackageSet, split_canonical
+
+# code systems defined by a grammar rather than a list, that no package enumerates: a code is judged by its form
+# (urn:ietf:bcp:13, MIME types: RFC 6838 type/subtype, optional parameters; and FHIR's shorthands xml, json and
+# ttl, which CapabilityStatement.format allows)
+GRAMMARS = {"urn:ietf:bcp:13": re.compile(r"xml|json|ttl|[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*"
+                                          r"(\s*;.*)?")}
 
 
 class Expansion:
@@ -19,6 +27,10 @@ class Expansion:
             return True
         if system is None and any(c == code for _, c in self.codes):
             return True
+        grammar = GRAMMARS.get(system) if system else \
+            (GRAMMARS.get(next(iter(self.open_systems))) if len(self.open_systems) == 1 else None)
+        if grammar is not None and (system or not self.codes):
+            return bool(grammar.fullmatch(code))
         if system is None and self.open_systems:
             return None     # a bare code, and systems whose codes we cannot list
         if system in self.open_systems or not self.complete:
@@ -73,6 +85,20 @@ class Terminology:
             vs = self.packages.resolve(url, "ValueSet")
             self._expansions[base] = self._expand(vs) if vs else None
         return self._expansions[base]
+
+    def unexpandable_part(self, url: str, depth: int = 0) -> str:
+        """What keeps a value set from being expanded here: itself, a value set it includes, or the code
+        system of a filter (the first found)."""
+        vs = self.packages.resolve(url, "ValueSet") if isinstance(url, str) else None
+        if vs is None or depth > 8:
+            return str(url)
+        for inc in (vs.get("compose") or {}).get("include", ()):
+            for sub in inc.get("valueSet", ()):
+                if self.expand(sub) is None:
+                    return self.unexpandable_part(sub, depth + 1)
+            if inc.get("filter") and inc.get("system") and self.concepts(inc["system"]) is None:
+                return inc["system"]
+        return str(url)
 
     def _expand(self, vs: dict) -> Expansion | None:
         expansion = vs.get("expansion") or {}

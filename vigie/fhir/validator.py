@@ -11,22 +11,43 @@ from .terminology import Terminology
 from .vitalsigns import relax_component_units
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
+# marks an issue the validator could not judge (a definition, value set or code system not loaded, an invariant
+# that could not be evaluated): `missing` names what was missing, `package` the package that would supply it
+NOT_JUDGED = "https://vigie.dev/fhir/StructureDefinition/issue-not-judged"
 
 
 class Issue:
-    __slots__ = ("code", "expression", "message", "severity", "source")
+    __slots__ = ("code", "expression", "message", "not_judged", "severity", "source")
 
-    def __init__(self, severity, code, expression, message, source=None):
+    def __init__(self, severity, code, expression, message, source=None, not_judged=None):
         self.severity, self.code, self.expression, self.message, self.source = (
             severity, code, expression, message, source)
+        self.not_judged = not_judged     # (what was missing, the package that holds it or None)
 
     def to_json(self) -> dict:
         out = {"severity": self.severity, "code": self.code, "details": {"text": self.message},
                "expression": [self.expression]}
+        extensions = []
         if self.source:
-            out["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-source",
-                                 "valueString": self.source}]
+            extensions.append({"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-source",
+                               "valueString": self.source})
+        if self.not_judged:
+            missing, package = self.not_judged
+            extensions.append({"url": NOT_JUDGED, "extension": [{"url": "missing", "valueString": missing}] + (
+                [{"url": "package", "valueString": package}] if package else [])})
+        if extensions:
+            out["extension"] = extensions
         return out
+
+
+def not_judged(issue: dict) -> tuple[str, str | None] | None:
+    """(what was missing, the package that holds it) of an OperationOutcome issue the validator could not
+    judge; None for an issue it judged."""
+    for ext in issue.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == NOT_JUDGED:
+            parts = {e.get("url"): e.get("valueString") for e in ext.get("extension") or () if isinstance(e, dict)}
+            return parts.get("missing") or "?", parts.get("package")
+    return None
 
 
 class Validator:
@@ -174,4 +195,4 @@ def has_errors(outcome: dict) -> bool:
     return any(i.get("severity") in ("error", "fatal") for i in outcome.get("issue", ()))
 
 
-__all__ = ["Issue", "Validator", "has_errors"]
+__all__ = ["NOT_JUDGED", "Issue", "Validator", "has_errors", "not_judged"]

@@ -111,7 +111,11 @@ class ValueChecks:
                          f"Unknown code '{c}' in the CodeSystem '{system}'")
                 return
         if exp is None:
-            if vs_url not in self._unexpandable:
+            if strength == "required":
+                missing = self.v.tx.unexpandable_part(vs_url)
+                self.cannot_judge(path, missing, f"the value set {vs_url} cannot be expanded from the loaded "
+                                  f"packages ({missing} is not loaded): the required binding is not checked")
+            elif vs_url not in self._unexpandable:
                 self._unexpandable.add(vs_url)
                 self.add("information", "not-supported", path,
                          f"the value set {vs_url} cannot be expanded from the loaded packages: "
@@ -123,7 +127,11 @@ class ValueChecks:
                          f"No code provided, and a code is required from the value set {vs_url}")
             return
         verdicts = [exp.contains(s, c) for s, c, _ in codings if isinstance(c, str)]
-        if any(v is True for v in verdicts) or any(v is None for v in verdicts) or not verdicts:
+        if any(v is True for v in verdicts) or not verdicts:
+            return
+        if any(v is None for v in verdicts):
+            if strength == "required":    # a code of a system the value set takes whole, and not loaded here
+                self.binding_not_judged(exp, codings, vs_url, path)
             return
         shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c, _ in codings)
         severity = "error" if strength == "required" else "warning"
@@ -134,6 +142,15 @@ class ValueChecks:
             return
         self.add(severity, "code-invalid", path,
                  f"The code(s) {shown} are not in the value set {vs_url} (binding {strength})", plan.label)
+
+    def binding_not_judged(self, exp, codings, vs_url, path):
+        """A required binding whose codes could not be looked up: name the code system that was missing."""
+        shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c, _ in codings)
+        systems = [s for s, _, _ in codings if isinstance(s, str) and s in exp.open_systems] or \
+            sorted(exp.open_systems)
+        missing = systems[0] if systems else vs_url
+        self.cannot_judge(path, missing, f"The code(s) {shown} could not be checked against the value set {vs_url} "
+                          f"(binding required): the code system {missing} is not loaded")
 
     def check_reference(self, value, node, path):
         ref = value.get("reference")

@@ -27,18 +27,26 @@ class Run(ExtensionChecks, ValueChecks):
         self._resource_stack: list = []
         self._root_stack: list = []      # %rootResource: the resource itself, or a contained one's container
         self._unexpandable: set = set()
+        self._undecided: list = []       # memberOf()/conformsTo() calls that could not answer, per invariant
         self._antecedents: dict = {}
         self._bundle_cache = None        # values.py: the root Bundle's entries, indexed once
         self._depth = 0
 
     # --- issues ------------------------------------------------------------------------------------
-    def add(self, severity, code, expression, message, source=None):
+    def add(self, severity, code, expression, message, source=None, not_judged=None):
         from .validator import Issue
         key = (severity, expression, message)
         if key in self._seen:
             return
         self._seen.add(key)
-        self.issues.append(Issue(severity, code, expression, message, source))
+        self.issues.append(Issue(severity, code, expression, message, source, not_judged))
+
+    def cannot_judge(self, expression, missing: str, message: str, severity="information", code="not-supported"):
+        """An issue the validator could not judge: `missing` names the definition, value set, code system or
+        invariant it lacked; the issue names the dependency not loaded that would supply it, if any."""
+        package = self.v.packages.holder_of(missing) or ", ".join(self.v.packages.missing) or None
+        text = message + (f" (defined in {package}, a dependency that is not loaded)" if package else "")
+        self.add(severity, code, expression, text, not_judged=(missing, package))
 
     def outcome(self) -> dict:
         issues = [i.to_json() for i in self.issues]
@@ -136,6 +144,12 @@ class Run(ExtensionChecks, ValueChecks):
         return None
 
     def member_of(self, value, valueset):
+        verdict = self._member_of(value, valueset)
+        if verdict is None:
+            self._undecided.append(f"memberOf('{valueset}')")
+        return verdict
+
+    def _member_of(self, value, valueset):
         exp = self.v.tx.expand(valueset)
         if exp is None:
             return None
@@ -155,6 +169,7 @@ class Run(ExtensionChecks, ValueChecks):
     def conforms_to(self, resource, url):
         plan = self.v.plan(url)
         if plan is None:
+            self._undecided.append(f"conformsTo('{url}')")
             return None
         sub = Run(self.v, self.root)
         sub.validate_resource(resource, "$this", [url])
@@ -333,6 +348,7 @@ class Run(ExtensionChecks, ValueChecks):
             if antecedent is not None:
                 key = (id(value), antecedent)
                 if key not in self._antecedents:
+                    self._undecided = []
                     try:
                         self._antecedents[key] = fhirpath.evaluate(antecedent, value, resource,
                                                                    self._root_stack[-1] if self._root_stack
@@ -341,8 +357,11 @@ class Run(ExtensionChecks, ValueChecks):
                                                                        "resourceType") else node.path)
                     except fhirpath.FhirPathError:
                         self._antecedents[key] = None
+                    if self._undecided:     # A itself could not be told: B decides, or it is not judged
+                        self._antecedents[key] = None
                 if self._antecedents[key] in ([], [False]):
                     continue    # `A implies B` holds when A is false or empty; A is shared (fr-core-1..3)
+            self._undecided = []
             try:
                 root = self._root_stack[-1] if self._root_stack else self.root
                 at_root = node.path == (resource or {}).get("resourceType")
@@ -350,14 +369,29 @@ class Run(ExtensionChecks, ValueChecks):
                 result = fhirpath.evaluate(c.expression, value, resource, root, self,
                                            base=None if at_root else node.path, focus_type=focus_type)
             except fhirpath.FhirPathError as exc:
-                self.add("information", "informational", path,
-                         f"invariant {c.key} could not be evaluated ({str(exc)[:120]})")
+                self._not_evaluated(c, path, f"invariant {c.key} could not be evaluated ({str(exc)[:120]})",
+                                    f"invariant {c.key}")
                 continue
-            if result == [False] or (len(result) == 1 and result[0] is False):
+            violated = result == [False] or (len(result) == 1 and result[0] is False)
+            if self._undecided and not violated:
+                # it held only because a memberOf() or conformsTo() it needs could not answer
+                self._not_evaluated(c, path, f"invariant {c.key} could not be judged: {self._undecided[0]} "
+                                    f"could not be answered from the loaded packages",
+                                    self._undecided[0].split("'")[1])
+                continue
+            if violated:
                 # best-practice invariants (dom-6: narrative) are advice, not conformance
                 severity = "information" if c.best_practice else ("error" if c.severity == "error" else "warning")
                 self.add(severity, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'"
                          + _from(plan), plan.label)
+
+    def _not_evaluated(self, constraint, path, message, missing):
+        """An invariant left unjudged: one that could make the resource invalid (severity error) is an issue
+        not judged; advice (warnings, best practice) stays information."""
+        if constraint.severity == "error" and not constraint.best_practice:
+            self.cannot_judge(path, missing, message)
+        else:
+            self.add("information", "informational", path, message)
 
 
 def _contains_object(tree, target) -> bool:
