@@ -227,6 +227,9 @@ def test_every_tls_requirement_passes_on_a_sound_scan(requirement):
     assert status == expected and summary, (requirement.id, summary)
 
 
+READS = "undetermined: the TLS scan did not complete what this requirement reads: "
+
+
 def test_new_anssi_requirements_fail_with_reviewer_messages():
     assert _run("ANSSI-TLS-06", _sound(cipher_suites=CBC12, encrypt_then_mac={"TLSv1.2": False})) == (
         "failed", "TLSv1.2: CBC suites without encrypt-then-MAC")
@@ -241,16 +244,14 @@ def test_new_anssi_requirements_fail_with_reviewer_messages():
         "failed", "client-initiated renegotiation accepted (denial of service)")
     assert _run("ANSSI-TLS-13", _sound(early_data=True))[0] == "failed"
     assert _run("ANSSI-TLS-14", _sound(fallback_scsv=None, incomplete={"tls_fallback_scsv": "reset"})) == (
-        "error", "undetermined: the TLS scan did not complete what this requirement reads: "
-        "tls_fallback_scsv (fallback-scsv): reset")
+        "error", READS + "tls_fallback_scsv (fallback-scsv): reset")
     assert _run("ANSSI-TLS-15", _sound(heartbleed=True)) == (
         "failed", "vulnerable to Heartbleed (CVE-2014-0160)")
     stapling = _now_cert() | {"ocsp_responders": ["http://ocsp.example.fr"], "ocsp_stapled": False}
     assert _run("ANSSI-TLS-17", _sound(certificate=stapling))[0] == "failed"
     incomplete = _sound(mozilla={"intermediate": {"error": "The robot result is missing."}})
     assert _run("MOZ-TLS-INT-03", incomplete) == (
-        "error", "undetermined: the TLS scan did not complete what this requirement reads: "
-        "Mozilla intermediate checker: The robot result is missing.")
+        "error", READS + "Mozilla intermediate checker: The robot result is missing.")
 
 
 def test_every_mozilla_issue_belongs_to_exactly_one_requirement():
@@ -291,3 +292,51 @@ def test_tls_checks_exist_for_every_check_id():
     used = {r.check for r in TLS_REQUIREMENTS}
     assert used <= set(_checks()), used - set(_checks())
     assert ssl.OPENSSL_VERSION_INFO >= (1, 1, 1)   # encrypt-then-MAC and TLS 1.3 in the local OpenSSL
+
+
+# ---- partial observations: each check, a part of the scan it reads missing ---------------------------------
+
+TWO12 = {"TLSv1.2": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"],
+         "TLSv1.3": ["TLS_AES_128_GCM_SHA256"]}
+PARTIAL = [
+    # requirement, what the scan lacks, the part the summary must name
+    ("ANSSI-TLS-02", {"accepted_protocols": ["TLSv1.2"], "incomplete": {"tls_1_3_cipher_suites": "timeout"}},
+     "tls_1_3_cipher_suites: timeout"),
+    ("ANSSI-TLS-03", {"incomplete": {"ssl_2_0_cipher_suites": "reset"}}, "ssl_2_0_cipher_suites: reset"),
+    ("ANSSI-TLS-06", {"cipher_suites": CBC12, "incomplete": {"encrypt_then_mac TLSv1.2": "no answer within 5 s"}},
+     "encrypt_then_mac TLSv1.2: no answer within 5 s"),
+    ("ANSSI-TLS-06", {"incomplete": {"tls_1_0_cipher_suites": "reset"}}, "tls_1_0_cipher_suites: reset"),
+    ("ANSSI-TLS-08", {"curves": [], "incomplete": {"elliptic_curves": "timeout"}}, "elliptic_curves: timeout"),
+    ("ANSSI-TLS-09", {"incomplete": {"tls_1_3_cipher_suites": "timeout"}}, "tls_1_3_cipher_suites: timeout"),
+    ("ANSSI-TLS-11", {"secure_renegotiation": None, "client_renegotiation": None,
+                      "incomplete": {"session_renegotiation": "reset"}}, "session_renegotiation"),
+    ("ANSSI-TLS-15", {"robot": "UNKNOWN_INCONSISTENT_RESULTS"}, "robot (no-robot): inconclusive"),
+    ("ANSSI-TLS-18", {"cipher_suites": TWO12, "incomplete": {"server_cipher_order": "TLSv1.2: no answer"}},
+     "server_cipher_order: TLSv1.2: no answer"),
+    ("ANSSI-TLS-18", {"incomplete": {"tls_1_1_cipher_suites": "reset"}}, "tls_1_1_cipher_suites: reset"),
+    ("ANSSI-TLS-05", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info: timeout"),
+    ("ANSSI-TLS-17", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info: timeout"),
+    # sslyze's checker counts only a strong ROBOT oracle: an inconclusive result is no pass
+    ("MOZ-TLS-INT-06", {"robot": "UNKNOWN_INCONSISTENT_RESULTS"}, "robot: inconclusive"),
+    ("MOZ-TLS-INT-04", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info"),
+    ("MOZ-TLS-MOD-03", {"incomplete": {"elliptic_curves": "timeout"}}, "elliptic_curves: timeout"),
+]
+
+
+@pytest.mark.partial_observation("tls.protocols", "tls.cipher-suites", "tls.encrypt-then-mac", "tls.key-exchange",
+                                 "tls.features", "tls.server-cipher-order", "tls.certificate", "tls.ocsp-stapling",
+                                 "tls.mozilla")
+@pytest.mark.parametrize("requirement_id, lacks, part", PARTIAL, ids=[f"{r}-{p}" for r, _, p in PARTIAL])
+def test_a_missing_part_leaves_the_rule_undetermined(requirement_id, lacks, part):
+    scan = _sound(**lacks)
+    if requirement_id.startswith("MOZ-TLS-MOD"):
+        scan = _sound(**lacks, accepted_protocols=["TLSv1.3"], cipher_suites={"TLSv1.3": ["TLS_AES_128_GCM_SHA256"]})
+    status, summary = _run(requirement_id, scan)
+    assert status == "error" and part in summary, (status, summary)
+    assert summary.startswith(READS)
+
+
+def test_covered_check_ids_are_the_suite_s():
+    """The table above feeds every TLS check of the suite."""
+    covered = {_requirements()[r].check for r, _, _ in PARTIAL}
+    assert covered == {r.check for r in TLS_REQUIREMENTS}

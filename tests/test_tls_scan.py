@@ -91,10 +91,32 @@ def pki(tmp_path_factory):
 
 # ---- a TLS server in a thread ---------------------------------------------------------------------------
 
+def offered_suites(raw: socket.socket, timeout: float = 2) -> list[int]:
+    """The cipher suites of the ClientHello waiting on `raw`, read without consuming it ([] if none)."""
+    raw.settimeout(timeout)
+    data = b""
+    try:
+        while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+            more = raw.recv(1 << 16, socket.MSG_PEEK)
+            if len(more) == len(data):
+                return []
+            data = more
+    except OSError:
+        return []
+    at = 5 + 4 + 2 + 32
+    if data[0] != 22 or at + 1 > len(data):   # not a TLS handshake record (an SSLv2 hello...)
+        return []
+    at += 1 + data[at]   # session id
+    size = int.from_bytes(data[at:at + 2], "big")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(at + 2, min(at + 2 + size, len(data) - 1), 2)]
+
+
 @contextmanager
-def tls_server(cert, ciphers=GOOD_CIPHERS, minimum=ssl.TLSVersion.TLSv1_2, options=0, server_order=True):
+def tls_server(cert, ciphers=GOOD_CIPHERS, minimum=ssl.TLSVersion.TLSv1_2, options=0, server_order=True,
+               silent_on: int | None = None):
     """Serves TLS on 127.0.0.1 until the block ends: each connection is handshaken, then every read is
-    answered, so that sslyze's renegotiation, heartbeat and early-data probes get answers."""
+    answered, so that sslyze's renegotiation, heartbeat and early-data probes get answers. A ClientHello that
+    offers only the suite `silent_on` (and signalling values) gets no answer, as on a network glitch."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = minimum
     ctx.options |= options
@@ -111,6 +133,10 @@ def tls_server(cert, ciphers=GOOD_CIPHERS, minimum=ssl.TLSVersion.TLSv1_2, optio
     workers: list[threading.Thread] = []
 
     def handle(raw):
+        if silent_on is not None and set(offered_suites(raw)) - {0x00FF, 0x5600} == {silent_on}:
+            stop.wait(5)
+            raw.close()
+            return
         raw.settimeout(2)
         try:
             with ctx.wrap_socket(raw, server_side=True) as conn:

@@ -145,6 +145,8 @@ def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str 
     openssl_names: dict[str, dict[str, str]] = {}   # protocol -> IANA name -> OpenSSL name, for the probe
     for protocol, command in _SUITE_COMMANDS.items():
         suites = done(command)
+        if suites is not None and (why := _unanswered(suites)):
+            scan.incomplete[command.value] = why
         if suites is not None and suites.accepted_cipher_suites:
             scan.accepted_protocols.append(protocol)
             accepted = suites.accepted_cipher_suites
@@ -186,6 +188,19 @@ def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str 
     _probe_server_order(scan, location.ip_address, openssl_names, timeout)
     scan.duration_s = round(time.monotonic() - started, 3)
     return scan
+
+
+def _unanswered(suites) -> str | None:
+    """sslyze counts a suite whose handshake timed out as rejected ("there's no easy way to differentiate this
+    error from a network glitch"). Silence is no refusal seen: whether those suites are accepted is unknown,
+    and so the protocol's suite list is incomplete."""
+    silent = [s.cipher_suite.name for s in suites.rejected_cipher_suites if "timed out" in s.error_message]
+    if not silent:
+        return None
+    if len(silent) == len(suites.rejected_cipher_suites) and not suites.accepted_cipher_suites:
+        return "no hello of this protocol was answered within the timeout (a refusal or a network failure)"
+    return (f"{len(silent)} suite(s) got no answer within the timeout, so whether they are accepted is "
+            f"unknown: {', '.join(silent[:5])}{', ...' if len(silent) > 5 else ''}")
 
 
 def _ephemeral(key) -> dict | None:
