@@ -44,7 +44,8 @@ def observe_load(target, store) -> LoadResult:
     try:
         return run_load(plan.locustfile(), target.public()["url"], plan.users, plan.spawn_rate, plan.duration_s, env=env,
                         out_dir=out_dir, workers=plan.workers, master=plan.master,
-                        expect_workers=plan.expect_workers, abort=plan.abort, plan=plan.to_json())
+                        expect_workers=plan.expect_workers, abort=plan.abort, targets=plan.targets,
+                        plan=plan.to_json())
     finally:
         for path in [*out_dir.glob("*.log"), *out_dir.glob("*.json")]:
             # the driver wrote these itself: scrub them like everything the store writes

@@ -8,9 +8,10 @@ Three roles, one statistics format:
   the master's totals are the merge of its workers').
 
 A watcher evaluates the run every WATCH_S: it stops a run that no target answers, and a run where an
-abort_on_fail target is already lost (k6's abortOnFail). Per-second histograms for the charts are
-recorded on the request event (locust itself keeps only counts per second); workers send theirs with
-each report to the master.
+abort_on_fail target is already lost (k6's abortOnFail). Every response time is recorded on the request event
+into vigie's own histograms (locust's round to about two digits), with per-second counts and chart buckets
+per request name (locust itself keeps only counts per second); workers send theirs with each report to the
+master.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .stats import AGGREGATED, LoadResult, finite, percentile
-from .targets import lost
+from .histogram import CHART_DIGITS, bucket, label, merge_into
+from .stats import AGGREGATED, LoadResult, add_second, per_second_from_json, per_second_json, second, series
+from .targets import lost, undecided
 
 ERROR_MARK = "VIGIE-LOAD-ERROR: "
 UNREACHABLE_AFTER = 20  # requests without a single HTTP response after which the run stops early
@@ -30,33 +32,43 @@ FLUSH = "vigie-flush"  # master -> worker: stop the users and send a final repor
 FINAL = "vigie_final"  # marks a worker's report sent after its users stopped
 
 
+def extension_s(duration_s: float) -> float:
+    """How long a run may go on past its planned duration while a target lacks responses to be judged."""
+    return max(30.0, 2 * duration_s)
+
+
 def fail(message: str) -> int:
     print(ERROR_MARK + " ".join(message.split()), file=sys.stderr, flush=True)
     return 2
 
 
 class Recorder:
-    """What locust does not keep: per-second histograms and failures, HTTP statuses, locustfile errors."""
+    """What locust does not keep exactly: every response time per request name (vigie.load.histogram, the
+    statistics targets are judged on), per-second counts and chart buckets per request name, HTTP statuses,
+    locustfile errors."""
 
     def __init__(self):
-        self.seconds: dict[int, Counter] = defaultdict(Counter)
-        self.done: Counter = Counter()
-        self.failed: Counter = Counter()
+        self.times: dict[str, Counter] = defaultdict(Counter)  # request name -> bucket (ms) -> count
+        self.seconds: dict[str, dict[int, dict]] = defaultdict(dict)  # request name -> unix second -> second()
         self.status_codes: Counter = Counter()
         self.user_errors: Counter = Counter()
         self.users: dict[int, int] = {}
         self.requests = 0
         self.responses = 0
 
-    def on_request(self, response_time=None, exception=None, response=None, **_):
+    def on_request(self, name="", response_time=None, exception=None, response=None, **_):
         # on every request of the run: kept cheap, so that vigie's generator stays as fast as raw locust
         t = int(time.time())
-        self.done[t] += 1
+        point = self.seconds[name].get(t) or self.seconds[name].setdefault(t, second())
+        point["requests"] += 1
         self.requests += 1
         if response_time is not None:
-            self.seconds[t][_bucket(response_time)] += 1
+            self.times[name][bucket(response_time)] += 1
+            chart = point["response_times"]
+            key = bucket(response_time, CHART_DIGITS)
+            chart[key] = chart.get(key, 0) + 1
         if exception is not None:
-            self.failed[t] += 1
+            point["failures"] += 1
         status = getattr(response, "status_code", None)
         if status is None and response is not None:
             self.responses += 1  # a non-HTTP answer (a query's rows, a database error): the target answered
@@ -70,61 +82,56 @@ class Recorder:
 
     def take(self) -> dict:
         """Everything recorded since the last take, with string keys (msgpack), then forget it."""
-        data = {"seconds": {str(t): {str(b): n for b, n in h.items()} for t, h in self.seconds.items()},
-                "done": {str(t): n for t, n in self.done.items()},
-                "failed": {str(t): n for t, n in self.failed.items()},
+        data = {"times": {n: {label(k): c for k, c in h.items()} for n, h in self.times.items()},
+                "seconds": per_second_json(self.seconds),
                 "status_codes": {str(s): n for s, n in self.status_codes.items()},
                 "user_errors": dict(self.user_errors), "requests": self.requests, "responses": self.responses}
         self.__init__()
         return data
 
     def absorb(self, data: dict) -> None:
-        for t, h in data["seconds"].items():
-            self.seconds[int(t)].update({int(b): n for b, n in h.items()})
-        self.done.update({int(t): n for t, n in data["done"].items()})
-        self.failed.update({int(t): n for t, n in data["failed"].items()})
+        for name, hist in data["times"].items():
+            self.times[name].update({float(k): c for k, c in hist.items()})
+        for name, points in per_second_from_json(data["seconds"]).items():
+            for t, point in points.items():
+                add_second(self.seconds[name].setdefault(t, second()), point)
         self.status_codes.update({int(s): n for s, n in data["status_codes"].items()})
         self.user_errors.update(data["user_errors"])
         self.requests += data["requests"]
         self.responses += data["responses"]
 
-    def timeseries(self) -> list[dict]:
-        return [{"t": t, "rps": n, "failures_per_s": self.failed[t], "users": self.users.get(t),
-                 "p50": finite(percentile(self.seconds[t], 50)), "p95": finite(percentile(self.seconds[t], 95))}
-                for t, n in sorted(self.done.items())]
+    def to_json(self) -> dict:
+        """The per-second series: per request name, the aggregated points, the users."""
+        return {"per_second": per_second_json(self.seconds),
+                "users_per_second": {str(t): n for t, n in sorted(self.users.items())},
+                "timeseries": series(self.seconds, self.users, sorted(self.seconds))}
 
 
-def _bucket(response_time: float) -> int:
-    from locust.stats import bucket_response_time  # the driver's interpreter has imported locust already
-    global _bucket
-    _bucket = bucket_response_time
-    return bucket_response_time(response_time)
-
-
-def entry_json(name: str, entries: list) -> dict:
-    """Locust StatsEntry objects of one request name (one per HTTP method), merged."""
-    hist: Counter = Counter()
-    for e in entries:
-        hist.update(e.response_times)
+def entry_json(name: str, entries: list, times: dict) -> dict:
+    """Locust StatsEntry objects of one request name (one per HTTP method), merged, with vigie's own
+    histogram of its response times (locust's is rounded to about two digits)."""
     mins = [e.min_response_time for e in entries if e.min_response_time is not None]
     lasts = [e.last_request_timestamp for e in entries if e.last_request_timestamp]
     starts = [e.start_time for e in entries if e.start_time]
     return {"name": name, "count": sum(e.num_requests for e in entries),
             "failures": sum(e.num_failures for e in entries),
-            "response_times": {str(k): v for k, v in hist.items()},
+            "response_times": {label(k): v for k, v in sorted(times.items())},
             "total_response_time": sum(e.total_response_time for e in entries),
             "min": min(mins) if mins else None,
             "max": max((e.max_response_time for e in entries), default=0),
             "start_time": min(starts) if starts else None, "end_time": max(lasts) if lasts else None}
 
 
-def stats_json(stats) -> dict:
-    """A locust RequestStats as {scenarios, aggregated} in LoadResult's format."""
+def stats_json(stats, recorder: Recorder) -> dict:
+    """A locust RequestStats and vigie's response times as {scenarios, aggregated} in LoadResult's format."""
     by_name: dict[str, list] = defaultdict(list)
     for entry in stats.entries.values():
         by_name[entry.name].append(entry)
-    return {"scenarios": {n: entry_json(n, es) for n, es in by_name.items()},
-            "aggregated": entry_json(AGGREGATED, [stats.total])}
+    every: dict = {}
+    for hist in recorder.times.values():
+        merge_into(every, hist)
+    return {"scenarios": {n: entry_json(n, es, recorder.times.get(n, {})) for n, es in by_name.items()},
+            "aggregated": entry_json(AGGREGATED, [stats.total], every)}
 
 
 def drive(spec_json: str) -> int:
@@ -185,6 +192,10 @@ def drive(spec_json: str) -> int:
     over = Event()
     started = time.time()
 
+    def live() -> LoadResult:
+        return LoadResult.from_json({**stats_json(env.stats, recorder), "duration_s": time.time() - started,
+                                     "users": spec["users"]})
+
     def watch():
         while not over.is_set():
             over.wait(WATCH_S)
@@ -199,11 +210,11 @@ def drive(spec_json: str) -> int:
                 state["aborted"] = f"run stopped after {now - started:.1f} s: no user could start"
                 over.set()
             elif spec["abort"]:
-                live = LoadResult.from_json({**stats_json(env.stats), "duration_s": now - started,
-                                             "users": spec["users"]})
+                counts = live()
                 for rid, params in spec["abort"]:
-                    why = lost(live, params, now - started)
-                    if why:
+                    why = lost(counts, params, now - started)
+                    # stopped once the other targets have what they need: stopping loses none of them
+                    if why and not undecided(counts, spec["targets"]):
                         state["aborted"] = f"run aborted after {now - started:.1f} s: {rid} lost ({why})"
                         over.set()
                         break
@@ -211,6 +222,10 @@ def drive(spec_json: str) -> int:
     runner.start(spec["users"], spawn_rate=spec["spawn_rate"])
     watcher = gevent.spawn(watch)
     over.wait(spec["duration_s"])
+    # past the planned duration only while a target still lacks the responses it needs, within a bound
+    extended = started + spec["duration_s"] + extension_s(spec["duration_s"])
+    while not over.is_set() and time.time() < extended and undecided(live(), spec.get("targets", [])):
+        over.wait(WATCH_S)
     over.set()
     watcher.join()
     duration = time.time() - started
@@ -238,7 +253,7 @@ def drive(spec_json: str) -> int:
               "workers": spec.get("expect_workers", 0) if role == "master" else 0,
               "aborted": state["aborted"], "plan": spec.get("plan", {}), "http_responses": recorder.responses,
               "status_codes": {str(k): v for k, v in sorted(recorder.status_codes.items())},
-              **stats_json(env.stats), "errors": dict(errors.most_common()), "timeseries": recorder.timeseries()}
+              **stats_json(env.stats, recorder), "errors": dict(errors.most_common()), **recorder.to_json()}
     Path(spec["out"]).write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0
 
@@ -251,6 +266,7 @@ def _work(spec: dict, env, recorder: Recorder) -> int:
 
     runner = env.create_worker_runner(spec["master_host"], spec["master_port"])
     mirror = RequestStats(use_response_times_cache=False)
+    sent = Recorder()  # the sum of vigie's part of every report
     state = {"flushed": False}
 
     def on_report(client_id, data):
@@ -264,6 +280,7 @@ def _work(spec: dict, env, recorder: Recorder) -> int:
         if "stats_total" in data:
             mirror.total.extend(StatsEntry.unserialize(data["stats_total"], mirror))
         data["vigie"] = recorder.take()
+        sent.absorb(data["vigie"])
         data[FINAL] = state["flushed"]
 
     def on_flush(environment, msg, **_):
@@ -278,6 +295,6 @@ def _work(spec: dict, env, recorder: Recorder) -> int:
     gevent.get_hub().loop.update_now()
     runner.greenlet.join()
     if spec.get("out"):
-        Path(spec["out"]).write_text(json.dumps({**stats_json(mirror), "requests": mirror.total.num_requests},
+        Path(spec["out"]).write_text(json.dumps({**stats_json(mirror, sent), "requests": mirror.total.num_requests},
                                                 indent=1), encoding="utf-8")
     return 0

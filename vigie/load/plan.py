@@ -43,6 +43,7 @@ class LoadPlan:
     master: str | None = None  # "host:port" to bind as the master of remote workers
     expect_workers: int = 0  # remote workers the master waits for
     abort: list = field(default_factory=list)  # [(requirement id, params)] of targets with abort_on_fail
+    targets: list = field(default_factory=list)  # [(requirement id, params)] of every target of the profile
     profile: str = ""
 
     def locustfile(self) -> Path:
@@ -56,11 +57,11 @@ class LoadPlan:
 
     def key(self) -> str:
         """What makes two plans the same run (the profile that asked does not)."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("abort", "profile")},
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("abort", "targets", "profile")},
                           sort_keys=True)
 
     def to_json(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "abort"},
+        return {**{k: v for k, v in asdict(self).items() if k not in ("abort", "targets")},
                 "abort_on_fail": [rid for rid, _ in self.abort], "locustfile": str(self.locustfile()),
                 "key": self.key()}
 
@@ -75,7 +76,7 @@ def _number(name: str, raw, kind, low: float, high: float):
     return value
 
 
-def make_plan(block: dict | None, env=None, profile: str = "", abort=()) -> LoadPlan:
+def make_plan(block: dict | None, env=None, profile: str = "", abort=(), targets=()) -> LoadPlan:
     """A plan from a profile's `load` block, then the environment's overrides; refuses what is unbounded."""
     env = os.environ if env is None else env
     block = dict(block or {})
@@ -110,7 +111,7 @@ def make_plan(block: dict | None, env=None, profile: str = "", abort=()) -> Load
             raise VigieError("--workers (local workers) and --master (remote workers) exclude each other")
     return LoadPlan(scenario=scenario, users=users, spawn_rate=spawn_rate, duration_s=duration,
                     mix=dict(mix), workers=workers, master=master, expect_workers=expect if master else 0,
-                    abort=list(abort), profile=profile)
+                    abort=list(abort), targets=list(targets), profile=profile)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -127,10 +128,12 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 def plan_for(requirement) -> LoadPlan:
-    """The plan of the requirement's profile: its `load` param, and every sibling target that aborts."""
+    """The plan of the requirement's profile: its `load` param, every sibling target (the run goes on until
+    each can be judged, within a bound) and those that abort."""
     siblings = _siblings(requirement.profile, requirement.check) or [requirement]
     abort = [(r.id, r.params) for r in siblings if r.params.get("abort_on_fail")]
-    return make_plan(requirement.params.get("load"), profile=requirement.profile, abort=abort)
+    return make_plan(requirement.params.get("load"), profile=requirement.profile, abort=abort,
+                     targets=[(r.id, r.params) for r in siblings])
 
 
 @functools.lru_cache(maxsize=32)

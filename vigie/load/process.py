@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import ObservationError, VigieError
-from .driver import ERROR_MARK
+from .driver import ERROR_MARK, extension_s
 from .stats import LoadResult
 
 STOP_TIMEOUT_S = 2.0  # users get this long to finish their current request once the run time is up
@@ -117,12 +117,13 @@ def _prepare(locustfile, out_dir) -> tuple[Path, Path]:
 
 def run_load(locustfile: Path, host: str, users: int, spawn_rate: float, duration_s: float, env: dict,
              out_dir: Path, timeout_s: float | None = None, *, workers: int = 0, master: str | None = None,
-             expect_workers: int = 0, abort=(), plan: dict | None = None) -> LoadResult:
+             expect_workers: int = 0, abort=(), targets=(), plan: dict | None = None) -> LoadResult:
     """Runs locustfile against host, writes out_dir/stats.json and out_dir/locust.log, and returns the result.
 
     workers > 0 starts that many local worker processes under a master on loopback (their own totals go
     to out_dir/worker-<i>.json); master="host:port" binds a master there and waits for expect_workers
-    remote workers. Every process is killed if it outlives timeout_s. Settings for the locustfile travel
+    remote workers. The run goes on past duration_s while one of `targets` cannot be judged yet (too few
+    responses), at most extension_s(duration_s) more. Every process is killed if it outlives timeout_s. Settings for the locustfile travel
     in `env` (never argv, which other users of the machine can read)."""
     from .plan import parse_address
     locustfile, out_dir = _prepare(locustfile, out_dir)
@@ -130,7 +131,8 @@ def run_load(locustfile: Path, host: str, users: int, spawn_rate: float, duratio
     stats_path.unlink(missing_ok=True)
     spec = {"locustfile": str(locustfile), "host": host, "users": int(users), "spawn_rate": float(spawn_rate),
             "duration_s": float(duration_s), "stop_timeout": STOP_TIMEOUT_S, "out": str(stats_path),
-            "abort": [list(a) for a in abort], "plan": plan or {}, "role": "local"}
+            "abort": [list(a) for a in abort], "targets": [list(t) for t in targets], "plan": plan or {},
+            "role": "local"}
     wait_workers = 0.0
     if workers:
         spec.update(role="master", bind_host="127.0.0.1", bind_port=free_port(), expect_workers=workers,
@@ -142,7 +144,7 @@ def run_load(locustfile: Path, host: str, users: int, spawn_rate: float, duratio
                     wait_workers_s=WAIT_REMOTE_WORKERS_S)
         wait_workers = WAIT_REMOTE_WORKERS_S
     if timeout_s is None:
-        timeout_s = duration_s + STOP_TIMEOUT_S + GRACE_S + wait_workers
+        timeout_s = duration_s + (extension_s(duration_s) if targets else 0) + STOP_TIMEOUT_S + GRACE_S + wait_workers
     procs = [_start(spec, env, out_dir, log_path)]
     for i in range(workers):
         worker = {**spec, "role": "worker", "master_host": "127.0.0.1", "master_port": spec["bind_port"],
@@ -177,7 +179,7 @@ def run_worker(locustfile: Path, master: str, env: dict, out_dir: Path, idle_s: 
     out, log = out_dir / "worker.json", out_dir / "worker.log"
     out.unlink(missing_ok=True)
     spec = {"locustfile": str(locustfile), "host": "", "users": 0, "spawn_rate": 0, "duration_s": 0,
-            "stop_timeout": STOP_TIMEOUT_S, "abort": [], "role": "worker", "master_host": host,
+            "stop_timeout": STOP_TIMEOUT_S, "abort": [], "targets": [], "role": "worker", "master_host": host,
             "master_port": port, "out": str(out)}
     rc = _wait(_start(spec, env, out_dir, log), idle_s)
     if rc is None:

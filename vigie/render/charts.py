@@ -1,8 +1,9 @@
 """Inline SVG charts of load statistics, drawn here so that a report needs no script and no library to
 show them (and prints them as they are).
 
-Input: the load evidence (LoadResult.to_json() in vigie/loadrun.py): `timeseries` (per second: t, rps,
-failures_per_s, p50, p95, in ms) and `aggregated.response_times` (locust's histogram: ms bucket -> count).
+Input: the load evidence (LoadResult.to_json() in vigie/loadrun.py, or the part of it a load target names):
+`timeseries` (per second: t, rps, failures_per_s, p50, p95, in ms) and `aggregated.response_times` (vigie's
+histogram of every response time: bucket lower edge in ms -> count, see vigie/load/histogram.py).
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from html import escape
 
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 40
-# bin edges of the latency distribution (ms): locust buckets to about two significant digits, so a
-# 1-2-5 scale keeps every bin meaningful from sub-millisecond to ten-second answers
+# bin edges of the latency distribution (ms): a 1-2-5 scale keeps every bin meaningful from sub-millisecond
+# to ten-second answers
 EDGES = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 SERIES = (("p50", "#0b4f9c", ""), ("p95", "#b3261e", "6 3"))
 
@@ -87,7 +88,7 @@ def latency_over_time(timeseries: list[dict], title: str, x_label: str, y_label:
 
 
 def histogram_bins(response_times: dict) -> list[tuple[str, int]]:
-    """Locust's histogram (ms -> count) grouped into the EDGES bins, labelled like "5–10"."""
+    """The response-time histogram (ms -> count) grouped into the EDGES bins, labelled like "5–10"."""
     counts = [0] * len(EDGES)
     for bucket, count in response_times.items():
         try:
@@ -125,8 +126,9 @@ def latency_distribution(response_times: dict, title: str, x_label: str, y_label
 
 
 def percentile(response_times: dict, pct: float) -> float | None:
-    """The `pct` percentile (ms) of locust's histogram, as locust computes it: the first bucket at which
-    the cumulative count reaches pct % of all requests."""
+    """The `pct` percentile (ms) of the histogram: the first bucket at which the cumulative count reaches
+    pct % of all requests (vigie.load.stats.percentile's nearest rank). vigie's buckets are lower edges, so
+    the value is never above the slowest response."""
     buckets = sorted((float(k), int(v)) for k, v in (response_times or {}).items())
     total = sum(n for _, n in buckets)
     if not total:
