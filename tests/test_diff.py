@@ -5,7 +5,7 @@ import copy
 import json
 
 import pytest
-from reportbundle import signed_bundle, vigie
+from reportbundle import copy_of, signed_bundle, vigie
 
 from vigie.diff import diff_reports, render_text
 
@@ -50,10 +50,30 @@ def test_a_requirement_no_longer_verified_is_a_regression():
 
 
 def test_a_worse_verdict_alone_is_a_regression():
-    # the same outcomes, a verdict that fell (a profile found not to apply verifies nothing)
-    d = diff_reports(report("conformant", outcome("A", "not_applicable")),
-                     report("not_applicable", outcome("A", "not_applicable")))
+    # no outcome regressed (passed -> not applicable), but the profile no longer verifies anything
+    d = diff_reports(report("conformant", outcome("A", "passed"), outcome("B", "not_applicable")),
+                     report("not_applicable", outcome("A", "not_applicable"), outcome("B", "not_applicable")))
     assert not d["regressions"] and d["verdict"]["worse"] and d["regression"]
+
+
+def test_verdicts_are_recomputed_from_the_outcomes():
+    """A report edited to say conformant while its outcomes still fail is judged by its outcomes."""
+    flawed = report("non-conformant", outcome("A", "failed"))
+    tampered = report("conformant", outcome("A", "failed"))
+    d = diff_reports(flawed, tampered)
+    assert d["verdict"] == {"old": "non-conformant", "new": "non-conformant", "worse": False}
+    assert d["warnings"] == ["new: profile p says conformant, its outcomes give non-conformant",
+                             "new: the report says conformant, its outcomes give non-conformant"]
+    assert "WARNING new: the report says conformant" in render_text(d)
+
+
+def test_measurements_that_moved_are_shown():
+    old, new = outcome("L", "passed"), outcome("L", "passed")
+    old["measurements"], new["measurements"] = {"p95_ms": 78, "count": 100}, {"p95_ms": 950, "count": 104}
+    d = diff_reports(report("conformant", old), report("conformant", new))
+    assert {m["measurement"] for m in d["measurements"]} == {"p95_ms", "count"}
+    text = render_text(d)
+    assert "measured  L@t: p95_ms 78 -> 950" in text and "count 100" not in text   # a 4 % move stays in --json
 
 
 def test_same_outcomes_no_regression():
@@ -88,15 +108,16 @@ def real(tmp_path_factory):
 
 def test_cli_regression_exits_1(real):
     bundle, fixed = real
-    result = vigie("diff", str(fixed), str(bundle))
+    result = vigie("diff", str(fixed), str(bundle), "--unverified")
     assert result.returncode == 1, result.stderr
     assert "REGRESSED HTTP-01@fhir (SHALL): passed -> failed" in result.stdout
-    assert "verdict: conformant -> non-conformant (worse)" in result.stdout
+    # the verdicts are those the outcomes give (fixed.json's edited verdicts are reported, not believed)
+    assert "-> non-conformant (worse)" in result.stdout and "WARNING old: the report says conformant" in result.stdout
 
 
 def test_cli_fix_exits_0_and_json(real):
     bundle, fixed = real
-    result = vigie("diff", str(bundle), str(fixed), "--json")
+    result = vigie("diff", str(bundle), str(fixed), "--json", "--unverified")
     assert result.returncode == 0, result.stderr
     d = json.loads(result.stdout)
     assert d["regression"] is False and {"HTTP-01", "HTTP-04"} <= {e["requirement"] for e in d["fixed"]}
@@ -106,6 +127,21 @@ def test_cli_identical_bundles_exit_0(real):
     bundle, _ = real
     result = vigie("diff", str(bundle), str(bundle))
     assert result.returncode == 0 and "no regression" in result.stdout
+    assert "old: intact, signed by sha256:" in result.stdout
+
+
+def test_cli_refuses_a_tampered_bundle_and_a_lone_report(real, tmp_path):
+    """`vigie diff flawed tampered` once printed "non-conformant -> conformant ... no regression"."""
+    bundle, fixed = real
+    tampered = copy_of(bundle, tmp_path / "tampered")
+    report_json = tampered / "report.json"
+    report_json.write_text(report_json.read_text().replace('"verdict": "non-conformant"', '"verdict": "conformant"'))
+    result = vigie("diff", str(bundle), str(tampered))
+    assert result.returncode == 3 and "not intact" in result.stderr and "changed: report.json" in result.stderr
+    forced = vigie("diff", str(bundle), str(tampered), "--unverified")
+    assert "new: NOT INTACT" in forced.stdout and "verdict: non-conformant (unchanged)" in forced.stdout
+    alone = vigie("diff", str(bundle), str(fixed))
+    assert alone.returncode == 3 and "cannot be verified" in alone.stderr
 
 
 @pytest.mark.parametrize("content, message", [
@@ -118,6 +154,6 @@ def test_cli_bad_input_exits_3(real, tmp_path, content, message):
     bad = tmp_path / "bad.json"
     if content is not None:
         bad.write_text(content)
-    result = vigie("diff", str(bundle), str(bad))
+    result = vigie("diff", str(bundle), str(bad), "--unverified")
     assert result.returncode == 3 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

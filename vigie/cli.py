@@ -353,12 +353,15 @@ def describe_run(bundle: Path, intact: bool) -> list[str]:
 @click.argument("old", type=click.Path())
 @click.argument("new", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def diff(old, new, as_json):
-    """Compare two bundles (or report.json files): regressions, fixes, new and removed requirements."""
+@click.option("--unverified", is_flag=True,
+              help="Compare even a bundle that is not intact, or a report.json alone (which cannot be verified).")
+def diff(old, new, as_json, unverified):
+    """Compare two bundles: regressions, fixes, new and removed requirements, measurements that moved. Each
+    bundle's integrity is checked first, and verdicts are recomputed from the outcomes."""
     import json
 
     from .diff import diff_reports, load_for_diff, render_text
-    result = diff_reports(load_for_diff(Path(old)), load_for_diff(Path(new)))
+    result = diff_reports(load_for_diff(Path(old), unverified), load_for_diff(Path(new), unverified))
     click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render_text(result))
     return 1 if result["regression"] else 0
 
