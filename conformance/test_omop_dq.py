@@ -48,8 +48,10 @@ def test_dq_check_type(requirement, warehouse, outcome):
                         f"{r.check.threshold:g} %): {r.check.describe()}")
     for r in errors[:FAILURES_SHOWN]:
         outcome.message(f"{r.check.id}: error: {r.reason}")
+    if not mine:
+        undetermined(f"no {name} check to run: every table of its catalogue is left out")
     if not applicable:
-        not_applicable(f"none of the {len(mine)} {name} checks applies (no such table, field or rows)")
+        _none_applies(name, mine)
     if failed_checks:
         first = failed_checks[0]
         failed(f"{len(failed_checks)} of {len(applicable)} {name} checks fail, e.g. {first.check.id}: "
@@ -57,4 +59,28 @@ def test_dq_check_type(requirement, warehouse, outcome):
                f"{first.check.threshold:g} %)")
     if errors:
         undetermined(f"{len(errors)} {name} checks could not run, e.g. {errors[0].check.id}: {errors[0].reason}")
-    passed(f"{len(applicable)} {name} checks pass")
+    passed(f"{len(applicable)} {name} checks pass" + _left_out(mine))
+
+
+def _left_out(results) -> str:
+    """What the passing checks leave out, so that a pass says on what it rests."""
+    na = [r for r in results if r.status == "not_applicable"]
+    empty = sum(r.ground == "empty" for r in na)
+    return (f" ({len(na)} not applicable" + (f", {empty} of them on tables without rows" if empty else "") + ")"
+            if na else "")
+
+
+def _none_applies(name, results):
+    """No check of the type applies. A table without rows is no evidence of quality: the requirement is not
+    applicable only when rows were examined and none concerned it, or when the tables and fields it concerns
+    are all absent (optional ones, reported by cdmTable and cdmField); otherwise it is not verified."""
+    grounds = {r.ground for r in results}
+    if "empty" in grounds and "rows" not in grounds:
+        undetermined(f"none of the {len(results)} {name} checks has rows to examine: "
+                     + _reasons(r for r in results if r.ground == "empty"))
+    not_applicable(f"none of the {len(results)} {name} checks applies: " + _reasons(results))
+
+
+def _reasons(results) -> str:
+    reasons = sorted({r.reason for r in results})
+    return "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} other reasons)" if len(reasons) > 3 else "")

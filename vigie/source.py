@@ -7,6 +7,7 @@ checks off: it sends nothing over the network.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -25,6 +26,10 @@ LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 SBOM_NAMES = ("bom.json", "sbom.json")
 SBOM_SUFFIXES = (".cdx.json", ".cyclonedx.json")
 MANIFESTS = re.compile(r"^requirements[\w.-]*\.txt$")
+PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*[^\s;]+")
+# where a Python project may declare dependencies that vigie does not audit (pip-audit reads pinned lists)
+OTHER_MANIFESTS = ("pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock",
+                   "pdm.lock", "environment.yml")
 
 
 def _tool(args: list[str], what: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -57,6 +62,8 @@ class BanditScan:
     version: str
     findings: list[dict]
     sarif: dict = field(repr=False, default_factory=dict)
+    scanned: list[str] = field(default_factory=list)     # the Python files bandit read
+    unparsed: list[str] = field(default_factory=list)    # those it could not parse: not analysed
 
     def at_least(self, severity: str, confidence: str, rules=None) -> list[dict]:
         return [f for f in self.findings
@@ -64,7 +71,8 @@ class BanditScan:
                 and (not rules or f["rule"] in rules)]
 
     def to_json(self) -> dict:
-        return {"tool": f"bandit {self.version}", "findings": self.findings, "sarif": self.sarif}
+        return {"tool": f"bandit {self.version}", "scanned": self.scanned, "unparsed": self.unparsed,
+                "findings": self.findings, "sarif": self.sarif}
 
 
 SECRET_RULES = {"B105", "B106", "B107"}
@@ -82,6 +90,30 @@ def _hide_secret(result: dict) -> None:
             physical.get(region, {}).pop("snippet", None)
 
 
+def _relative(path: str, root: Path) -> str:
+    path = path.removeprefix("file://")
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def _bandit_files(run: dict, root: Path) -> tuple[list[str], list[str]]:
+    """(files read, files not parsed): bandit's metrics hold one entry per file it read, and each file it could
+    not parse is a notification of its invocation (a scan of no file says so nowhere else)."""
+    metrics = run.get("properties", {}).get("metrics", {})
+    read = sorted(_relative(k, root) for k in metrics if k != "_totals")
+    unparsed = set()
+    for invocation in run.get("invocations", []):
+        for note in invocation.get("toolConfigurationNotifications", []) + \
+                invocation.get("toolExecutionNotifications", []):
+            for location in note.get("locations", []):
+                uri = location.get("physicalLocation", {}).get("artifactLocation", {}).get("uri")
+                if uri:
+                    unparsed.add(_relative(uri, root))
+    return [f for f in read if f not in unparsed], sorted(unparsed)
+
+
 def parse_bandit_sarif(sarif: dict, root: Path) -> BanditScan:
     run = (sarif.get("runs") or [{}])[0]
     findings = []
@@ -90,18 +122,14 @@ def parse_bandit_sarif(sarif: dict, root: Path) -> BanditScan:
             _hide_secret(result)
         props = result.get("properties", {})
         location = ((result.get("locations") or [{}])[0]).get("physicalLocation", {})
-        uri = location.get("artifactLocation", {}).get("uri", "")
-        path = uri.removeprefix("file://")
-        try:
-            path = Path(path).resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
+        path = _relative(location.get("artifactLocation", {}).get("uri", ""), root)
         findings.append({"rule": result.get("ruleId"), "severity": str(props.get("issue_severity", "UNDEFINED")).upper(),
                          "confidence": str(props.get("issue_confidence", "UNDEFINED")).upper(),
                          "file": path, "line": location.get("region", {}).get("startLine"),
                          "message": result.get("message", {}).get("text", "")})
     version = run.get("tool", {}).get("driver", {}).get("version", "?")
-    return BanditScan(version, findings, sarif)
+    scanned, unparsed = _bandit_files(run, root)
+    return BanditScan(version, findings, sarif, scanned, unparsed)
 
 
 @observation("bandit", kinds=("source",))
@@ -129,13 +157,16 @@ SEMGREP_LEVELS = {"INFO": 1, "WARNING": 2, "ERROR": 3}
 class SemgrepScan:
     version: str
     findings: list[dict]
+    scanned: list[str] = field(default_factory=list)     # the files semgrep read
+    unparsed: list[str] = field(default_factory=list)    # those it parsed only in part, or not at all
 
     def at_least(self, severity: str, rules=None) -> list[dict]:
         return [f for f in self.findings if SEMGREP_LEVELS.get(f["severity"], 0) >= SEMGREP_LEVELS[severity]
                 and (not rules or f["rule"] in rules)]
 
     def to_json(self) -> dict:
-        return {"tool": f"semgrep {self.version}", "rules": SEMGREP_RULES.name, "findings": self.findings}
+        return {"tool": f"semgrep {self.version}", "rules": SEMGREP_RULES.name, "scanned": self.scanned,
+                "unparsed": self.unparsed, "findings": self.findings}
 
 
 def _semgrep() -> str:
@@ -150,11 +181,7 @@ def _semgrep() -> str:
 def parse_semgrep(report: dict, root: Path) -> list[dict]:
     findings = []
     for r in report.get("results", []):
-        path = r.get("path", "")
-        try:
-            path = Path(path).resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
+        path = _relative(r.get("path", ""), root)
         extra = r.get("extra", {})
         rule = r.get("check_id", "?")   # semgrep prefixes the rules file's dotted path: keep vigie's own id
         findings.append({"rule": rule[rule.rfind("vigie."):] if "vigie." in rule else rule,
@@ -184,7 +211,10 @@ def observe_semgrep(target, store) -> SemgrepScan:
     if errors:
         raise ObservationError(f"semgrep could not scan: {_last_line(str(errors[0].get('message', errors[0])))}")
     version = str(report.get("version") or "?")
-    return SemgrepScan(version, parse_semgrep(report, root))
+    scanned = sorted(_relative(x, root) for x in report.get("paths", {}).get("scanned", []))
+    # a syntax error leaves part of a file unread (semgrep reports it as a warning and goes on)
+    unparsed = sorted({_relative(e["path"], root) for e in report.get("errors", []) if e.get("path")})
+    return SemgrepScan(version, parse_semgrep(report, root), scanned, unparsed)
 
 
 # --- SBOM
@@ -196,6 +226,9 @@ class Sbom:
     spec_version: str | None = None
     components: int = 0
     problem: str | None = None
+    subject: str | None = None                            # metadata.component: what the SBOM describes
+    pinned: int = 0                                       # dependencies pinned in requirements*.txt
+    unlisted: list[str] = field(default_factory=list)     # those it omits
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
@@ -226,9 +259,28 @@ def observe_sbom(target, store) -> Sbom:
         if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX" or not doc.get("specVersion"):
             problems.append(f"{rel}: not a CycloneDX document (bomFormat, specVersion)")
             continue
-        components = doc.get("components", [])
-        return Sbom(rel, str(doc["specVersion"]), len(components) if isinstance(components, list) else 0)
+        return _read_sbom(doc, rel, root)
     return Sbom(None, problem="; ".join(problems) or "no CycloneDX JSON file (bom.json, sbom.json, *.cdx.json)")
+
+
+def _read_sbom(doc: dict, rel: str, root: Path) -> Sbom:
+    """What a CycloneDX document lists: the component it describes and its components, held against the
+    dependencies the source pins."""
+    components = doc.get("components", [])
+    components = [c for c in components if isinstance(c, dict)] if isinstance(components, list) else []
+    subject = (doc.get("metadata") or {}).get("component") if isinstance(doc.get("metadata"), dict) else None
+    subject = " ".join(str(subject.get(k)) for k in ("name", "version") if subject.get(k)) \
+        if isinstance(subject, dict) else None
+    listed = {_normalise(str(c.get("name", ""))) for c in components}
+    pinned = pinned_names(root)
+    unlisted = sorted(name for name in pinned if _normalise(name) not in listed)
+    return Sbom(rel, str(doc["specVersion"]), len(components), subject=subject or None, pinned=len(pinned),
+                unlisted=unlisted)
+
+
+def _normalise(name: str) -> str:
+    """A Python distribution's name as PEP 503 compares it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 # --- dependencies
@@ -239,6 +291,9 @@ class DependencyAudit:
     manifests: list[str]
     requirements: int
     dependencies: list[dict] = field(default_factory=list)   # {name, version, vulns: [{id, fix_versions}]}
+    other_manifests: list[str] = field(default_factory=list)  # pyproject.toml, setup.py...: not audited
+    unaudited: list[str] = field(default_factory=list)        # manifests with lines where pip-audit found none
+    imports: Imports | None = None     # what the code imports, when nothing is pinned
 
     @property
     def vulnerable(self) -> list[dict]:
@@ -246,7 +301,8 @@ class DependencyAudit:
 
     def to_json(self) -> dict:
         return {"tool": "pip-audit --strict", "manifests": self.manifests, "requirements": self.requirements,
-                "dependencies": self.dependencies}
+                "other_manifests": self.other_manifests, "unaudited": self.unaudited, "dependencies": self.dependencies,
+                "imports": self.imports.__dict__ if self.imports else None}
 
 
 def _requirement_lines(path: Path) -> list[str]:
@@ -270,11 +326,61 @@ def parse_pip_audit(report: dict) -> list[dict]:
     return out
 
 
+def _manifests(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and MANIFESTS.match(p.name))
+
+
+def pinned_names(root: Path) -> list[str]:
+    """The distributions the requirements files pin (`name==version`)."""
+    names = []
+    for manifest in _manifests(root):
+        for line in _requirement_lines(manifest):
+            found = PINNED.match(line)
+            if found:
+                names.append(found.group(1))
+    return names
+
+
+@dataclass
+class Imports:
+    """The top-level modules the source's Python files import that are neither the standard library nor the
+    source's own: third-party code that a dependency audit must cover."""
+    files: int
+    third_party: list[str]
+    unparsed: list[str]
+
+
+def python_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py") if not set(p.relative_to(root).parts[:-1]) & set(EXCLUDED))
+
+
+def scan_imports(root: Path) -> Imports:
+    files = python_files(root)
+    own = {p.stem for p in files} | {d.name for p in files for d in p.relative_to(root).parents if d.name}
+    found, unparsed = set(), []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError):
+            unparsed.append(path.relative_to(root).as_posix())
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found.add(node.module.split(".")[0])
+    third_party = sorted(found - set(sys.stdlib_module_names) - own - {"__future__"})
+    return Imports(len(files), third_party, unparsed)
+
+
 @observation("pip-audit", kinds=("source",))
 def observe_pip_audit(target, store) -> DependencyAudit:
     root = source_root(target)
-    manifests = sorted(p for p in root.iterdir() if p.is_file() and MANIFESTS.match(p.name))
-    audit = DependencyAudit([p.name for p in manifests], sum(len(_requirement_lines(p)) for p in manifests))
+    manifests = _manifests(root)
+    audit = DependencyAudit([p.name for p in manifests], sum(len(_requirement_lines(p)) for p in manifests),
+                            other_manifests=sorted(p.name for p in root.iterdir() if p.name in OTHER_MANIFESTS))
+    if not audit.requirements:   # nothing pinned: what the code imports says whether that is all
+        audit.imports = scan_imports(root)
     for manifest in manifests:
         if not _requirement_lines(manifest):
             continue
@@ -288,5 +394,8 @@ def observe_pip_audit(target, store) -> DependencyAudit:
             # --strict: a dependency that could not be audited (no network, unknown release) ends the run
             raise ObservationError(f"not verified: pip-audit could not audit {manifest.name}: "
                                    f"{_last_line(done.stderr)}")
-        audit.dependencies += parse_pip_audit(report)
+        found = parse_pip_audit(report)
+        if not found:   # lines that name no dependency pip-audit could read (options, includes, paths)
+            audit.unaudited.append(manifest.name)
+        audit.dependencies += found
     return audit

@@ -7,8 +7,14 @@ The three check types that 2.6.0 replaced (plausibleTemporalAfter, plausibleDuri
 are left out: 24 types remain. Check ids follow DataQualityDashboard's rule (level, name, table, field,
 concept, unit, lower case, joined by "_"), so that results can be compared across tools.
 
-A check fails when 100 x violating / denominator rows exceeds its threshold. Checks on a table or field
-that is missing are not applicable (cdmTable and cdmField report the absence once).
+A check fails when 100 x violating / denominator rows exceeds its threshold. A check is not applicable only
+on DataQualityDashboard's own grounds, each observed: its table or field is absent (and optional in the CDM:
+the absence of a required one leaves the check unverified; cdmTable and cdmField report either once), its
+table is empty, its field holds no value, or its concept does not occur. Each result keeps its ground
+(`missing`, `empty`, `rows`): a table without rows is no evidence of quality, so a requirement whose checks
+examined no row is not verified (conformance/test_omop_dq.py).
+A check vigie cannot evaluate (a table it needs besides its own is missing, a check type it does not
+implement) is an error: not verified, never not applicable.
 """
 from __future__ import annotations
 
@@ -109,6 +115,7 @@ class DqResult:
     denominator: int = 0
     reason: str = ""
     seconds: float = 0.0
+    ground: str = ""                 # why not applicable (one of GROUNDS)
     sql: list = field(default_factory=list)
 
     @property
@@ -129,8 +136,17 @@ def catalogue(exclude=VOCABULARY_TABLES) -> list[DqCheck]:
     return [c for c in _all_checks() if c.table not in left_out]
 
 
+# the grounds of a not applicable result: its table or field is missing (and optional), a table it counts has
+# no rows, or rows were examined and none concerned it (a field without value, a concept that does not occur)
+GROUNDS = ("missing", "empty", "rows")
+
+
 class NotApplicable(Exception):
-    pass
+    """DataQualityDashboard's notApplicable, on an observed reason and its ground (one of GROUNDS)."""
+
+    def __init__(self, reason: str, ground: str):
+        super().__init__(reason)
+        self.ground = ground
 
 
 # bounds ----------------------------------------------------------------------------------------
@@ -181,8 +197,7 @@ def _scan_exprs(m, c: DqCheck) -> dict:
                 ("dqd", c.id): _sum(f"{col} IS NOT NULL OR {s} IS NOT NULL")}
     if c.name == "sourceValueCompleteness":
         concept = c.arg
-        if not m.present(t, concept):
-            raise NotApplicable(f"{t}.{concept} is missing")
+        _need(m, (t, concept))
         k = m.col(t, concept)
         return {key: f"COUNT(DISTINCT CASE WHEN {k} = 0 THEN {col} END)", ("dqd", c.id): f"COUNT(DISTINCT {col})"}
     if c.name in ("plausibleValueLow", "plausibleValueHigh"):
@@ -192,8 +207,7 @@ def _scan_exprs(m, c: DqCheck) -> dict:
         return {key: _sum(f"{lhs} {op} {b}")}
     if c.name == "plausibleStartBeforeEnd":
         end = c.arg
-        if not m.present(t, end):
-            raise NotApplicable(f"{t}.{end} is missing")
+        _need(m, (t, end))
         return {key: _sum(f"{m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}")}
     return {}
 
@@ -205,42 +219,94 @@ def want_scans(m) -> None:
         try:
             for key, expr in _scan_exprs(m, c).items():
                 m.want(c.table, key, expr)
-        except (NotApplicable, ValueError):
-            pass
+        except (NotApplicable, ObservationError, ValueError):
+            pass   # the check itself reports it
 
 
 # evaluation -------------------------------------------------------------------------------------
 
+# where DataQualityDashboard looks for a check's table being missing or empty, when not at its own: a table
+# missing from measurePersonCompleteness's count is its violation, and measureConditionEraCompleteness
+# concerns the persons of condition_occurrence
+HOME = {"measureConditionEraCompleteness": "condition_occurrence"}
+COUNTED = {"measurePersonCompleteness": ("person",), "measureConditionEraCompleteness": ("condition_occurrence",)}
+# the tables a check joins to count its rows: when one is empty there is nothing to count
+JOINED = {"plausibleAfterBirth": ("person",), "plausibleBeforeDeath": ("death",),
+          "withinVisitDates": ("visit_occurrence",), "plausibleGenderUseDescendants": ("person",)}
+# the checks DataQualityDashboard still runs on a field that holds no value
+ON_EMPTY_FIELDS = ("isRequired", "measureValueCompleteness")
+
+
+def _absent(table: str, field: str | None = None) -> None:
+    """A table or field of the check is absent: not applicable if the CDM makes it optional, else the check
+    is not verified (cdmTable or cdmField fails on the absence)."""
+    spec = cdm54()[table]
+    required = spec.field(field).required if field else spec.required
+    what, reporter = (f"field {table}.{field}", "cdmField") if field else (f"table {table}", "cdmTable")
+    if required:
+        raise ObservationError(f"{what} is missing, although the CDM requires it (reported by {reporter})")
+    raise NotApplicable(f"{what} is missing (optional in the CDM; reported by {reporter})", "missing")
+
+
+def _applies(m, c: DqCheck) -> None:
+    """DataQualityDashboard's grounds for not applicable, in its order: the table or field missing, a table
+    empty, the field holding no value. Each is observed; NotApplicable, or ObservationError (see _absent)."""
+    t, f = c.table, c.field
+    home = HOME.get(c.name, t)
+    if not m.present(home):
+        _absent(home)
+    if c.name == "cdmField":
+        return
+    if c.level != "TABLE" and not m.present(t, f):
+        _absent(t, f)
+    tables = COUNTED.get(c.name, (t,)) + JOINED.get(c.name, ())
+    empty = [x for x in tables if m.present(x) and m.value(x, "rows") == 0]
+    if empty:
+        raise NotApplicable(f"table {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty", "empty")
+    if c.level != "TABLE" and c.name not in ON_EMPTY_FIELDS and m.value(t, ("nonnull", f)) == 0:
+        raise NotApplicable(f"field {t}.{f} holds no value", "rows")
+
+
+def _resolved(m, t: str, f: str, what: str) -> dict:
+    """The concept pointer's counts, once every value of it was found in the concept table: the attribute of a
+    concept that is not there cannot be read (isForeignKey reports such values)."""
+    fk = m.foreign_key(t, f)
+    if fk["orphans"]:
+        raise ObservationError(f"{fk['orphans']} value{'s' if fk['orphans'] > 1 else ''} of {t}.{f} "
+                               f"{'are' if fk['orphans'] > 1 else 'is'} not in the concept table: their {what} "
+                               "cannot be read")
+    return fk
+
+
 def _count(m, c: DqCheck) -> tuple[int, int]:
-    """(violating rows, denominator) of one check; NotApplicable or ObservationError otherwise."""
+    """(violating rows, denominator) of one check; NotApplicable, ObservationError or NotImplementedError
+    otherwise."""
     t, f, d = c.table, c.field, m.d
     if c.name == "cdmTable":
         return (0 if m.present(t) else 1), 1
-    if not m.present(t):
-        raise NotApplicable(f"table {t} is missing (reported by cdmTable)")
+    _applies(m, c)
     if c.name == "cdmField":
         return (0 if m.present(t, f) else 1), 1
-    if c.level == "FIELD" and not m.present(t, f):
-        raise NotApplicable(f"field {t}.{f} is missing (reported by cdmField)")
-    rows = m.value(t, "rows")
     if c.name in ("isRequired", "measureValueCompleteness"):
-        return rows - m.value(t, ("nonnull", f)), rows
+        return m.value(t, "rows") - m.value(t, ("nonnull", f)), m.value(t, "rows")
     if c.name == "isPrimaryKey":
-        return m.value(t, ("nonnull", f)) - m.value(t, ("distinct", f)), rows
-    if c.name in ("isForeignKey", "isStandardValidConcept") and not cdm54()[t].field(f).fk_table:
-        raise NotApplicable(f"the specification names no table that {t}.{f} points to")
+        return m.value(t, ("nonnull", f)) - m.value(t, ("distinct", f)), m.value(t, "rows")
+    if c.name in ("isForeignKey", "isStandardValidConcept", "fkDomain", "fkClass") \
+            and not cdm54()[t].field(f).fk_table:
+        raise NotImplementedError(f"vigie's table of the CDM names no table that {t}.{f} points to "
+                                  "(DataQualityDashboard's names one)")
     if c.name == "isForeignKey":
         fk = m.foreign_key(t, f)
         return fk["orphans"], fk["rows"]
     if c.name == "isStandardValidConcept":
-        fk = m.foreign_key(t, f)
+        fk = _resolved(m, t, f, "standard status")
         return fk["not_standard"], fk["nonnull"]
     if c.name in ("fkDomain", "fkClass"):
-        if not m.present("concept"):
-            raise NotApplicable("the concept table is missing")
-        return m.concept_attribute(t, f, "domain_id" if c.name == "fkDomain" else "concept_class_id", c.arg)
+        attribute = "domain_id" if c.name == "fkDomain" else "concept_class_id"
+        _resolved(m, t, f, attribute)
+        return m.concept_attribute(t, f, attribute, c.arg)
     if c.name == "cdmDatatype":
-        return m.value(t, ("dq", c.id)), rows
+        return m.value(t, ("dq", c.id)), m.value(t, "rows")
     if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness"):
         _scan_exprs(m, c)  # raises NotApplicable as the scan registration did
         return m.value(t, ("dq", c.id)), m.value(t, ("dqd", c.id))
@@ -280,13 +346,15 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         return _units(m, c)
     if c.name == "plausibleGenderUseDescendants":
         return _gender(m, c)
-    raise NotApplicable(f"check type {c.name} is not implemented")
+    raise NotImplementedError(f"vigie does not implement the check type {c.name}")
 
 
 def _need(m, *pairs) -> None:
+    """What a check reads besides its own table and field: without it the check cannot be evaluated (as
+    DataQualityDashboard's query would fail)."""
     for t, f in pairs:
         if not m.present(t, f):
-            raise NotApplicable(f"{t}.{f} is missing")
+            raise ObservationError(f"{t}.{f} is missing: the check cannot be evaluated without it")
 
 
 def _temporal(m, c: DqCheck) -> tuple[int, int]:
@@ -355,6 +423,12 @@ def _gender(m, c: DqCheck) -> tuple[int, int]:
     ancestors = ", ".join(str(int(x)) for x in c.concept_id.split(",") if x.strip())
     cc, pid = m.col(t, c.field, "x"), m.col(t, "person_id", "x")
     ca = {k: m.col("concept_ancestor", k, "ca") for k in ("ancestor_concept_id", "descendant_concept_id")}
+    # a vocabulary without these concepts' descendants (each is its own) would find no record to check
+    known = m.query(("dq-ancestors", ancestors), f"SELECT COUNT(*) FROM {m.rel('concept_ancestor')} ca "
+                                                 f"WHERE {ca['ancestor_concept_id']} IN ({ancestors})")
+    if not known[0]:
+        raise ObservationError(f"concept_ancestor holds none of the concepts {ancestors}: the records of their "
+                               "descendants cannot be found")
     sex, person = m.col("person", "gender_concept_id", "p"), m.col("person", "person_id", "p")
     left, right = m.join_key(pid, person, t, "person_id", "person", "person_id")
     sql = (f"SELECT {_sum(f'{sex} <> {gender}')}, COUNT(*) FROM {m.rel(t)} x "
@@ -363,6 +437,13 @@ def _gender(m, c: DqCheck) -> tuple[int, int]:
            f"WHERE {ca['ancestor_concept_id']} IN ({ancestors}))")
     row = m.query(("dq", c.id), sql)
     return row[0] or 0, row[1]
+
+
+def _nothing_to_count(c: DqCheck) -> str:
+    if c.level != "CONCEPT":
+        return f"no row of {c.table} to check"
+    which = "a descendant of " if c.name == "plausibleGenderUseDescendants" else ""
+    return f"no record of {which}concept {c.concept_id.replace(',', ', ')} in {c.table}.{c.field}"
 
 
 def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
@@ -376,13 +457,15 @@ def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
         try:
             violated, denominator = _count(m, c)
             violated, denominator = int(violated or 0), int(denominator or 0)
-            if denominator == 0:
-                r = DqResult(c, "not_applicable", 0, 0, "no rows to check")
+            if denominator == 0:   # its tables have rows, none of them concerned (a concept that does not occur)
+                r = DqResult(c, "not_applicable", 0, 0, _nothing_to_count(c), ground="rows")
             else:
                 failed = 100.0 * violated / denominator > c.threshold
                 r = DqResult(c, "failed" if failed else "passed", violated, denominator)
         except NotApplicable as exc:
-            r = DqResult(c, "not_applicable", reason=str(exc))
+            r = DqResult(c, "not_applicable", reason=str(exc), ground=exc.ground)
+        except NotImplementedError as exc:
+            r = DqResult(c, "error", reason=f"not verified: {exc}")
         except (ObservationError, ValueError) as exc:
             r = DqResult(c, "error", reason=str(exc))
         r.seconds = round(time.monotonic() - started, 4)

@@ -13,13 +13,15 @@ class Findings:
     measurements: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)      # "table.field" → up to SAMPLE_CAP values
     problems: list = field(default_factory=list)     # what could not be checked, and why
+    unobserved: str = "nothing was observed"         # why nothing was checked, when nothing was
+    seen: str = ""                                   # what a pass saw, when a count does not say it
 
     def violation(self, text: str) -> None:
         self.violations.append(text)
 
     def summary(self, what: str) -> str:
         if not self.violations:
-            return f"{self.checked} {what} checked, none violated"
+            return self.seen or f"{self.checked} {what} checked, none violated"
         more = f" (and {len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
         return self.violations[0] + more
 
@@ -45,7 +47,7 @@ class Findings:
         if self.problems:
             undetermined(f"{len(self.problems)} {what} could not be checked: {self.problems[0]}")
         if not self.checked:
-            undetermined(f"no {what} to check: nothing was observed")
+            undetermined(f"no {what} to check: {self.unobserved}")
         passed(self.summary(what))
 
 

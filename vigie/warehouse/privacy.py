@@ -61,9 +61,12 @@ def _match(d, kind: str, col: str) -> str:
     return d.regex_match(col, pattern, icase)
 
 
+VALUES = "values"   # the key of a scanned column's count of non-null values
+
+
 def identifier_scan(m, exclude=()) -> dict:
-    """{(table, column): {kind: rows}} over every text column of every table but the vocabulary and the
-    audit log; one query per table, memoised on the session."""
+    """{(table, column): {kind: rows, VALUES: non-null values}} over every text column of every table but the
+    vocabulary and the audit log; one query per table, memoised on the session."""
     key = ("privacy-scan", tuple(exclude))
     if key in m.s.memo:
         return m.s.memo[key]
@@ -78,6 +81,8 @@ def identifier_scan(m, exclude=()) -> dict:
         exprs, keys = [], []
         for c in cols:
             q = m.d.quote(c.name)
+            exprs.append(f"COUNT({q})")   # the values examined: an empty column shows no identifier
+            keys.append((tname, c.name, VALUES))
             for kind in PATTERNS:
                 exprs.append(_sum(_match(m.d, kind, q)))
                 keys.append((tname, c.name, kind))
@@ -98,8 +103,11 @@ def identifiers(m, params) -> Findings:
         raise ValueError(f"unknown identifier kind '{kind}' (known: {', '.join(PATTERNS)})")
     found, problems = identifier_scan(m, tuple(params.get("exclude_tables", ())))
     f = Findings(problems=list(problems))
-    hits = {}
+    hits, empty = {}, []
     for (t, c), kinds in sorted(found.items()):
+        if not kinds[VALUES]:   # no text to examine
+            empty.append(f"{t}.{c}")
+            continue
         f.checked += 1
         n = kinds.get(kind, 0)
         if n:
@@ -111,7 +119,10 @@ def identifiers(m, params) -> Findings:
             sample = m.samples(f"SELECT {m.d.regex_extract(col, pattern)} FROM {m.s.table(m.cat.table(t).name)} "
                                f"WHERE {_match(m.d, kind, col)}")
             f.samples[f"{t}.{c}"] = [mask(v) for v in sample]
-    f.measurements.update(kind=kind, columns_with_identifiers=hits, text_columns=f.checked)
+    f.measurements.update(kind=kind, columns_with_identifiers=hits, text_columns=f.checked,
+                          empty_text_columns=len(empty))
+    f.unobserved = (f"the {len(empty)} text columns hold no value" if empty
+                    else "the warehouse has no text column outside the vocabulary and the audit log")
     return f
 
 
@@ -133,6 +144,7 @@ def cells(m, params, floor_param: str) -> Findings:
                                              f"SELECT COUNT(*), MIN(n), {_sum(f'n < {floor}')}, "
                                              f"SUM(CASE WHEN n < {floor} THEN n ELSE 0 END) FROM ({grouped}) g")
     f.checked = int(total or 0)
+    f.unobserved = f"{table} has no rows: there is no person whose anonymity could be observed"
     f.measurements.update(quasi_identifiers=[f"{table}.{q}" for q in qis], cells=int(total or 0),
                           smallest_cell=smallest, **{floor_param: floor}, cells_below=int(small or 0),
                           persons_in_cells_below=int(people or 0))
@@ -188,6 +200,7 @@ def audit_records(m, params) -> Findings:
         me = s.scalar("SELECT session_user")
         if user != me:
             f.violation(f"{rel}: the probe is recorded under '{user}', not the harness's role '{me}'")
+    f.seen = f"{rel} recorded the harness's probe query, under '{user}' at {when}"
     return f
 
 
@@ -196,8 +209,9 @@ def audit_immutable(m, params) -> Findings:
     if not d.has_roles:
         raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="the audit log's immutability"))
     a = s.audit
-    if a is None:
-        raise NotApplicableRule("no audit log to protect: its absence fails the audit log requirement")
+    if a is None:   # nothing whose rights could be observed (the absence fails the audit log requirement)
+        f.unobserved = "the warehouse has no audit log"
+        return f
     reg = f"to_regclass({d.literal(a.schema + '.' + a.table)})"
     row = s.rows(f"SELECT has_table_privilege({reg}, 'INSERT'), has_table_privilege({reg}, 'UPDATE'), "
                  f"has_table_privilege({reg}, 'DELETE'), has_table_privilege({reg}, 'TRUNCATE'), "
@@ -221,8 +235,11 @@ def least_privilege(m, params) -> Findings:
         raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="least privilege"))
     schemas = sorted({s.schema, *([s.audit.schema] if s.audit else []), *params.get("schemas", [])})
     names = ", ".join(d.literal(x) for x in schemas)
-    role = s.rows("SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
-                  "WHERE rolname = current_user")[0]
+    roles = s.rows("SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+                   "WHERE rolname = current_user")
+    if not roles:
+        raise ObservationError("the harness's role is not visible in pg_roles: its attributes cannot be read")
+    role = roles[0]
     f.measurements["role"] = role[0]
     for attr, has in zip(("SUPERUSER", "CREATEROLE", "CREATEDB", "BYPASSRLS"), role[1:]):
         f.checked += 1

@@ -19,6 +19,21 @@ def _data_tables(m, params) -> list:
     return [t for t in _tables(params) if t.name not in exclude and m.present(t.name)]
 
 
+def _tables_with_rows(m, params, f: Findings) -> list:
+    """The data tables that hold rows: a rule on values examines nothing in an empty table, so only these
+    count as checked (the empty ones are measured, and named when no table has rows)."""
+    found, empty = [], []
+    for t in _data_tables(m, params):
+        try:
+            (found if m.value(t.name, "rows") else empty).append(t)
+        except ObservationError as exc:
+            f.problems.append(f"{t.name}: {exc}")
+    f.measurements["empty_tables"] = [t.name for t in empty]
+    f.unobserved = (f"the data tables hold no rows ({len(empty)} empty)" if empty
+                    else "no data table of the CDM is present")
+    return found
+
+
 def tables_present(m, params) -> Findings:
     f = Findings()
     for t in _tables(params):
@@ -69,7 +84,7 @@ def types_compatible(m, params) -> Findings:
 def required_filled(m, params) -> Findings:
     f = Findings()
     nulls: dict = {}
-    for t in _data_tables(m, params):
+    for t in _tables_with_rows(m, params, f):
         pk = t.primary_key
         for fld in t.fields:
             if not fld.required or not m.present(t.name, fld.name):
@@ -93,7 +108,7 @@ def required_filled(m, params) -> Findings:
 def keys_unique(m, params) -> Findings:
     f = Findings()
     dups: dict = {}
-    for t in _data_tables(m, params):
+    for t in _tables_with_rows(m, params, f):
         pk = t.primary_key
         if pk is None or not m.present(t.name, pk.name):
             continue
@@ -117,17 +132,22 @@ def foreign_keys_resolve(m, params) -> Findings:
     f = Findings()
     orphans: dict = {}
     targets_left_out = set(params.get("exclude_targets", ()))
-    for t in _data_tables(m, params):
+    without_values = []
+    for t in _tables_with_rows(m, params, f):
         for fld in t.fields:
             if not fld.fk_table or fld.fk_table in targets_left_out or not m.present(t.name, fld.name):
                 continue
-            f.checked += 1
             try:
-                n = m.foreign_key(t.name, fld.name)["orphans"]
+                fk = m.foreign_key(t.name, fld.name)
             except ObservationError as exc:
                 f.problems.append(f"{t.name}.{fld.name}: {exc}")
                 continue
+            n = fk["orphans"]
             orphans[f"{t.name}.{fld.name}"] = n
+            if not fk["nonnull"]:   # no value to resolve: nothing examined
+                without_values.append(f"{t.name}.{fld.name}")
+                continue
+            f.checked += 1
             if n:
                 f.violation(f"{t.name}.{fld.name}: {n} value{'s' if n > 1 else ''} not found in "
                             f"{fld.fk_table}.{fld.fk_field}")
@@ -139,6 +159,9 @@ def foreign_keys_resolve(m, params) -> Findings:
                     f"(SELECT 1 FROM {m.rel(fld.fk_table)} r WHERE {right} = {left})")
     f.measurements["orphans"] = {k: v for k, v in orphans.items() if v}
     f.measurements["fields_checked"] = len(orphans)
+    f.measurements["fields_without_values"] = without_values
+    if orphans and not f.checked:
+        f.unobserved = f"none of the {len(orphans)} foreign key fields of the tables with rows holds a value"
     return f
 
 
