@@ -1,25 +1,46 @@
 """Traceability: each access to personal data leaves an AuditEvent (who, what, when, outcome) soon retrievable.
 
-The check does one interaction of its own, marked so that it can be told apart, then searches the target's
-AuditEvents (by date, and by entity where the server supports it) until the matching event appears or the
-requirement's delay runs out.
+The check does one interaction of its own, then searches the target's AuditEvents until the one the server
+recorded for that interaction appears or the requirement's delay runs out. An event counts only if it is
+vigie's own: it names what vigie did (a read's resource, a search's unique mark, the created resource), says
+the same action when it says one, is recorded no earlier than the interaction started (less the
+requirement's clock skew), and, for a read of an existing patient that others may read too, was not already
+listed just before vigie's read.
+
+The search is narrowed (date from just before the interaction, entity where the server supports it, newest
+first where it sorts) and every page is followed up to MAX_EVENTS: when that bound is reached without
+finding the event, vigie could not look at the whole window, and the outcome is an error, not a failure.
 """
+from __future__ import annotations
+
 import base64
 import datetime as dt
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from vigie import jwt
-from vigie.checks import check, failed, not_applicable, passed
+from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.errors import ObservationError
 from vigie.fhirrest import json_body, json_object, link_of, objects_at, resource_ids, resources_of, text_at
 
 POLL_S = 0.25
-MAX_PAGES = 10
+PAGE = 100
+MAX_EVENTS = 2_000  # AuditEvents read per listing (20 pages): beyond it, vigie's could not be told absent
+# IHE Consistent Time asks the clocks of systems that audit to agree within about a second: 5 s leaves room
+CLOCK_SKEW_S = 5.0
+ACTIONS = {"read": "R", "failed": "R", "search": "E", "create": "C"}  # AuditEvent.action of each interaction
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A search bound floored to the second: FHIR compares a date at its own precision, so `ge` with the
+    second of the interaction keeps an event recorded later in that same second."""
+    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _parse(text) -> dt.datetime | None:
@@ -30,41 +51,99 @@ def _parse(text) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _act(interaction, http, capability):
-    """Does the interaction; returns (what it did, a predicate on an AuditEvent that recognises it, success)."""
+@dataclass
+class Interaction:
+    did: str  # what vigie did, for the summary: "GET Patient/x (200)"
+    entity: str | None  # the resource the events name (the search is narrowed to it where supported)
+    matches: Callable[[dict], bool]  # recognises an event that names what vigie did
+    success: bool
+    action: str
+    started: dt.datetime
+    seen: frozenset = frozenset()  # ids of the matching events listed before the interaction
+
+
+class AuditSearch:
+    """The target's AuditEvent search, narrowed as far as the server allows: the first variant it answers
+    with 200 is kept for the rest of the check."""
+
+    def __init__(self, http, entity: str | None):
+        self.http = http
+        narrow = [{"entity": entity}] if entity else []
+        self.variants = [{**n, **s} for n in [*narrow, {}] for s in ({"_sort": "-date"}, {})]
+
+    def list(self, since: dt.datetime) -> tuple[list[dict], bool]:
+        """The events recorded since `since` (every page, at most MAX_EVENTS): (events, complete)."""
+        response = None
+        while self.variants:
+            params = {**self.variants[0], "date": f"ge{_iso(since)}", "_count": PAGE}
+            response = self.http.get("AuditEvent", params=params)
+            if response.status_code == 200 or len(self.variants) == 1:
+                break
+            self.variants.pop(0)
+        events: list[dict] = []
+        while True:
+            if response.status_code != 200:
+                undetermined(f"the AuditEvent search answered {response.status_code}")
+            bundle = json_body(response, "AuditEvent search")
+            events += [e for e in resources_of(bundle, None) if e.get("resourceType") == "AuditEvent"]
+            nxt = link_of(bundle, "next")
+            if not nxt:
+                return events, True
+            if len(events) >= MAX_EVENTS:
+                return events, False
+            response = self.http.get(nxt)
+
+
+def _act(interaction, http, capability, skew) -> Interaction:
+    """Does the interaction and says how to recognise its AuditEvent."""
     mark = "vigie-audit-" + secrets.token_hex(4)
+    action = ACTIONS.get(interaction)
     if interaction == "read":
         ids = resource_ids(http.get("Patient", params={"_count": 1}))
         if not ids:
             raise ObservationError("no Patient to read")
         ref = f"Patient/{ids[0]}"
+        # others may read this patient too: the events that name it already are not the record of vigie's read
+        before = _now()
+        events, complete = AuditSearch(http, ref).list(before - skew)
+        if not complete:
+            undetermined(f"more than {MAX_EVENTS} AuditEvents since {_iso(before - skew)}: the records of "
+                         f"{ref} made before vigie's read could not all be listed, to be told apart from it")
+        seen = frozenset(text_at(e, "id") for e in events if _names(ref)(e))
+        started = _now()
         response = http.get(ref)
-        return f"GET {ref} ({response.status_code})", ref, _names(ref), True
+        return Interaction(f"GET {ref} ({response.status_code})", ref, _names(ref), True, action, started, seen)
+    started = _now()
     if interaction == "failed":
         ref = f"Patient/{mark}"
         response = http.get(ref)
-        return f"GET {ref} ({response.status_code})", ref, _names(ref), False
+        return Interaction(f"GET {ref} ({response.status_code})", ref, _names(ref), False, action, started)
     if interaction == "search":
         response = http.get("Patient", params={"_id": mark})
-        return f"GET Patient?_id={mark} ({response.status_code})", None, _queries(mark), True
+        return Interaction(f"GET Patient?_id={mark} ({response.status_code})", None, _queries(mark), True,
+                           action, started)
     if interaction == "create":
-        types = capability.types_with("create")
-        if not types:
-            not_applicable("the server declares no create interaction")
-        rtype = "Observation" if "Observation" in types else types[0]
-        body = {"resourceType": rtype, **({"status": "final", "code": {"text": mark}} if rtype == "Observation"
-                                          else {})}
-        response = http.post(rtype, json=body, headers={"Content-Type": "application/fhir+json"})
-        if response.status_code != 201:
-            raise ObservationError(f"POST {rtype} answered {response.status_code}: nothing was written to trace")
-        location = response.headers.get("Location", "")
-        rid = location.split("/_history")[0].rstrip("/").rsplit("/", 1)[-1] if location else \
-            text_at(json_object(response) or {}, "id")
-        if not rid:
-            raise ObservationError(f"POST {rtype} answered 201 with neither a Location header nor an id")
-        ref = f"{rtype}/{rid}"
-        return f"POST {rtype} → {ref}", ref, _names(ref), True
+        return _create(http, capability, mark, action, started)
     raise ValueError(f"unknown interaction {interaction!r}")
+
+
+def _create(http, capability, mark, action, started) -> Interaction:
+    types = capability.types_with("create")
+    if not types:
+        not_applicable("the server declares no create interaction")
+    rtype = "Observation" if "Observation" in types else types[0]
+    body = {"resourceType": rtype, **({"status": "final", "code": {"text": mark}} if rtype == "Observation"
+                                      else {})}
+    response = http.post(rtype, json=body, headers={"Content-Type": "application/fhir+json"})
+    if response.status_code != 201:
+        raise ObservationError(f"POST {rtype} answered {response.status_code}: nothing was written to trace")
+    location = response.headers.get("Location", "")
+    rid = location.split("/_history")[0].rstrip("/").rsplit("/", 1)[-1] if location else \
+        text_at(json_object(response) or {}, "id")
+    if not rid:
+        raise ObservationError(f"POST {rtype} answered 201 with neither a Location header nor an id")
+    ref = f"{rtype}/{rid}"
+    return Interaction(f"POST {rtype} → {ref}", ref, _names(ref), True, action, started)
 
 
 def _names(ref):
@@ -86,66 +165,82 @@ def _queries(mark):
     return test
 
 
-def _events(http, since, ref):
-    """AuditEvents recorded since `since`, narrowed to `ref` when the server searches by entity."""
-    params = {"date": f"ge{_iso(since)}", "_count": 100}
-    if ref:
-        response = http.get("AuditEvent", params={**params, "entity": ref})
-        if response.status_code != 200:
-            response = http.get("AuditEvent", params=params)
-    else:
-        response = http.get("AuditEvent", params=params)
-    for _ in range(MAX_PAGES):
-        if response.status_code != 200:
-            failed(f"AuditEvent search answered {response.status_code}")
-        bundle = json_body(response, "AuditEvent search")
-        yield from resources_of(bundle, None)
-        nxt = link_of(bundle, "next")
-        if not nxt:
-            return
-        response = http.get(nxt)
+def _user(target) -> str | None:
+    try:
+        return jwt.decode(target.token or "").payload.get("fhirUser")
+    except jwt.NotAJwt:
+        return None
+
+
+def _whos(event) -> list[str]:
+    return [text_at(who, "reference") or "" for a in objects_at(event, "agent") for who in objects_at(a, "who")]
+
+
+def _own(events, done: Interaction, skew) -> list[dict]:
+    """The events that can be the record of vigie's interaction (see the module's docstring)."""
+    own = []
+    for event in events:
+        eid, recorded = text_at(event, "id"), _parse(event.get("recorded"))
+        if not eid or eid in done.seen or not done.matches(event):
+            continue
+        if event.get("action") not in (None, done.action):
+            continue  # another interaction on the same resource (the search that found the patient...)
+        if recorded is not None and recorded < done.started - skew:
+            continue  # recorded before vigie acted: another client's access
+        own.append(event)
+    return own
+
+
+def _wait_for(search: AuditSearch, done: Interaction, skew, within: float, user) -> tuple[dict | None, bool, int]:
+    """Polls the search until vigie's event appears or `within` seconds have passed:
+    (the event, whether the last listing was complete, how many events it held)."""
+    deadline = time.monotonic() + within
+    while True:
+        events, complete = search.list(done.started - skew)
+        own = _own(events, done, skew)
+        if own:
+            return next((e for e in own if user and any(w.endswith(user) for w in _whos(e))), own[0]), complete, \
+                len(events)
+        if time.monotonic() >= deadline:
+            return None, complete, len(events)
+        time.sleep(POLL_S)
 
 
 @check("audit.trail")
 def test_access_is_audited(requirement, http, capability, target, outcome):
     interaction = requirement.params["interaction"]
     within = float(requirement.params.get("within_s", 5))
-    skew = dt.timedelta(seconds=float(requirement.params.get("clock_skew_s", 60)))
+    skew = dt.timedelta(seconds=float(requirement.params.get("clock_skew_s", CLOCK_SKEW_S)))
     if "AuditEvent" not in capability.types_with("search-type"):
         failed("the server declares no AuditEvent search: its audit trail cannot be retrieved")
-    started = dt.datetime.now(dt.UTC)
-    did, ref, matches, success = _act(interaction, http, capability)
-    deadline, found = time.monotonic() + within, None
-    while found is None:
-        found = next((e for e in _events(http, started - skew, ref) if matches(e)), None)
-        if found is not None or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL_S)
-    outcome.measure(interaction=did)
+    done = _act(interaction, http, capability, skew)
+    user = _user(target)
+    found, complete, read = _wait_for(AuditSearch(http, done.entity), done, skew, within, user)
+    outcome.measure(interaction=done.did, audit_events_read=read, earlier_events=len(done.seen))
+    if found is None and not complete:
+        undetermined(f"vigie's AuditEvent for {done.did} was not among the first {read} AuditEvents recorded "
+                     f"since {_iso(done.started - skew)}, and the server has more: it could not be looked for "
+                     f"among them all")
     if found is None:
-        failed(f"no AuditEvent records {did} within {within:g} s")
+        failed(f"no AuditEvent records {done.did} within {within:g} s (AuditEvents recorded since "
+               f"{_iso(done.started - skew)}: {read}, of which {len(done.seen)} existed before it)")
     outcome.evidence(f"audit/{requirement.id}@{target.id}.json", found)
-    agents = [a for a in objects_at(found, "agent") if a.get("who") or a.get("altId")]
-    if not agents:
-        failed(f"the AuditEvent {found.get('id')} for {did} names no agent (who)")
-    try:
-        user = jwt.decode(target.token or "").payload.get("fhirUser")
-    except jwt.NotAJwt:
-        user = None
-    if user:
-        whos = [text_at(who, "reference") or "" for a in agents for who in objects_at(a, "who")]
-        if not any(w.endswith(user) for w in whos):
-            failed(f"the AuditEvent {found.get('id')} names {whos}, not the token's user {user}")
+    eid = found.get("id")
+    if not [a for a in objects_at(found, "agent") if a.get("who") or a.get("altId")]:
+        failed(f"the AuditEvent {eid} for {done.did} names no agent (who)")
+    if user and not any(w.endswith(user) for w in _whos(found)):
+        failed(f"the AuditEvent {eid} names {_whos(found)}, not the token's user {user}")
     recorded = _parse(found.get("recorded"))
     if recorded is None:
-        failed(f"the AuditEvent {found.get('id')} has no valid recorded time")
-    if not (started - skew <= recorded <= dt.datetime.now(dt.UTC) + skew):
-        failed(f"the AuditEvent {found.get('id')} is recorded at {found.get('recorded')}, not when {did} happened")
+        failed(f"the AuditEvent {eid} has no valid recorded time")
+    if recorded > _now() + skew:
+        failed(f"the AuditEvent {eid} says it was recorded at {found.get('recorded')}, later than now")
     code = found.get("outcome")
     if code is None:
-        failed(f"the AuditEvent {found.get('id')} for {did} has no outcome")
-    if (code == "0") != success:
-        failed(f"the AuditEvent {found.get('id')} for {did} says outcome {code}, expected "
-               f"{'0 (success)' if success else 'a failure code'}")
-    passed(f"{did} recorded as AuditEvent/{found.get('id')} (outcome {code})",
-           audit_event=found.get("id"), recorded=found.get("recorded"), outcome_code=code)
+        failed(f"the AuditEvent {eid} for {done.did} has no outcome")
+    if (code == "0") != done.success:
+        failed(f"the AuditEvent {eid} for {done.did} says outcome {code}, expected "
+               f"{'0 (success)' if done.success else 'a failure code'}")
+    passed(f"{done.did} recorded as AuditEvent/{eid} (outcome {code}, recorded {found.get('recorded')}, "
+           f"a new event since the interaction started)",
+           audit_event=eid, recorded=found.get("recorded"), outcome_code=code)
