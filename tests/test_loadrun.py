@@ -217,6 +217,7 @@ def test_fast_server_meets_the_baseline_through_the_observation(server, pki, tmp
     from vigie.campaign import Target
     from vigie.catalogue import load_profile
     from vigie.evidence import EvidenceStore, Redactor
+    from vigie.load.driver import extension_s
     from vigie.loadrun import observe_load, observe_load_for, plan_for
 
     monkeypatch.setenv("VIGIE_LOAD_DURATION", "2")  # the command line's --load-duration, --load-users
@@ -232,7 +233,9 @@ def test_fast_server_meets_the_baseline_through_the_observation(server, pki, tmp
     result = observe_load_for(lambda name: observe_load(target, store), target, plan)
     elapsed = time.monotonic() - started
 
-    assert elapsed < 15
+    # the 2 s asked, and longer while a target lacked the responses it needs (20 slot searches for LOAD-04's p95)
+    assert result.duration_s < 2 + extension_s(2) + 1 and elapsed < 2 + extension_s(2) + 15
+    assert result.scenarios["slot-search"].count >= 20
     assert set(result.scenarios) == {"patient-search-name", "patient-search-identifier", "patient-read",
                                      "practitioner-search", "slot-search", "encounter-create"}
     search = result.scenarios["patient-search-name"]
