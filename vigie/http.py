@@ -251,11 +251,12 @@ def _crash(exc: Exception) -> str:
 
 def _token_refused(method: str, url: str, auth: bool | str, token: str | None) -> str:
     where = f"401 on {method} {url[:200]}"
-    setting = f"[targets.tokens] {auth}" if isinstance(auth, str) else "--token / token in vigie.toml"
+    # never "--token" then a space: the report's redactor takes the next word for a token
+    setting = f"[targets.tokens] {auth}" if isinstance(auth, str) else "--token, or token in vigie.toml"
     if not token:
         return f"the target asks for a token ({where}) and vigie has none configured: set {setting}"
     which = f"'{auth}' token" if isinstance(auth, str) else "token"
-    return f"the target refused vigie's {which} ({where}): check {setting}"
+    return f"the target refused vigie's {which} ({where}): check it ({setting})"
 
 
 _VERIFY_FAILED = re.compile(r"certificate verify failed: ([^()'\"]+)")
