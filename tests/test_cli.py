@@ -37,6 +37,19 @@ def test_bad_config_file(tmp_path):
     assert result.returncode == 3 and "unknown target key 'colour'" in result.stderr
 
 
+def test_bad_product_in_config(tmp_path):
+    (tmp_path / "vigie.toml").write_text("[product]\nname = 'Cabinet'\nbuild = 3\n\n[[targets]]\nkind = 'fhir'\n"
+                                         "url = 'https://127.0.0.1:9'\n")
+    result = vigie("run", "--config", str(tmp_path / "vigie.toml"))
+    assert result.returncode == 3 and "unknown product key 'build'" in result.stderr
+
+
+def test_product_from_config_and_flags(tmp_path):
+    from vigie.campaign import load_config
+    (tmp_path / "vigie.toml").write_text("[product]\nname = 'Cabinet Plus'\nversion = '4.2'\n")
+    assert load_config(tmp_path / "vigie.toml")["product"] == {"name": "Cabinet Plus", "version": "4.2"}
+
+
 def test_profiles_list_and_show():
     listed = vigie("profiles", "list")
     assert listed.returncode == 0 and "fhir-r4-rest" in listed.stdout

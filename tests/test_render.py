@@ -370,6 +370,14 @@ def test_junit_names_stay_unique_and_xml_stays_valid(report, tmp_path):
 # --- Markdown and dispatch ----------------------------------------------------------------------------
 
 
+def test_the_product_under_test_is_named(report, tmp_path):
+    _, page = _html(report, tmp_path, "fr")
+    assert "Produit évalué" in page.text and "Cabinet Plus 4.2.1 (commit 9f1c2ab) — déclaré par l'évaluateur" in page.text
+    del report["product"]
+    _, page = _html(report, tmp_path, "en")
+    assert "not named (give --product" in page.text
+
+
 def test_markdown_summary(report, tmp_path):
     report["outcomes"][0]["summary"] = "a | b " + XSS
     out = tmp_path / "summary.md"

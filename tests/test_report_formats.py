@@ -167,6 +167,10 @@ def test_pdf_has_a_cover_and_a_section_per_profile(signed, report):
     assert t("verdict.non-conformant", "en") in cover
     assert report["run"]["signer"] in cover and report["run"]["suite_digest"] in cover
     assert f"Page 1 of {len(pages)}" in cover
+    # no product was declared: the cover names it as the server's CapabilityStatement does, and says so
+    assert report["product"] == {"name": "vigie-reference", "source": "CapabilityStatement.software",
+                                 "target": report["targets"][0]["id"]}
+    assert "Product under test vigie-reference — not declared: as the CapabilityStatement of target" in cover
     starts = []
     for p in report["profiles"]:
         heading = f"Profile: {p['title']['en']}"
@@ -182,7 +186,7 @@ def test_report_format_pdf_in_french_without_a_signature(signed, tmp_path):
     result = vigie("report", str(bundle), "--format", "pdf", "--lang", "fr")
     assert result.returncode == 1, result.stderr
     cover = " ".join(PdfReader(str(bundle / "report.pdf")).pages[0].extract_text().split())
-    assert "non signé" in cover and "non conforme" in cover
+    assert "non signé" in cover and "non conforme" in cover and "Produit évalué vigie-reference" in cover
 
 
 @pytest.mark.parametrize("fmt, produced", [("sarif", "results.sarif"), ("allure", "allure-results"),

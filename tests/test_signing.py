@@ -302,3 +302,10 @@ def test_a_bundle_without_manifest(tmp_path):
     (tmp_path / "report.json").write_text("{}")
     result = vigie("verify", str(tmp_path))
     assert result.returncode == 1 and "missing: manifest.json" in result.stdout
+
+
+def test_the_signed_statement_names_the_product(signed):
+    envelope = json.loads((signed.path / ATTESTATION).read_text())
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    assert predicate["product"] == json.loads((signed.path / "report.json").read_text())["product"]
+    assert predicate["product"]["name"] == "vigie-reference"

@@ -58,9 +58,24 @@ def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
             # journals written before these fields existed still rebuild
             "environment": head.get("environment", {}), "fhir_packages": (end or {}).get("fhir_packages") or head.get("fhir_packages", []),
             "limits": head.get("limits", {})}
-    return {"schema": SCHEMA, "run": run, "targets": head["targets"], "profiles": profiles,
+    return {"schema": SCHEMA, "run": run, "product": product_of(head, end), "targets": head["targets"],
+            "profiles": profiles,
             "outcomes": [o.to_json() for o in outcomes],
             "verdict": overall_verdict([p["verdict"] for p in profiles])}
+
+
+def product_of(head: dict, end: dict | None) -> dict:
+    """The product under test: as the user declared it, else as the first FHIR target's CapabilityStatement
+    names its software, else said to be unnamed."""
+    declared = head.get("product")
+    if declared:
+        return {**declared, "source": "declared"}
+    for target, software in ((end or {}).get("software") or {}).items():
+        if software.get("name"):
+            return {"name": software["name"], **({"version": software["version"]} if software.get("version")
+                                                 else {}),
+                    "source": "CapabilityStatement.software", "target": target}
+    return {"source": "not declared"}
 
 
 def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=None) -> dict:

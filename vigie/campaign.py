@@ -12,7 +12,8 @@ from .evidence import strip_password
 from .limits import make_limits
 
 TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens"}
-CONFIG_KEYS = {"targets", "profiles", "out", "lang", "limits"}
+CONFIG_KEYS = {"targets", "profiles", "out", "lang", "limits", "product"}
+PRODUCT_KEYS = ("name", "version", "commit")
 
 
 @dataclass
@@ -76,6 +77,23 @@ def make_target(data: dict, where: str) -> Target:
                   token=data.get("token"), tokens={str(k): str(v) for k, v in tokens.items()})
 
 
+def make_product(data, where: str) -> dict | None:
+    """The product under test as the user declares it ([product] of vigie.toml, --product...): name, version,
+    source commit; None when nothing is declared."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise VigieError(f"{where}: product must be a [product] table (name, version, commit)")
+    unknown = set(data) - set(PRODUCT_KEYS)
+    if unknown:
+        raise VigieError(f"{where}: unknown product key '{min(unknown)}' (allowed: {', '.join(PRODUCT_KEYS)})")
+    wrong = [k for k, v in data.items() if v is not None and not (isinstance(v, str) and v.strip())]
+    if wrong:
+        raise VigieError(f"{where}: product {wrong[0]} must be a non-empty string")
+    product = {k: data[k].strip() for k in PRODUCT_KEYS if data.get(k)}
+    return product or None
+
+
 def load_config(path: Path) -> dict:
     """vigie.toml: [[targets]] tables, and optionally profiles, out, lang."""
     path = Path(path)
@@ -109,6 +127,7 @@ def load_config(path: Path) -> dict:
     if not isinstance(table, dict):
         raise VigieError(f"{path}: limits must be a [limits] table")
     result["limits"] = make_limits(table, f"{path}: [limits]")
+    result["product"] = make_product(data.get("product"), f"{path}: [product]")
     for key in ("out", "lang"):
         if key in data:
             result[key] = str(data[key])

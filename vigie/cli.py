@@ -98,7 +98,7 @@ def _formats(formats):
     return tuple(formats) or None
 
 
-def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None):
+def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None, product=None):
     from rich.markup import escape
 
     from .display import outcome_line, verdict_table
@@ -108,7 +108,7 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
     console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
                   f"targets: {escape(', '.join(t.id + ' ' + t.public()['url'] for t in targets))}")
     report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
-                          sign_key=key, limits=limits, formats=formats)
+                          sign_key=key, limits=limits, formats=formats, product=product)
     verdict_table(console, report, out)
     return EXIT_CODES[report["verdict"]]
 
@@ -194,14 +194,18 @@ def _demo_warehouse(work: Path, flaws: tuple):
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default=None, help="Report language (en or fr).")
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@click.option("--product", metavar="NAME", help="Name of the product under test (default: [product] of "
+              "vigie.toml, else the FHIR server's CapabilityStatement.software).")
+@click.option("--product-version", metavar="V", help="Version of the product under test.")
+@click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
 @FORMAT_OPTION
 @limit_options
 @load_options
-def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, formats, limit_flags,
-        load_flags):
+def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, product, product_version,
+        product_commit, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
-    from .campaign import load_config, make_target
+    from .campaign import load_config, make_product, make_target
     key = _signing_key(sign_key)
     master = apply_load_flags(load_flags)
     settings = load_config(Path(config)) if config else {"targets": [], "profiles": []}
@@ -224,8 +228,11 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     if master:  # --worker: no campaign here, only this machine's share of the master's load
         return serve_worker(targets, selected, master, _out_dir(out or settings.get("out")))
     limits = _limits(settings.get("limits"), limit_flags)
+    flags = {k: v for k, v in (("name", product), ("version", product_version), ("commit", product_commit)) if v}
+    declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
+        settings.get("product")
     return _execute(selected, targets, _out_dir(out or settings.get("out")), lang or settings.get("lang", "en"),
-                    _console(), key, limits, formats)
+                    _console(), key, limits, formats, declared)
 
 
 @cli.group()

@@ -77,7 +77,12 @@ class ObservationCache:
 
     def values(self, name: str) -> list:
         """The observations of that name that succeeded, one per target."""
-        return [value for (n, _), (value, error, _) in self._results.items() if n == name and error is None]
+        return list(self.by_target(name).values())
+
+    def by_target(self, name: str) -> dict:
+        """target id -> the observation of that name, for the targets where it succeeded."""
+        return {target: value for (n, target), (value, error, _) in self._results.items()
+                if n == name and error is None}
 
     def close(self) -> None:
         """Releases what observations hold open (a database connection), at the end of the run."""

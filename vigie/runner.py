@@ -60,11 +60,12 @@ class Run:
     """The state a run shares with the plugin."""
 
     def __init__(self, profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits: Limits | None = None, formats=None):
+                 limits: Limits | None = None, formats=None, product: dict | None = None):
         self.formats = tuple(formats) if formats else None   # renderings besides report.json; None: all
         # absolute: subprocesses (the load driver) run in other working directories
         self.profiles, self.targets, self.out, self.lang = profiles, targets, Path(out).absolute(), lang
         self.sign_key = sign_key
+        self.product = product
         self.limits = limits or Limits()
         self.deadline = time.monotonic() + self.limits.run_timeout_s
         activate_limits(self.limits)
@@ -86,6 +87,7 @@ class Run:
             "type": "run", "id": self.id, "started": now(), "tool_version": __version__,
             "suite_digest": suite_digest(), "lang": lang, "command": self.store.redact.text(command),
             "environment": environment(), "fhir_packages": [], "limits": self.limits.to_json(),
+            "product": self.store.redact.data(product) if product else None,
             "targets": [t.public() for t in targets],
             "profiles": [{**p.summary(), "requirements": [
                 {"id": r.id, "level": r.level, "title": r.title, "reference": r.reference, "check": r.check}
@@ -119,11 +121,29 @@ class Run:
             self.suite_errors.append(f"pytest ended with {code.name}")
         from .fhirvalidation import packages_used
         self.journal.append({"type": "end", "finished": now(), "suite_errors": self.suite_errors,
-                             "fhir_packages": packages_used(self.cache.values("fhir-packages"))})
+                             "fhir_packages": packages_used(self.cache.values("fhir-packages")),
+                             "software": self._software()})
         self.journal.close()
         return build_bundle(self.out, formats=self.formats, sign_key=self.sign_key)
 
 
+    def _software(self) -> dict:
+        """target id -> what its CapabilityStatement says of the software (name, version, releaseDate)."""
+        found = {}
+        if not self.product:   # not declared: name it as the server does, whether or not a check read it
+            for target in self.targets:
+                if target.kind == "fhir":
+                    self.cache.get("capability", target)
+        for target, capability in self.cache.by_target("capability").items():
+            software = capability.statement.get("software")
+            if isinstance(software, dict):
+                kept = {k: software[k][:200] for k in ("name", "version", "releaseDate")
+                        if isinstance(software.get(k), str)}
+                if kept:
+                    found[target] = self.store.redact.data(kept)
+        return found
+
+
 def run_campaign(profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits=None, formats=None) -> dict:
-    return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats).execute()
+                 limits=None, formats=None, product=None) -> dict:
+    return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats, product).execute()

@@ -150,6 +150,7 @@ def statement(manifest: dict, report: dict) -> dict:
             "suite_digest": run.get("suite_digest"),
             "environment": run.get("environment", {}),
             "fhir_packages": run.get("fhir_packages", []),
+            "product": report.get("product"),
             "targets": report.get("targets", []),
             "verdict": report.get("verdict"),
             "profiles": [{k: p.get(k) for k in ("id", "version", "digest", "verdict", "counts")}

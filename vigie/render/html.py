@@ -15,7 +15,7 @@ import jinja2
 
 from ..evidence import writable
 from . import evidence_view
-from .i18n import LEVELS, STATUSES, VERDICTS, check_lang, localized, t
+from .i18n import LEVELS, STATUSES, VERDICTS, check_lang, localized, product_text, t
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -78,6 +78,7 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
     env = run["environment"] if isinstance(run["environment"], dict) else {}
     return {
         "run": run,
+        "product": product_text(report.get("product"), lang),
         "verdict": _verdict(report.get("verdict"), lang),
         "targets": [{"url": "", **target} for target in report.get("targets", [])],
         "profiles": profiles,

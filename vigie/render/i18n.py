@@ -118,6 +118,16 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     # reproducibility and integrity
     "signer": {"en": "Signed with key", "fr": "Signé avec la clé"},
+    "product": {"en": "Product under test", "fr": "Produit évalué"},
+    "product_declared": {"en": "declared by the tester", "fr": "déclaré par l'évaluateur"},
+    "product_from_capability": {
+        "en": "not declared: as the CapabilityStatement of target {target} names its software",
+        "fr": "non déclaré : tel que le CapabilityStatement de la cible {target} nomme son logiciel",
+    },
+    "product_not_declared": {
+        "en": "not named (give --product and --product-version, or [product] in vigie.toml)",
+        "fr": "non nommé (indiquer --product et --product-version, ou [product] dans vigie.toml)",
+    },
     "not_signed": {"en": "not signed", "fr": "non signé"},
     "environment": {"en": "Environment", "fr": "Environnement"},
     "packages": {"en": "Software versions", "fr": "Versions des logiciels"},
@@ -292,3 +302,16 @@ def localized(value: object, lang: str) -> str:
 def labels() -> dict[str, dict[str, str]]:
     """Every label (a copy), for tests and for other renderers."""
     return {key: dict(texts) for key, texts in _LABELS.items()}
+
+
+def product_text(product: object, lang: str) -> str:
+    """The product under test in one line: name, version and commit, and where the name comes from."""
+    product = product if isinstance(product, dict) else {}
+    name = " ".join(str(product[k]) for k in ("name", "version") if product.get(k))
+    if product.get("commit"):
+        name += f" (commit {product['commit']})"
+    if not name:
+        return t("product_not_declared", lang)
+    if product.get("source") == "declared":
+        return f"{name} — {t('product_declared', lang)}"
+    return f"{name} — {t('product_from_capability', lang, target=product.get('target', '?'))}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .i18n import STATUSES, check_lang, localized, t
+from .i18n import STATUSES, check_lang, localized, product_text, t
 
 _MARK = {"conformant": "✅", "conformant-with-reservations": "⚠️", "non-conformant": "❌", "incomplete": "❔", "not_applicable": "➖"}
 # Problems listed beneath the table; the full list is in the HTML report, a step summary must stay short.
@@ -17,6 +17,8 @@ def render_markdown(report: dict, out: Path, lang: str = "en") -> None:
     run = report.get("run", {})
     lines = [
         f"## {t('report_title', lang)}{t('colon', lang)} {_verdict(report.get('verdict'), lang)}",
+        "",
+        f"{_esc(t('product', lang))}{t('colon', lang)} {_esc(product_text(report.get('product'), lang))}",
         "",
         f"{_code(run.get('id', ''))} · vigie {_esc(run.get('tool_version', ''))} · {_esc(run.get('started', ''))}",
         "",

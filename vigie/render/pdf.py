@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from .i18n import STATUSES, VERDICTS, check_lang, localized, t
+from .i18n import STATUSES, VERDICTS, check_lang, localized, product_text, t
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -32,6 +32,7 @@ def pdf_html(report: dict, lang: str = "en") -> str:
     env_info = run.get("environment") if isinstance(run.get("environment"), dict) else {}
     return env.get_template("report.pdf.html.j2").render(
         lang=lang, t=lambda key, **kw: t(key, lang, **kw), run=run, profiles=profiles,
+        product=product_text(report.get("product"), lang),
         targets=[{"url": "", **x} for x in report.get("targets", [])], status_keys=STATUSES,
         verdict=verdict if verdict in VERDICTS else "incomplete", verdict_label=_verdict(verdict, lang),
         verdict_desc=t(f"verdict_desc.{verdict}", lang) if verdict in VERDICTS else "",
