@@ -3,7 +3,17 @@
 A requirement passes only on what was observed: a type declared readable or searchable that serves no
 instance leaves what needs an instance undetermined (an empty server is no evidence of conformance)."""
 from vigie.checks import check, failed, not_applicable, not_tested, passed, undetermined
-from vigie.fhirrest import FHIR_JSON, ids_of, json_body, link_of, resources_of, search, searchset, text_at
+from vigie.fhirrest import (
+    FHIR_JSON,
+    ids_of,
+    json_body,
+    link_of,
+    none_served,
+    resources_of,
+    search,
+    searchset,
+    text_at,
+)
 
 MISSING_ID = "vigie-does-not-exist-0"
 # CapabilityStatement.rest.resource.interaction.code and searchParam.type (R4 value sets, required bindings)
@@ -131,6 +141,8 @@ def test_search(requirement, http, capability, outcome):
     outcome.measure(searches=results)
     if not results:
         failed("the server declares no search-type interaction")
+    if not any(r["returned"] for r in results.values()):
+        none_served(", ".join(results), "to page through")
     paged = [t for t, r in results.items() if r["next"]]
     if not paged:
         undetermined(f"no declared search returned more than {count} matches: whether _count is honoured and "

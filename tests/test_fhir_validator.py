@@ -552,3 +552,59 @@ def test_vital_sign_codes_bring_their_r4_profile(frcore):
     assert not has_errors(outcome), errors(outcome)
     assert [i["expression"][0] for i in outcome["issue"] if i["severity"] == "warning"
             and "ucum-vitals-common" in i["details"]["text"]] == ["Observation.component[0].value.ofType(Quantity)"]
+
+
+# --- what the validator could not judge (issue 12): said as such, never taken for a pass --------------------
+
+def _not_judged(outcome):
+    from vigie.fhir.validator import not_judged
+    return [(i["expression"][0], not_judged(i)) for i in outcome["issue"] if not_judged(i)]
+
+
+def test_a_required_binding_to_a_code_system_not_loaded_is_not_judged(frcore, patient):
+    """FR Core binds the birth place's INSEE code (required) to a value set over TRE-R13-CommuneOM, which is in
+    ans.fr.terminologies, a dependency the cache lacks: the code cannot be checked, whatever it is."""
+    bad = _broken(patient, lambda p: p["extension"][1]["valueAddress"]["extension"][0]["valueCoding"].update(
+        code="NOT-A-COMMUNE"))
+    for resource in (patient, bad):
+        out = frcore.validate(resource, profiles=[PATIENT_INS])
+        assert not has_errors(out), errors(out)      # nothing wrong can be shown...
+        lacked = dict(_not_judged(out))              # ...and nothing is taken as checked
+        insee = next(v for e, v in lacked.items() if e.endswith("extension[0].value.ofType(Coding)"))
+        assert insee == ("https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM",
+                         "ans.fr.terminologies#1.7.0")
+        # the birthPlace slice names hl7.fhir.uv.extensions' version of the extension, not R4 core's
+        assert ("http://hl7.org/fhir/StructureDefinition/patient-birthPlace", "hl7.fhir.uv.extensions.r4#5.2.0") \
+            in lacked.values()
+
+
+def test_everything_judged_leaves_no_such_issue(frcore):
+    """A Practitioner of the reference data: every binding FR Core gives it is checkable here."""
+    from fixtures.practice import data
+    practitioner = next(iter(data.build(42)["Practitioner"].values()))
+    assert _not_judged(frcore.validate(practitioner)) == []
+
+
+def test_an_invariant_that_cannot_be_evaluated_is_not_judged(frcore, monkeypatch):
+    from vigie.fhir import fhirpath
+
+    def broken(expression, *args, **kwargs):
+        if expression.startswith("name.exists()") or "per-1" in expression or expression == "start <= end":
+            raise fhirpath.FhirPathError("unsupported function")
+        return evaluate(expression, *args, **kwargs)
+    evaluate = fhirpath.evaluate
+    monkeypatch.setattr(fhirpath, "evaluate", broken)
+    out = frcore.validate({"resourceType": "Patient", "contact": [{"gender": "male"}],
+                           "period": {"start": "2020"}})
+    # pat-1 (error severity, on Patient.contact: name.exists() or ...) could not be evaluated
+    assert ("Patient.contact[0]", ("invariant pat-1", None)) in _not_judged(out), out["issue"]
+
+
+def test_mime_types_are_judged_by_their_grammar():
+    """urn:ietf:bcp:13 is no list any package ships: a MIME type is judged by its form (and FHIR's xml/json)."""
+    from vigie.fhir.terminology import Expansion
+    mime = Expansion(set(), {"urn:ietf:bcp:13"}, True)
+    assert mime.contains(None, "application/fhir+json; fhirVersion=4.0") is True
+    assert mime.contains(None, "json") is True
+    assert mime.contains(None, "not a type") is False
+    assert mime.contains("urn:ietf:bcp:13", "text") is False

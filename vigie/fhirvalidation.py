@@ -150,13 +150,21 @@ class Judgement:
     def not_judged_reason(self) -> str:
         resources = {w for _, where in self.not_judged.values() for w in where}
         first = next(iter(self.not_judged.values()))[1][0]
-        lacked = "; ".join(f"{m}{' (in ' + p + ')' if p else ''}" for m, (p, _) in list(self.not_judged.items())[:3])
+        lacked = "; ".join(_lacked(m, p) for m, (p, _) in list(self.not_judged.items())[:3])
         more = f" and {len(self.not_judged) - 3} more" if len(self.not_judged) > 3 else ""
         packages = sorted({q for p, _ in self.not_judged.values() if p for q in p.split(", ")})
+        definitions = any(not m.startswith("invariant ") for m in self.not_judged)
         add = "; ".join(_how_to_get(p) for p in packages) if packages else \
-            "add the package that defines it (vigie packages add <package>.tgz)"
+            "add the package that defines it (vigie packages add <package>.tgz)" if definitions else \
+            "validate them with a validator that evaluates it (the HL7 validator)"
         return (f"the validator could not fully judge {len(resources)} of {self.validated} resources (e.g. {first}): "
-                f"not loaded: {lacked}{more}; to judge them: {add}")
+                f"{lacked}{more}; to judge them: {add}")
+
+
+def _lacked(missing: str, package: str | None) -> str:
+    if missing.startswith("invariant "):
+        return f"{missing} could not be evaluated"
+    return f"{missing} not loaded" + (f" (in {package})" if package else "")
 
 
 def describe(issue: dict) -> str:

@@ -44,7 +44,9 @@ class Run(ExtensionChecks, ValueChecks):
     def cannot_judge(self, expression, missing: str, message: str, severity="information", code="not-supported"):
         """An issue the validator could not judge: `missing` names the definition, value set, code system or
         invariant it lacked; the issue names the dependency not loaded that would supply it, if any."""
-        package = self.v.packages.holder_of(missing) or ", ".join(self.v.packages.missing) or None
+        package = self.v.packages.holder_of(missing)
+        if package is None and ("://" in missing or missing.startswith("urn:")):   # a definition: any dependency
+            package = ", ".join(self.v.packages.missing) or None
         text = message + (f" (defined in {package}, a dependency that is not loaded)" if package else "")
         self.add(severity, code, expression, text, not_judged=(missing, package))
 
