@@ -68,8 +68,15 @@ CONFIGURATIONS = {
     "expired": (["ecdsa-expired"], GOOD, {"ANSSI-TLS-05", "MOZ-TLS-INT-05", "MOZ-TLS-MOD-05"} | MODERN),
     "other-host": (["ecdsa-other-host"], GOOD, {"ANSSI-TLS-05", "MOZ-TLS-INT-05", "MOZ-TLS-MOD-05"} | MODERN),
 }
-# HSTS is read from an HTTPS answer, which vigie only accepts over a verified connection (a browser ignores
-# the header on a connection with certificate errors too, RFC 6797 8.1): there it is not observed
+# http.hsts reads public metadata, personal data (a Bundle with a resource) and an error: each site answers
+# them as a FHIR server would
+_BUNDLE = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient",
+                                                                                 "id": "p1"}}]}
+_NOT_FOUND = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]}
+FHIR_ANSWERS = [f"location = /Patient {{ default_type application/fhir+json; return 200 '{json.dumps(_BUNDLE)}'; }}",
+                f"location /Patient/ {{ default_type application/fhir+json; return 404 '{json.dumps(_NOT_FOUND)}'; }}"]
+# HSTS on personal data and errors is read with vigie's token, which it never sends over a connection whose
+# certificate failed verification (a browser ignores the header there too, RFC 6797 8.1): not observed
 HSTS = {"ANSSI-TLS-16", "MOZ-TLS-INT-07", "MOZ-TLS-MOD-07"}
 NOT_OBSERVED = {"expired": HSTS, "other-host": HSTS}
 COMPARED = ("tls10", "no-hsts", "weak-dh")   # against testssl.sh: protocols, suites (ECDHE, DHE, CBC), HSTS
@@ -90,7 +97,7 @@ def served(tmp_path_factory):
     _need(NGINX, "nginx")
     root = tmp_path_factory.mktemp("nginx")
     pki = standard_pki(root)
-    sites = [Site(name, certs, [d.format(pki=root) for d in directives])
+    sites = [Site(name, certs, [d.format(pki=root) for d in directives] + FHIR_ANSWERS)
              for name, (certs, directives, _) in CONFIGURATIONS.items()]
     with nginx(root / "prefix", pki, sites) as running:
         yield root, pki, {s.name: s for s in running}
@@ -151,7 +158,7 @@ def test_configuration_fails_exactly_its_requirements(observed, name):
     odd = {o["requirement"]: (o["status"], o["summary"]) for o in outcomes
            if o["status"] not in ("passed", "failed", "not_applicable")}
     assert set(odd) == NOT_OBSERVED.get(name, set()), odd
-    assert all(status == "error" and "certificate verification failed" in summary
+    assert all(status == "error" and "the certificate failed verification" in summary
                for status, summary in odd.values()), odd
     failed = {o["requirement"]: o["summary"] for o in outcomes if o["status"] == "failed"}
     assert set(failed) == CONFIGURATIONS[name][2], failed

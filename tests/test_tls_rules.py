@@ -340,3 +340,18 @@ def test_covered_check_ids_are_the_suite_s():
     """The table above feeds every TLS check of the suite."""
     covered = {_requirements()[r].check for r, _, _ in PARTIAL}
     assert covered == {r.check for r in TLS_REQUIREMENTS}
+
+
+def test_every_mozilla_issue_names_the_parts_it_reads():
+    from vigie.tls.evaluate import MOZILLA_READS
+    assert set(MOZILLA_READS) == set(mozilla.ISSUE_KEYS)
+
+
+def test_a_protocol_seen_accepted_is_known_whatever_its_list_lacks():
+    """Silent suites of TLS 1.3 leave its suite list open, not whether TLS 1.3 is accepted: the protocol
+    rules pass, the suite rules do not."""
+    scan = _sound(incomplete={"tls_1_3_cipher_suites": "1 suite(s) got no answer within the timeout"})
+    for requirement_id in ("ANSSI-TLS-01", "ANSSI-TLS-02", "MOZ-TLS-INT-01"):
+        assert _run(requirement_id, scan)[0] == "passed", requirement_id
+    for requirement_id in ("ANSSI-TLS-03", "MOZ-TLS-INT-02"):
+        assert _run(requirement_id, scan)[0] == "error", requirement_id

@@ -73,9 +73,10 @@ def protocol_problems(scan: TlsScan, params: dict) -> list[Problem]:
 
 def protocols_unobserved(scan: TlsScan, params: dict) -> list[str]:
     """`allowed` reads every protocol's suite scan (the outcome states the set of protocols accepted);
-    `required`, the scan of each required protocol."""
+    `required`, the scan of each required protocol. A protocol seen accepted is known to be, whatever part
+    of its suite list is missing."""
     read = PROTOCOLS if params.get("allowed") is not None else params.get("required", [])
-    return unobserved(scan, _suite_parts(read))
+    return unobserved(scan, _suite_parts(p for p in read if p not in scan.accepted_protocols))
 
 
 def suite_problems(scan: TlsScan, params: dict) -> list[Problem]:
@@ -358,10 +359,10 @@ def _path_validation_problems(scan: TlsScan, now: dt.datetime) -> list[Problem] 
     return [] if certs and certificate_warnings(scan) else None
 
 
-# sslyze's Mozilla checker: issue key -> the parts of the scan it judges
-_MOZILLA_READS = {
-    **dict.fromkeys(("tls_versions", "ciphers", "ciphersuites", "ecdh_param_size", "dh_param_size"),
-                    tuple(SUITE_PARTS.values())),
+# sslyze's Mozilla checker: issue key -> the parts of the scan it judges (tls_versions: see mozilla_unobserved)
+MOZILLA_READS = {
+    "tls_versions": (),
+    **dict.fromkeys(("ciphers", "ciphersuites", "ecdh_param_size", "dh_param_size"), tuple(SUITE_PARTS.values())),
     "tls_curves": (CURVES_PART,),
     **dict.fromkeys(("certificate_path_validation", "certificate_types", "certificate_curves",
                      "certificate_signatures", "rsa_key_size", "maximum_certificate_lifespan"),
@@ -381,7 +382,10 @@ def mozilla_unobserved(scan: TlsScan, params: dict) -> list[str]:
     that lacks any command). Its ROBOT rule counts only a strong oracle as a flaw, so an inconclusive ROBOT
     result leaves that rule undetermined rather than passed."""
     configuration = params["configuration"]
-    missing = unobserved(scan, [part for key in params["rules"] for part in _MOZILLA_READS[key]])
+    parts = [part for key in params["rules"] for part in MOZILLA_READS[key]]
+    if "tls_versions" in params["rules"]:   # as protocols_unobserved: a protocol seen accepted is known
+        parts += _suite_parts(p for p in PROTOCOLS if p not in scan.accepted_protocols)
+    missing = unobserved(scan, parts)
     if "tls_vulnerability_robot" in params["rules"] and "robot" not in scan.incomplete and _robot(scan) is None:
         missing.append(f"robot: inconclusive ({scan.robot or 'no result'})")
     found = scan.mozilla.get(configuration)
