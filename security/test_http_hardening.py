@@ -267,6 +267,8 @@ def test_trace_refused(requirement, http, outcome):
         observed.failed(f"TRACE answered {response.status_code}" + (" and echoed the request back" if echoed else ""))
     if echoed:
         observed.failed(f"TRACE refused with {response.status_code}, but the request is echoed in the body")
+    if response.status_code < 400:   # a redirect sends TRACE elsewhere: nothing shows it refused
+        undetermined(f"TRACE answered {response.status_code}: neither served nor refused{observed.channel()}")
     observed.passed(f"TRACE refused with {response.status_code}")
 
 

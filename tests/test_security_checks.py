@@ -368,6 +368,9 @@ def test_trace_refused_for_want_of_a_token_is_asked_again_with_it(serve):
     http = serve(echoes_with_a_token)
     result = conclude(check, requirement(), http, Outcome())
     assert result.status == "failed" and "echoed" in result.summary
+    http = serve(lambda m, p, h: reply(302, None, {"Location": "https://elsewhere.invalid/"}))
+    result = conclude(check, requirement(), http, Outcome())
+    assert result.status == "error" and "neither served nor refused" in result.summary
 
 
 @pytest.mark.partial_observation("http.plaintext")
@@ -549,3 +552,20 @@ def test_fuzzer_counts_refusals_per_operation_and_stops_on_vigies_token(serve):
     http = serve(altered(tokens_refused))
     with pytest.raises(ObservationError, match="fuzzing stopped: the target refused vigie's token"):
         fuzz.corpus_phase(fuzz.Fuzzer(http.target, http), CAPABILITY)
+
+
+@pytest.mark.parametrize("text, reason", [
+    (("HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded (Caused by SSLError(SSLCertVerificationError("
+     "1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: EE certificate key too weak (_ssl.c:1006)')))"),
+     "EE certificate key too weak"),
+    (("(Caused by SSLError(SSLCertVerificationError(1, \"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+     "IP address mismatch, certificate is not valid for '127.0.0.1'. (_ssl.c:1006)\")))"),
+     "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate",
+     "unable to get local issuer certificate"),
+])
+def test_certificate_failures_keep_openssls_reason(text, reason):
+    from vigie.http import _reason, _verification_failure
+    assert _verification_failure(text) == reason
+    assert _reason(Exception(text)) == f"certificate verification failed ({reason})"
+    assert _verification_failure("Connection refused") is None

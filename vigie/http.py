@@ -259,7 +259,8 @@ def _token_refused(method: str, url: str, auth: bool | str, token: str | None) -
     return f"the target refused vigie's {which} ({where}): check it ({setting})"
 
 
-_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^()'\"]+)")
+# OpenSSL's reason, up to where the ssl module names its own source line
+_VERIFY_FAILED = re.compile(r"certificate verify failed: (.+?)\s*(?:\(_ssl\.c:\d+\)|'\)|$)")
 
 
 def _verification_failure(text: str) -> str | None:
@@ -267,7 +268,8 @@ def _verification_failure(text: str) -> str | None:
     if "CERTIFICATE_VERIFY_FAILED" not in text:
         return None
     found = _VERIFY_FAILED.search(text)
-    return found.group(1).strip() if found else "reason not given"
+    reason = found.group(1).replace("\\'", "'").strip(" .") if found else ""
+    return "".join(c if c.isprintable() else "?" for c in reason[:200]) or "reason not given"
 
 
 def _reason(exc: Exception) -> str:
