@@ -28,7 +28,10 @@ def test_synthea_in_duckdb_passes_the_schema_profile(tmp_path):
         [(o["requirement"], o["summary"]) for o in report["outcomes"] if o["status"] != "passed"]
     by_id = {o["requirement"]: o for o in report["outcomes"]}
     assert by_id["OMOP-CDM-04"]["measurements"]["nulls"]["person"]["person_id"] == 0
-    assert by_id["OMOP-CDM-06"]["measurements"]["fields_checked"] > 50
+    # references are examined where they hold values: Synthea leaves 17 tables empty and 7 pointers unused
+    references = by_id["OMOP-CDM-06"]["measurements"]
+    assert references["checked"] > 30 and "note" in references["empty_tables"]
+    assert references["fields_checked"] == references["checked"] + len(references["fields_without_values"])
 
 
 def test_synthea_in_postgres_passes_the_schema_profile(pg, tmp_path):  # noqa: F811
