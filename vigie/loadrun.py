@@ -48,9 +48,20 @@ def observe_load(target, store) -> LoadResult:
                         plan=plan.to_json())
     finally:
         for path in [*out_dir.glob("*.log"), *out_dir.glob("*.json")]:
-            # the driver wrote these itself: scrub them like everything the store writes
-            text = path.read_text(encoding="utf-8", errors="replace")
-            path.write_text(store.redact.text(text), encoding="utf-8")
+            _scrub(path, store.redact)
+
+
+def _scrub(path: Path, redact) -> None:
+    """The driver wrote these itself: scrub them like everything the store writes. JSON as data, so that what
+    is masked is its strings, never its numbers (a timestamp's digits are not an identifier)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".json":
+        try:
+            path.write_text(json.dumps(redact.data(json.loads(text)), indent=1), encoding="utf-8")
+            return
+        except ValueError:
+            pass  # not JSON after all (a driver killed while writing): scrubbed as text
+    path.write_text(redact.text(text), encoding="utf-8")
 
 
 def observe_load_for(observe, target, plan: LoadPlan) -> LoadResult:

@@ -33,6 +33,17 @@ def finite(x: float | None):
     return None if x is None or math.isnan(x) else x
 
 
+# Evidence keeps times to the microsecond: a float's 17 digits say nothing more, and long runs of digits
+# are what secret and identifier redaction looks for. The extremes are rounded outwards, so that every
+# percentile written stays between them.
+def _microseconds(ms: float | None, rounding) -> float | None:
+    return None if ms is None else rounding(ms * 1000) / 1000
+
+
+def _short(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
 @dataclass
 class RequestStats:
     name: str
@@ -76,12 +87,12 @@ class RequestStats:
 
     def to_json(self) -> dict:
         return {"name": self.name, "count": self.count, "failures": self.failures,
-                "error_rate": self.error_rate, "rps": self.rps, "mean": finite(self.mean),
+                "error_rate": _short(self.error_rate), "rps": _short(self.rps), "mean": _short(finite(self.mean)),
                 "p50": finite(self.percentile(50)), "p90": finite(self.percentile(90)),
                 "p95": finite(self.percentile(95)), "p99": finite(self.percentile(99)),
-                "min": self.min_response_time, "max": finite(self.max),
-                "total_response_time": self.total_response_time,
-                "start_time": self.start_time, "end_time": self.end_time,
+                "min": _microseconds(self.min_response_time, math.floor), "max": _microseconds(finite(self.max), math.ceil),
+                "total_response_time": _short(self.total_response_time),
+                "start_time": _short(self.start_time), "end_time": _short(self.end_time),
                 "response_times": {buckets.label(k): v for k, v in sorted(self.histogram.items())}}
 
     @classmethod
