@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 
 import pytest
 from checkcall import Outcome, conclude
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from test_tls_rules import _sound
 from test_tls_scan import LOCAL, _checks, _pem_key, _requirements, tls_server
@@ -99,7 +100,7 @@ def test_a_tls12_suite_without_answer_is_no_refusal(pki, glitch):
     it): sslyze counts the suite as rejected, the scan marks TLS 1.2's list incomplete, and every rule that
     reads it is undetermined. The same server answering every hello passes them."""
     cert = pki.leaf("plain", pki.ca, pki.ca_key)
-    with tls_server(cert, silent_on=SILENT_SUITE if glitch else None) as port:
+    with tls_server(cert, silent=(lambda suites: suites == {SILENT_SUITE}) if glitch else None) as port:
         scan = scan_tls(LOCAL, port, ca_file=pki.ca_file, timeout=1)
     accepted_tls12 = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" in scan.cipher_suites["TLSv1.2"]
     assert accepted_tls12 is not glitch, scan.cipher_suites
@@ -217,3 +218,34 @@ def test_an_intermediate_without_key_usage_sent_by_the_server_still_fails(pki):
     assert scan.certificate["ca_file_warning"] is None
     result, _ = outcome_of("ANSSI-TLS-05", scan)
     assert (result.status, result.summary) == ("failed", "certificate chain not trusted")
+
+
+def _rsa_only(suites: set[int]) -> bool:
+    """sslyze's hello for the RSA certificate deployment: RSA-authenticated suites (ECDHE and plain RSA key
+    exchange), no ECDSA one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.set_ciphers("aECDSA:@SECLEVEL=0")
+    ecdsa = {c["id"] & 0xFFFF for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"}
+    return {0xC02F, 0x009C} <= suites and not suites & ecdsa
+
+
+@pytest.mark.partial_observation("tls.certificate")
+@pytest.mark.parametrize("glitch", [True, False], ids=["rsa-deployment-silent", "clean"])
+def test_a_certificate_deployment_missed_is_no_pass(pki, glitch):
+    """A server with an ECDSA and an RSA 1024 certificate, whose answer to sslyze's RSA-only hello is lost:
+    sslyze drops that deployment and reports the ECDSA one alone. The RSA suites accepted show an RSA
+    certificate exists, so ANSSI-TLS-05 is undetermined, not passed; seen whole, it fails on the RSA key."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    rsa_cert = _certificate(LOCAL, pki.ca.subject, rsa_key.public_key(), pki.ca_key, ca=False)
+    (pki.folder / "rsa1024.key").write_bytes(_pem_key(rsa_key))
+    rsa_pair = pki._write("rsa1024.pem", rsa_cert), str(pki.folder / "rsa1024.key")
+    with tls_server(pki.leaf("ecdsa", pki.ca, pki.ca_key), "ECDHE+AESGCM:@SECLEVEL=0", also=(rsa_pair,),
+                    silent=_rsa_only if glitch else None) as port:
+        scan = scan_tls(LOCAL, port, ca_file=pki.ca_file, timeout=1)
+    assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in scan.cipher_suites["TLSv1.2"]
+    result, _ = outcome_of("ANSSI-TLS-05", scan)
+    if glitch:
+        assert scan.other_certificates == []
+        assert result.status == "error" and "needs a certificate of key type RSA, but none was retrieved" in result.summary
+    else:
+        assert result.status == "failed" and result.summary.endswith("RSA key of 1024 bits"), result.summary

@@ -113,10 +113,11 @@ def offered_suites(raw: socket.socket, timeout: float = 2) -> list[int]:
 
 @contextmanager
 def tls_server(cert, ciphers=GOOD_CIPHERS, minimum=ssl.TLSVersion.TLSv1_2, options=0, server_order=True,
-               silent_on: int | None = None):
+               silent=None, also=()):
     """Serves TLS on 127.0.0.1 until the block ends: each connection is handshaken, then every read is
-    answered, so that sslyze's renegotiation, heartbeat and early-data probes get answers. A ClientHello that
-    offers only the suite `silent_on` (and signalling values) gets no answer, as on a network glitch."""
+    answered, so that sslyze's renegotiation, heartbeat and early-data probes get answers. A ClientHello
+    whose suites (signalling values left out) `silent(suites)` is true for gets no answer, as on a network
+    glitch. `also`: more (certificate, key) pairs of other key types."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = minimum
     ctx.options |= options
@@ -126,14 +127,15 @@ def tls_server(cert, ciphers=GOOD_CIPHERS, minimum=ssl.TLSVersion.TLSv1_2, optio
     # Explicit groups: Python's defaults include X448 and secp521r1.
     if hasattr(ctx, "set_groups"):
         ctx.set_groups("X25519:P-256:P-384")
-    ctx.load_cert_chain(*cert)
+    for pair in (cert, *also):
+        ctx.load_cert_chain(*pair)
     listener = socket.create_server((LOCAL, 0))
     listener.settimeout(0.1)
     stop = threading.Event()
     workers: list[threading.Thread] = []
 
     def handle(raw):
-        if silent_on is not None and set(offered_suites(raw)) - {0x00FF, 0x5600} == {silent_on}:
+        if silent and silent(set(offered_suites(raw)) - {0x00FF, 0x5600}):
             stop.wait(5)
             raw.close()
             return

@@ -2,6 +2,7 @@
 server's suite order."""
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -163,6 +164,8 @@ def scan_tls(host: str, port: int, server_name: str | None = None, ca_file: str 
         else:
             scan.certificate, *scan.other_certificates = [describe(d, sni, ca_file)
                                                           for d in r.certificate_deployments]
+            if why := _missed_deployment(scan):
+                scan.incomplete[ScanCommand.CERTIFICATE_INFO.value] = why
     if (r := done(ScanCommand.ELLIPTIC_CURVES)) and r.supported_curves:
         scan.curves = [c.name for c in r.supported_curves]
     if r := done(ScanCommand.TLS_COMPRESSION):
@@ -201,6 +204,26 @@ def _unanswered(suites) -> str | None:
         return "no hello of this protocol was answered within the timeout (a refusal or a network failure)"
     return (f"{len(silent)} suite(s) got no answer within the timeout, so whether they are accepted is "
             f"unknown: {', '.join(silent[:5])}{', ...' if len(silent) > 5 else ''}")
+
+
+# suites before TLS 1.3 that a server can accept only with a certificate of that key type (ECDSA suites
+# serve EdDSA keys too, RFC 8422)
+_AUTHENTICATED_BY = {("RSA",): re.compile(r"^TLS_(RSA|DHE_RSA|ECDHE_RSA)_WITH_"),
+                     ("EC", "Ed25519", "Ed448"): re.compile(r"^TLS_(ECDHE_ECDSA|ECDH_ECDSA|ECDH_RSA)_WITH_"),
+                     ("DSA",): re.compile(r"^TLS_DHE_DSS_WITH_")}
+
+
+def _missed_deployment(scan: TlsScan) -> str | None:
+    """sslyze looks for each certificate deployment (ECDSA, RSA...) on its own connection and drops one whose
+    handshake failed: a suite accepted with a key type that no retrieved certificate has shows a missed one."""
+    kinds = {c["key_type"] for c in [scan.certificate, *scan.other_certificates]}
+    suites = [s for p, names in scan.cipher_suites.items() if p != "TLSv1.3" for s in names]
+    for key_types, pattern in _AUTHENTICATED_BY.items():
+        shown = [s for s in suites if pattern.match(s)]
+        if shown and not kinds & set(key_types):
+            return (f"the server accepts {shown[0]}, which needs a certificate of key type {key_types[0]}, but none "
+                    f"was retrieved (retrieved: {', '.join(sorted(kinds))}): a certificate deployment was missed")
+    return None
 
 
 def _ephemeral(key) -> dict | None:
