@@ -57,7 +57,9 @@ def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
             "suite_errors": end.get("suite_errors", []) if end else [],
             # journals written before these fields existed still rebuild
             "environment": head.get("environment", {}), "fhir_packages": (end or {}).get("fhir_packages") or head.get("fhir_packages", []),
-            "limits": head.get("limits", {})}
+            "limits": head.get("limits", {}),
+            # journals written before masking existed kept patient data as the target sent it
+            "patient_data": head.get("patient_data", "as sent")}
     return {"schema": SCHEMA, "run": run, "product": product_of(head, end), "targets": head["targets"],
             "profiles": profiles,
             "outcomes": [o.to_json() for o in outcomes],

@@ -6,6 +6,8 @@ import math
 import re
 from pathlib import Path
 
+from .masking import mask_data, mask_text
+
 REDACTED = "[redacted]"
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 # query or form fields and JSON keys whose values are secrets
@@ -27,14 +29,18 @@ def strip_password(url: str) -> str:
 
 
 class Redactor:
-    """Removes the run's known secrets (tokens, passwords) and anything shaped like one."""
+    """Removes the run's known secrets (tokens, passwords) and anything shaped like one, and masks patient
+    data (vigie.masking) unless `mask_patients` is off."""
 
-    def __init__(self, secrets=()):
+    def __init__(self, secrets=(), mask_patients: bool = True):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.mask_patients = mask_patients
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
             value = value.replace(secret, REDACTED)
+        if self.mask_patients:
+            value = mask_text(value)
         value = _BEARER.sub(r"\1" + REDACTED, value)
         value = strip_password(value)
         value = _SECRET_FLAG.sub(r"\1" + REDACTED, value)
@@ -44,8 +50,10 @@ class Redactor:
         return {k: (REDACTED if k.lower() in SECRET_HEADERS else self.text(str(v))) for k, v in headers.items()}
 
     def data(self, value, depth: int = 0):
-        """A copy fit to be written: secrets removed, and what JSON cannot hold (Infinity, NaN, nesting
-        deeper than MAX_DEPTH) replaced by text."""
+        """A copy fit to be written: secrets removed, patient data masked, and what JSON cannot hold
+        (Infinity, NaN, nesting deeper than MAX_DEPTH) replaced by text."""
+        if depth == 0 and self.mask_patients:
+            value = mask_data(_cut(value))
         if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
             return f"[nested deeper than {MAX_DEPTH} levels: cut]"
         if isinstance(value, dict):
@@ -58,6 +66,17 @@ class Redactor:
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
         return value
+
+
+def _cut(value, depth: int = 0):
+    """The data with what lies deeper than MAX_DEPTH dropped (masking walks it recursively)."""
+    if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
+        return f"[nested deeper than {MAX_DEPTH} levels: cut]"
+    if isinstance(value, dict):
+        return {k: _cut(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut(v, depth + 1) for v in value]
+    return value
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

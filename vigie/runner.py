@@ -88,6 +88,7 @@ class Run:
             "suite_digest": suite_digest(), "lang": lang, "command": self.store.redact.text(command),
             "environment": environment(), "fhir_packages": [], "limits": self.limits.to_json(),
             "product": self.store.redact.data(product) if product else None,
+            "patient_data": "masked" if self.store.redact.mask_patients else "as sent",
             "targets": [t.public() for t in targets],
             "profiles": [{**p.summary(), "requirements": [
                 {"id": r.id, "level": r.level, "title": r.title, "reference": r.reference, "check": r.check}

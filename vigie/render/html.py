@@ -74,7 +74,7 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
         by_id[row["profile"]]["rows"].append(row)
     # optional fields get explicit defaults: the template is strict so that a typo in it fails loudly
     run = {"finished": None, "suite_digest": "", "command": "", "complete": None, "signer": None,
-           "environment": {}, "fhir_packages": [], **report.get("run", {})}
+           "patient_data": None, "environment": {}, "fhir_packages": [], **report.get("run", {})}
     env = run["environment"] if isinstance(run["environment"], dict) else {}
     return {
         "run": run,

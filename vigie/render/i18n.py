@@ -119,6 +119,16 @@ _LABELS: dict[str, dict[str, str]] = {
     # reproducibility and integrity
     "signer": {"en": "Signed with key", "fr": "Signé avec la clé"},
     "product": {"en": "Product under test", "fr": "Produit évalué"},
+    "patient_data": {"en": "Patient data", "fr": "Données des patients"},
+    "patient_data.masked": {
+        "en": "masked in summaries, messages and evidence (NIR/INS, names, birth dates, contacts, addresses)",
+        "fr": "masquées dans les résumés, messages et preuves (NIR/INS, noms, dates de naissance, coordonnées, "
+        "adresses)",
+    },
+    "patient_data.as sent": {
+        "en": "NOT MASKED: kept as the target sent them",
+        "fr": "NON MASQUÉES : conservées telles que la cible les a envoyées",
+    },
     "product_declared": {"en": "declared by the tester", "fr": "déclaré par l'évaluateur"},
     "product_from_capability": {
         "en": "not declared: as the CapabilityStatement of target {target} names its software",

@@ -20,6 +20,9 @@ def render_markdown(report: dict, out: Path, lang: str = "en") -> None:
         "",
         f"{_esc(t('product', lang))}{t('colon', lang)} {_esc(product_text(report.get('product'), lang))}",
         "",
+        (f"{_esc(t('patient_data', lang))}{t('colon', lang)} "
+         f"{_esc(t('patient_data.' + str(run.get('patient_data') or 'as sent'), lang))}"),
+        "",
         f"{_code(run.get('id', ''))} · vigie {_esc(run.get('tool_version', ''))} · {_esc(run.get('started', ''))}",
         "",
     ]

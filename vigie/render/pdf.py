@@ -28,6 +28,7 @@ def pdf_html(report: dict, lang: str = "en") -> str:
                          "rows": [{**o, "title": localized(o.get("title"), lang)}
                                   for o in report.get("outcomes", []) if o["profile"] == p["id"]]})
     run = {"signer": None, "suite_digest": "", "command": "", "finished": None, "complete": None,
+           "patient_data": None,
            **report.get("run", {})}
     env_info = run.get("environment") if isinstance(run.get("environment"), dict) else {}
     return env.get_template("report.pdf.html.j2").render(
