@@ -8,7 +8,7 @@ requirement's clock skew), and, for a read of an existing patient that others ma
 listed just before vigie's read.
 
 The search is narrowed (date from just before the interaction, entity where the server supports it, newest
-first where it sorts) and every page is followed up to MAX_EVENTS: when that bound is reached without
+first where it sorts) and every page is followed up to MAX_EVENTS (MAX_PAGES): when that bound is reached without
 finding the event, vigie could not look at the whole window, and the outcome is an error, not a failure.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from vigie.fhirrest import json_body, json_object, link_of, objects_at, resource
 POLL_S = 0.25
 PAGE = 100
 MAX_EVENTS = 2_000  # AuditEvents read per listing (20 pages): beyond it, vigie's could not be told absent
+MAX_PAGES = 50  # and pages, for a server that ignores _count or links an empty page to the next forever
 # IHE Consistent Time asks the clocks of systems that audit to agree within about a second: 5 s leaves room
 CLOCK_SKEW_S = 5.0
 ACTIONS = {"read": "R", "failed": "R", "search": "E", "create": "C"}  # AuditEvent.action of each interaction
@@ -72,7 +73,7 @@ class AuditSearch:
         self.variants = [{**n, **s} for n in [*narrow, {}] for s in ({"_sort": "-date"}, {})]
 
     def list(self, since: dt.datetime) -> tuple[list[dict], bool]:
-        """The events recorded since `since` (every page, at most MAX_EVENTS): (events, complete)."""
+        """The events recorded since `since` (every page, at most MAX_EVENTS in MAX_PAGES): (events, complete)."""
         response = None
         while self.variants:
             params = {**self.variants[0], "date": f"ge{_iso(since)}", "_count": PAGE}
@@ -81,7 +82,7 @@ class AuditSearch:
                 break
             self.variants.pop(0)
         events: list[dict] = []
-        while True:
+        for _ in range(MAX_PAGES):
             if response.status_code != 200:
                 undetermined(f"the AuditEvent search answered {response.status_code}")
             bundle = json_body(response, "AuditEvent search")
@@ -90,8 +91,9 @@ class AuditSearch:
             if not nxt:
                 return events, True
             if len(events) >= MAX_EVENTS:
-                return events, False
+                break
             response = self.http.get(nxt)
+        return events, False
 
 
 def _act(interaction, http, capability, skew) -> Interaction:
@@ -107,8 +109,9 @@ def _act(interaction, http, capability, skew) -> Interaction:
         before = _now()
         events, complete = AuditSearch(http, ref).list(before - skew)
         if not complete:
-            undetermined(f"more than {MAX_EVENTS} AuditEvents since {_iso(before - skew)}: the records of "
-                         f"{ref} made before vigie's read could not all be listed, to be told apart from it")
+            undetermined(f"the AuditEvents naming {ref} since {_iso(before - skew)} could not all be listed "
+                         f"({len(events)} read, {MAX_PAGES} pages at most): those made before vigie's read could "
+                         f"not be told apart from its own")
         seen = frozenset(text_at(e, "id") for e in events if _names(ref)(e))
         started = _now()
         response = http.get(ref)
@@ -183,7 +186,7 @@ def _own(events, done: Interaction, skew) -> list[dict]:
         eid, recorded = text_at(event, "id"), _parse(event.get("recorded"))
         if not eid or eid in done.seen or not done.matches(event):
             continue
-        if event.get("action") not in (None, done.action):
+        if event.get("action") not in (None, done.action):  # R4 makes the action optional, BALP does not
             continue  # another interaction on the same resource (the search that found the patient...)
         if recorded is not None and recorded < done.started - skew:
             continue  # recorded before vigie acted: another client's access

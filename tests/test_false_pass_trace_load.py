@@ -160,6 +160,24 @@ def test_a_trail_beyond_the_paging_bound_is_undetermined_not_failed(monkeypatch)
 
 
 @pytest.mark.partial_observation("audit.trail")
+def test_empty_pages_linked_forever_are_undetermined(unaudited, monkeypatch):
+    """A server whose AuditEvent pages are empty and always link to a next one: bounded, then `error`."""
+    original = unaudited._app._search
+
+    def search(role, rtype, params, headers):
+        response = original(role, rtype, params, headers)
+        if rtype == "AuditEvent":
+            from fixtures.practice.app import _json
+            return _json(200, {"resourceType": "Bundle", "type": "searchset", "entry": [],
+                               "link": [{"relation": "next", "url": f"{unaudited.url}/AuditEvent?_count=100"}]})
+        return response
+    monkeypatch.setattr(unaudited._app, "_search", search)
+    monkeypatch.setattr(trace, "MAX_PAGES", 5)
+    result = audit(unaudited, {**READ, "interaction": "search"})
+    assert result.status == "error" and "could not be looked for among them all" in result.summary, result
+
+
+@pytest.mark.partial_observation("audit.trail")
 def test_no_audit_event_search_is_not_a_pass(unaudited):
     """A server that does not declare the AuditEvent search: its trail cannot be read, never passed."""
     target = target_of(unaudited)
