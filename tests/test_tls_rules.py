@@ -317,7 +317,7 @@ PARTIAL = [
     ("ANSSI-TLS-05", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info: timeout"),
     ("ANSSI-TLS-17", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info: timeout"),
     # sslyze's checker counts only a strong ROBOT oracle: an inconclusive result is no pass
-    ("MOZ-TLS-INT-06", {"robot": "UNKNOWN_INCONSISTENT_RESULTS"}, "robot: inconclusive"),
+    ("MOZ-TLS-INT-06", {"robot": "UNKNOWN_INCONSISTENT_RESULTS"}, "robot (no-robot): inconclusive"),
     ("MOZ-TLS-INT-04", {"certificate": {}, "incomplete": {"certificate_info": "timeout"}}, "certificate_info"),
     ("MOZ-TLS-MOD-03", {"incomplete": {"elliptic_curves": "timeout"}}, "elliptic_curves: timeout"),
 ]
@@ -343,8 +343,10 @@ def test_covered_check_ids_are_the_suite_s():
 
 
 def test_every_mozilla_issue_names_the_parts_it_reads():
-    from vigie.tls.evaluate import MOZILLA_READS
-    assert set(MOZILLA_READS) == set(mozilla.ISSUE_KEYS)
+    from vigie.tls.evaluate import MOZILLA_FEATURES, MOZILLA_READS
+    assert not set(MOZILLA_READS) & set(MOZILLA_FEATURES)
+    assert set(MOZILLA_READS) | set(MOZILLA_FEATURES) == set(mozilla.ISSUE_KEYS)
+    assert set(MOZILLA_FEATURES.values()) <= set(FEATURES)
 
 
 def test_a_protocol_seen_accepted_is_known_whatever_its_list_lacks():

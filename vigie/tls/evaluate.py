@@ -16,6 +16,8 @@ from .scan import ENCRYPT_THEN_MAC_PART, PROTOCOLS, SERVER_ORDER_PART, SUITE_PAR
 CERTIFICATE_PART = "certificate_info"
 CURVES_PART = "elliptic_curves"
 _BEFORE_TLS13 = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2")
+# protocols without extensions: a CBC suite there can never have encrypt-then-MAC
+NO_EXTENSIONS = ("SSLv2", "SSLv3")
 
 
 class Problem(NamedTuple):
@@ -209,10 +211,6 @@ def encrypt_then_mac_unobserved(scan: TlsScan) -> list[str]:
     return unobserved(scan, parts) + never
 
 
-# protocols without extensions: a CBC suite there can never have encrypt-then-MAC
-NO_EXTENSIONS = ("SSLv2", "SSLv3")
-
-
 def cbc_suites(scan: TlsScan) -> dict[str, list[str]]:
     """protocol -> the CBC suites accepted with it."""
     found = {p: [s for s in scan.cipher_suites.get(p, []) if "_CBC_" in s] for p in _BEFORE_TLS13}
@@ -367,27 +365,26 @@ MOZILLA_READS = {
     **dict.fromkeys(("certificate_path_validation", "certificate_types", "certificate_curves",
                      "certificate_signatures", "rsa_key_size", "maximum_certificate_lifespan"),
                     (CERTIFICATE_PART,)),
-    "tls_vulnerability_compression": ("tls_compression",),
-    "tls_vulnerability_ccs_injection": ("openssl_ccs_injection",),
-    "tls_vulnerability_fallback_scsv": ("tls_fallback_scsv",),
-    "tls_vulnerability_heartbleed": ("heartbleed",),
-    "tls_vulnerability_robot": ("robot",),
-    "tls_vulnerability_renegotiation": ("session_renegotiation",),
-    "tls_vulnerability_extended_master_secret": ("tls_extended_master_secret",),
+}
+# its vulnerability issue keys, as the FEATURES they judge
+MOZILLA_FEATURES = {
+    "tls_vulnerability_compression": "no-compression", "tls_vulnerability_ccs_injection": "no-ccs-injection",
+    "tls_vulnerability_fallback_scsv": "fallback-scsv", "tls_vulnerability_heartbleed": "no-heartbleed",
+    "tls_vulnerability_robot": "no-robot", "tls_vulnerability_renegotiation": "secure-renegotiation",
+    "tls_vulnerability_extended_master_secret": "extended-master-secret",
 }
 
 
 def mozilla_unobserved(scan: TlsScan, params: dict) -> list[str]:
-    """The scan commands the checker judges for these rules, and the checker's own run (it refuses a scan
-    that lacks any command). Its ROBOT rule counts only a strong oracle as a flaw, so an inconclusive ROBOT
-    result leaves that rule undetermined rather than passed."""
-    configuration = params["configuration"]
-    parts = [part for key in params["rules"] for part in MOZILLA_READS[key]]
-    if "tls_versions" in params["rules"]:   # as protocols_unobserved: a protocol seen accepted is known
+    """The parts of the scan the checker judges for these rules, and the checker's own run (it refuses a scan
+    that lacks any command). Its ROBOT rule counts only a strong oracle as a flaw: an inconclusive ROBOT
+    result leaves that rule undetermined (as features_unobserved does), not passed."""
+    configuration, rules = params["configuration"], params["rules"]
+    parts = [part for key in rules if key not in MOZILLA_FEATURES for part in MOZILLA_READS[key]]
+    if "tls_versions" in rules:   # as protocols_unobserved: a protocol seen accepted is known
         parts += _suite_parts(p for p in PROTOCOLS if p not in scan.accepted_protocols)
-    missing = unobserved(scan, parts)
-    if "tls_vulnerability_robot" in params["rules"] and "robot" not in scan.incomplete and _robot(scan) is None:
-        missing.append(f"robot: inconclusive ({scan.robot or 'no result'})")
+    features = [MOZILLA_FEATURES[key] for key in rules if key in MOZILLA_FEATURES]
+    missing = unobserved(scan, parts) + features_unobserved(scan, {"features": features})
     found = scan.mozilla.get(configuration)
     if found is None:
         missing.append(f"Mozilla {configuration} checker: not run")
