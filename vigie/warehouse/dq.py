@@ -225,10 +225,11 @@ def want_scans(m) -> None:
 
 # evaluation -------------------------------------------------------------------------------------
 
-# where DataQualityDashboard looks for a check's table being missing or empty, when not at its own: a table
-# missing from measurePersonCompleteness's count is its violation, and measureConditionEraCompleteness
-# concerns the persons of condition_occurrence
+# the table whose absence makes a check not applicable, when it is not the check's own (DataQualityDashboard)
 HOME = {"measureConditionEraCompleteness": "condition_occurrence"}
+# the tables whose emptiness makes a check not applicable, when not its own: measurePersonCompleteness counts
+# persons (its own table empty is its violation), measureConditionEraCompleteness the persons with conditions
+# (condition_era empty is its violation)
 COUNTED = {"measurePersonCompleteness": ("person",), "measureConditionEraCompleteness": ("condition_occurrence",)}
 # the tables a check joins to count its rows: when one is empty there is nothing to count
 JOINED = {"plausibleAfterBirth": ("person",), "plausibleBeforeDeath": ("death",),
