@@ -70,6 +70,8 @@ def _show(value: object) -> str:
 def _tls(scan: dict) -> dict:
     cert = scan.get("certificate") if isinstance(scan.get("certificate"), dict) else {}
     suites = scan.get("cipher_suites") if isinstance(scan.get("cipher_suites"), dict) else {}
+    # what the scan could not complete: "incomplete" (part -> why), "errors" in bundles written before it
+    incomplete = scan.get("incomplete") if isinstance(scan.get("incomplete"), dict) else {}
     checks = [(k, scan[k]) for k in ("compression", "secure_renegotiation", "client_renegotiation",
                                      "fallback_scsv", "heartbleed", "robot", "ccs_injection", "early_data",
                                      "extended_master_secret") if k in scan]
@@ -80,7 +82,7 @@ def _tls(scan: dict) -> dict:
             "curves": [str(c) for c in scan.get("curves") or []],
             "certificate": [(k, _show(cert[k])) for k in CERTIFICATE_FIELDS if k in cert],
             "checks": [(k, _show(v)) for k, v in checks],
-            "errors": [str(e) for e in scan.get("errors") or []]}
+            "errors": [str(e) for e in scan.get("errors") or []] + [f"{k}: {v}" for k, v in incomplete.items()]}
 
 
 def _load(result: dict, lang: str) -> dict:
