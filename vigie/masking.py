@@ -10,11 +10,12 @@ import json
 import re
 
 MASK = "*"
-# a NIR/INS written in one piece or grouped with spaces, dots or dashes (13 characters and a 2-digit key);
-# masked whatever its key: a mistyped NIR is still a patient's
-# (after a letter or digit it is part of a longer token, unless that is a %-escape of a URL: %7C1850...)
-_NIR = re.compile(r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))([1-478])((?:[ .-]?[0-9]){4}[ .-]?(?:[0-9]{2}|2[ABab])(?:[ .-]?[0-9]){6})"
-                  r"([ .-]?)([0-9]{2})(?![0-9A-Za-z])")
+# a NIR/INS written in one piece, or grouped as it is printed (1 85 05 78 006 084 36) with one separator
+# (space, dot or dash) between every group; masked whatever its key: a mistyped NIR is still a patient's. A
+# number written otherwise (a float's 14 decimals, a timestamp) is not taken for one. After a letter or digit
+# it is part of a longer token, unless that is a %-escape of a URL (%7C1850...).
+_NIR = re.compile(r"(?:(?<![0-9A-Za-z.])|(?<=%[0-9A-Fa-f]{2}))([1-478])([ .-]?)([0-9]{2})\2([0-9]{2})\2"
+                  r"([0-9]{2}|2[ABab])\2([0-9]{3})\2([0-9]{3})\2([0-9]{2})(?![0-9A-Za-z]|[.,][0-9])")
 # the resources that describe a person whose data is personal
 PERSONS = {"Patient", "RelatedPerson", "Person"}
 # identifiers of persons: masked wherever they appear (an Encounter's subject identifier, for example)
@@ -23,9 +24,13 @@ STATEMENT = "patient data masked (NIR/INS, names, birth dates, contacts, address
 
 
 def mask_text(text: str) -> str:
-    """Every NIR-shaped number of a text, masked."""
-    return _NIR.sub(lambda m: m.group(1) + re.sub(r"[0-9A-Ba-b]", MASK, m.group(2)) + m.group(3) + m.group(4),
-                    text) if any(c.isdigit() for c in text) else text
+    """Every NIR-shaped number of a text, masked: its first digit and its key stay."""
+    return _NIR.sub(_masked_nir, text) if any(c.isdigit() for c in text) else text
+
+
+def _masked_nir(m: re.Match) -> str:
+    sep = m.group(2)
+    return sep.join([m.group(1), *(MASK * len(m.group(i)) for i in range(3, 8)), m.group(8)])
 
 
 def _keep(value, first: int = 1, last: int = 0) -> str:
