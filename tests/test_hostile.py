@@ -104,7 +104,7 @@ EXPECTED = {
     "redirect-loop": "answered 302",
     "redirect-away": "answered 302",
     "wrong-content-type": "wrong content type: metadata → text/html",
-    "invalid-utf8": "is not JSON",
+    "invalid-utf8": "did not return JSON",
     "deep-json": "JSON nested too deeply to be read",
     "huge-numbers": "JSON number out of the range vigie reads",
     "duplicate-keys": "did not return a searchset Bundle",
@@ -369,3 +369,79 @@ def test_an_observation_never_concludes_for_the_check_that_ran_it():
 
     result = conclude(check)
     assert result.status == "error" and "decided inside an observation" in result.summary
+
+
+# --- the harness is safe to point at a hostile system (issue 16) -----------------------------------------
+
+def test_links_outside_the_declared_base_url_are_never_followed():
+    """Next links and references to another port, a downgrade to http or another path prefix: not fetched
+    (the bearer token once went to 127.0.0.1:OTHERPORT in clear), whatever a check asks."""
+    import socket as sockets
+
+    from vigie.http import LeftTarget
+    other = sockets.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(8)
+    other.settimeout(0.5)
+    port = other.getsockname()[1]
+    client = RecordingClient(Target(id="t", kind="fhir", url="https://127.0.0.1:8443/fhir", token="x" * 20))
+    try:
+        for url in (f"http://127.0.0.1:{port}/fhir/Patient?page=2", f"https://127.0.0.1:{port}/fhir/Patient",
+                    "http://127.0.0.1:8443/fhir/Patient", "https://127.0.0.1:8443/admin/Patient",
+                    "https://127.0.0.1:99999/fhir/Patient", "https://localhost:8443/fhir/Patient"):
+            with pytest.raises(LeftTarget, match="outside the target's declared base URL"):
+                client.get(url)
+        with pytest.raises(OSError):   # nothing ever connected to the other port
+            other.accept()
+    finally:
+        client.close()
+        other.close()
+    assert client.within("https://127.0.0.1:8443/fhir/Patient?_count=1")
+    assert client.within("https://127.0.0.1:8443/fhir") and not client.within("https://127.0.0.1:8443/fhirx")
+
+
+def test_a_target_that_echoes_forged_tokens_cannot_leak_the_genuine_one(tmp_path):
+    """Forgeries keep the genuine token's header.payload or its signature (flipped): a target that echoes what
+    it receives would put enough into the bundle to rebuild the genuine token."""
+    import base64 as b64
+    import http.server
+    import threading
+
+    from vigie import jwt
+    from vigie.evidence import EvidenceStore, Redactor
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            sent = self.headers.get("Authorization", "")
+            body = json.dumps({"resourceType": "OperationOutcome", "echo": sent,
+                               "b64": b64.b64encode(sent[7:].encode()).decode()}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    genuine = jwt.Jwt({"alg": "ES256", "typ": "JWT"}, {"sub": "clinician", "exp": 4102444800},
+                      bytes(range(64))).encode()
+    target = Target(id="t", kind="fhir", url=f"http://127.0.0.1:{server.server_address[1]}/fhir", token=genuine)
+    client = RecordingClient(target)
+    try:
+        for forged in [jwt.forge(genuine, k) for k in ("alg-none", "bad-signature", "expired")] + \
+                list(jwt.malformed(genuine).values()):
+            client.get("Patient", auth=False, may_refuse=True, headers={"Authorization": f"Bearer {forged}"})
+        store = EvidenceStore(tmp_path, Redactor(target.secrets()))
+        written = (tmp_path / store.write_json("http/echo.json", client.take_exchanges())).read_text()
+    finally:
+        client.close()
+        server.shutdown()
+    head, payload, signature = genuine.split(".")
+    for part in (genuine, f"{head}.{payload}", payload, signature):
+        assert part not in written and b64.b64encode(part.encode()).decode() not in written
+    flipped = jwt.forge(genuine, "bad-signature").split(".")[2]
+    assert flipped not in written
+    assert written.count("[redacted]") >= 7

@@ -1,6 +1,7 @@
 """The evidence store of a run: files under <bundle>/evidence/, secrets redacted before writing."""
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -23,6 +24,30 @@ _SECRET_FLAG = re.compile(r"(?i)(--(?:token|password|passwd|secret)(?:=|\s+))('[
 MAX_DEPTH = 64   # deeper data (a hostile JSON answer) is cut: writers recurse, and readers need no more
 
 
+# secrets met during the run (forged variants of a token, sent to the target): a target that echoes one must
+# not put it, or enough to rebuild the genuine token, into the bundle
+_DERIVED: set[str] = set()
+
+
+def secret_forms(value: str) -> set[str]:
+    """A secret and what gives it away: a JWT's header.payload, payload and signature (a forgery keeps one or
+    the other of the genuine token's), and the base64 encodings of each."""
+    forms = {value}
+    if value.count(".") == 2:
+        head, payload, signature = value.split(".")
+        forms |= {f"{head}.{payload}", payload, signature}
+    for form in list(forms):
+        forms.add(base64.b64encode(form.encode()).decode())
+        forms.add(base64.urlsafe_b64encode(form.encode()).decode().rstrip("="))
+    return {f for f in forms if len(f) >= 8}
+
+
+def register_secret(value: str) -> None:
+    """Registers a secret sent during the run (and its forms) with every redactor."""
+    if value and len(value) >= 4 and value not in _DERIVED:
+        _DERIVED.update(secret_forms(value) | {value})
+
+
 def strip_password(url: str) -> str:
     """The URL without its userinfo password (the user name stays: it says which role was used)."""
     return _URL_PASSWORD.sub(r"\1" + REDACTED + r"\2", url)
@@ -33,8 +58,16 @@ class Redactor:
     data (vigie.masking) unless `mask_patients` is off."""
 
     def __init__(self, secrets=(), mask_patients: bool = True):
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.given = {form for s in secrets if s and len(s) >= 4 for form in secret_forms(s) | {s}}
         self.mask_patients = mask_patients
+        self._known = (-1, [])
+
+    @property
+    def secrets(self) -> list[str]:
+        """The run's secrets and those registered since, longest first (a part inside a whole goes after it)."""
+        if self._known[0] != len(_DERIVED):
+            self._known = (len(_DERIVED), sorted(self.given | _DERIVED, key=len, reverse=True))
+        return self._known[1]
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
@@ -53,7 +86,7 @@ class Redactor:
         """A copy fit to be written: secrets removed, patient data masked, and what JSON cannot hold
         (Infinity, NaN, nesting deeper than MAX_DEPTH) replaced by text."""
         if depth == 0 and self.mask_patients:
-            value = mask_data(_cut(value))
+            value = mask_data(value)
         if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
             return f"[nested deeper than {MAX_DEPTH} levels: cut]"
         if isinstance(value, dict):
@@ -66,17 +99,6 @@ class Redactor:
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
         return value
-
-
-def _cut(value, depth: int = 0):
-    """The data with what lies deeper than MAX_DEPTH dropped (masking walks it recursively)."""
-    if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
-        return f"[nested deeper than {MAX_DEPTH} levels: cut]"
-    if isinstance(value, dict):
-        return {k: _cut(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_cut(v, depth + 1) for v in value]
-    return value
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

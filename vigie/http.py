@@ -14,6 +14,7 @@ import requests
 import urllib3
 
 from .errors import ObservationError
+from .evidence import register_secret
 from .limits import Deadline, budget_for
 
 BODY_CAP = 10 * 1024 * 1024       # never hold more of a response than this
@@ -91,6 +92,10 @@ class TokenRefused(ObservationError):
     answered 401: the fault is in vigie's configuration, and nothing can be concluded from the answer."""
 
 
+class LeftTarget(ObservationError):
+    """A URL the target sent (a next link, a reference) leads outside its declared base URL: not followed."""
+
+
 class CertificateRejected(ObservationError):
     """The target's certificate failed verification; `reason` is OpenSSL's (key too weak, expired...)."""
 
@@ -111,6 +116,20 @@ class RecordingClient:
         self.session.headers["User-Agent"] = "vigie"
         self.exchanges: list[dict] = []   # of the current outcome; the plugin empties it
 
+    def within(self, url: str) -> bool:
+        """Whether a URL lies under the target's base URL: same scheme, host and port, and a path under the
+        base path. A link a target sends elsewhere (another port, http instead of https) is not followed."""
+        base, there = urlsplit(self.target.url), urlsplit(url)
+        try:
+            ports = (base.port, there.port)
+        except ValueError:   # a port out of range in what the target sent
+            return False
+        default = {"https": 443, "http": 80}
+        prefix = base.path.rstrip("/")
+        return (there.scheme.lower() == base.scheme.lower() and (there.hostname or "") == (base.hostname or "")
+                and (ports[1] or default.get(there.scheme.lower())) == (ports[0] or default.get(base.scheme.lower()))
+                and (there.path == prefix or there.path.startswith(prefix + "/") or not prefix))
+
     def url(self, path_or_url: str) -> str:
         if urlsplit(path_or_url).scheme:
             return path_or_url
@@ -125,13 +144,17 @@ class RecordingClient:
         refused for what it asks (another patient's record, a write with a read-only token) passes
         may_refuse=True and gets the 401 as an answer."""
         url = self.url(path_or_url)
-        if urlsplit(url).hostname != self.target.host:
-            raise ObservationError(f"refused to send a request to {urlsplit(url).hostname}: not a declared target")
+        if not self.within(url):
+            raise LeftTarget(f"not followed: {url[:200]} is outside the target's declared base URL "
+                             f"{self.target.url} (vigie sends requests, and tokens, only there)")
         headers = dict(kwargs.pop("headers", None) or {})
         headers.setdefault("Accept", "application/fhir+json")
         token = self.target.tokens.get(auth) if isinstance(auth, str) else (self.target.token if auth else None)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        sent = str(headers.get("Authorization", ""))
+        if sent.lower().startswith("bearer "):   # a forged or malformed variant too: what a target echoes of it
+            register_secret(sent[7:].strip())     # is redacted from the bundle
         kwargs.setdefault("timeout", self.timeout)
         # per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
         kwargs.setdefault("verify", self.session.verify)

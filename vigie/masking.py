@@ -84,18 +84,23 @@ def _person(resource: dict) -> dict:
     return out
 
 
-def mask_data(value):
+MAX_DEPTH = 64   # what a hostile target nests deeper is cut (as the evidence store cuts it)
+
+
+def mask_data(value, depth: int = 0):
     """A copy of JSON-like data with the persons' resources masked (see the module's docstring), and NIRs
     masked in every string; a string that holds a JSON resource or Bundle (an HTTP body) is masked inside."""
+    if depth >= MAX_DEPTH and isinstance(value, dict | list | tuple):
+        return f"[nested deeper than {MAX_DEPTH} levels: cut]"
     if isinstance(value, dict):
         if value.get("resourceType") in PERSONS:
             value = _person(value)
         elif isinstance(value.get("system"), str) and value["system"].startswith(PERSON_IDENTIFIER_SYSTEMS) \
                 and isinstance(value.get("value"), str):
             value = {**value, "value": _keep(value["value"], 1, 2)}
-        return {(mask_text(k) if isinstance(k, str) else k): mask_data(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_data(v) for v in value]
+        return {(mask_text(k) if isinstance(k, str) else k): mask_data(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(v, depth + 1) for v in value]
     if isinstance(value, str):
         return _mask_string(value)
     return value
@@ -125,7 +130,7 @@ def _mask_string(text: str) -> str:
     if stripped.startswith("{") and '"resourceType"' in text:
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return mask_text(_PERSON_LIST.sub(_mask_list, _PERSON_MEMBER.sub(_mask_member, text)))
         return json.dumps(mask_data(parsed), ensure_ascii=False)
     return mask_text(text)
