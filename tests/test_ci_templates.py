@@ -16,9 +16,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "docs" / "ci" / "github-actions.yml"
 GITLAB = ROOT / "docs" / "ci" / "gitlab-ci.yml"
-# the installing lines are checked, not run: the test runs the vigie installed here
+# the installing lines are checked, not run: the test runs the vigie installed here. The profiles are two
+# that the reference system can meet whole on a machine without FR Core's dependency packages
 INSTALL_STEP = "Install vigie"
-PROFILES = 'profiles = ["fhir-r4-rest", "http-hardening"]\n'
+PROFILES = 'profiles = ["http-hardening", "api-access"]\n'
 
 
 @pytest.fixture(scope="module")
