@@ -16,7 +16,6 @@ from reportbundle import FLAWS, PROFILES, copy_of, signed_bundle, vigie
 
 from vigie.render import validate_report
 from vigie.render.i18n import t
-from vigie.render.sarif import SECURITY_PREFIXES
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +110,11 @@ def test_sarif_validates_and_holds_the_security_findings(signed, report, sarif_s
     sarif = json.loads((signed.path / "results.sarif").read_text())
     jsonschema.Draft4Validator(sarif_schema).validate(sarif)
     (run,) = sarif["runs"]
+    # the security requirements are those of the profiles whose checks are security checks
+    assert {p["id"]: p["family"] for p in report["profiles"]} == {
+        "fhir-r4-rest": "conformance", "http-hardening": "security", "anssi-tls": "security", "load-baseline": "load"}
     findings = [o for o in report["outcomes"]
-                if o["status"] in ("failed", "error") and o["check"].startswith(SECURITY_PREFIXES)]
+                if o["status"] in ("failed", "error") and o["profile"] in ("http-hardening", "anssi-tls")]
     assert {r["ruleId"] for r in run["results"]} == {o["requirement"] for o in findings} >= {"HTTP-01", "HTTP-04"}
     by_rule = {r["ruleId"]: r for r in run["results"]}
     assert by_rule["HTTP-01"]["level"] == "error" and by_rule["HTTP-04"]["level"] == "warning"  # SHALL, SHOULD
@@ -124,7 +126,7 @@ def test_sarif_validates_and_holds_the_security_findings(signed, report, sarif_s
     rules = run["tool"]["driver"]["rules"]
     assert rules[by_rule["HTTP-01"]["ruleIndex"]]["id"] == "HTTP-01"
     titles = {o["requirement"]: o["title"]["en"] for o in report["outcomes"]}
-    assert all(r["shortDescription"]["text"] == titles[r["id"]] for r in rules)
+    assert all(r["shortDescription"]["text"] == titles[r["id"]] and "How to fix" in r["help"]["text"] for r in rules)
     assert not any(o["requirement"].startswith("FHIR-REST") for o in findings)  # interoperability stays out
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import yaml
 
 from .errors import VigieError
 from .model import LEVELS
-from .suite import PROFILE_DIR
+from .suite import PROFILE_DIR, check_families
 
 KINDS = ("fhir", "warehouse", "source")
 PROFILE_KEYS = {"id": True, "version": True, "title": True, "source": True, "applies_to": True,
@@ -53,9 +54,18 @@ class Profile:
     default_campaign: bool = True
     versions: list = field(default_factory=list)
 
+    @property
+    def family(self) -> str | None:
+        """What the profile is about (conformance, security, load): the suite folder of most of its checks,
+        found where they live rather than declared, so that it cannot drift from them (None: no check of
+        the profile is implemented, attestations only)."""
+        families = check_families()
+        found = Counter(families[r.check] for r in self.requirements if r.check in families)
+        return found.most_common(1)[0][0] if found else None
+
     def summary(self) -> dict:
         return {"id": self.id, "version": self.version, "title": self.title, "source": self.source,
-                "applies_to": self.applies_to, "digest": self.digest}
+                "applies_to": self.applies_to, "digest": self.digest, "family": self.family}
 
 
 class _LineLoader(yaml.SafeLoader):

