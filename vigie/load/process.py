@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ObservationError, VigieError
 from .driver import ERROR_MARK, extension_s
+from .lifeline import PARENT_VARIABLE
 from .stats import LoadResult
 
 STOP_TIMEOUT_S = 2.0  # users get this long to finish their current request once the run time is up
@@ -33,9 +34,11 @@ MEMORY_LIMIT = 384 << 20
 # declares the room each user needs, `VIGIE_MEMORY_PER_USER_MB = N`; the ceiling grows by that per user.
 PER_USER = re.compile(rb"^VIGIE_MEMORY_PER_USER_MB\s*=\s*(\d+)", re.MULTILINE)
 REMOTE_WORKER_USERS = 10   # a remote worker learns its share of users from the master: room for this many
-# the driver imports locust before anything else so that gevent patches the process first
-# the spec travels in the environment: a command line is visible to every user of the machine
-_BOOTSTRAP = ("import os, resource; limit = int(os.environ.pop('VIGIE_LOAD_MEMORY')); "
+# the driver imports locust before anything else so that gevent patches the process first, once it is bound
+# to vigie's life (vigie.load.lifeline); the spec travels in the environment: a command line is visible to
+# every user of the machine
+_BOOTSTRAP = ("from vigie.load.lifeline import bind_to_parent; bind_to_parent(); "
+              "import os, resource; limit = int(os.environ.pop('VIGIE_LOAD_MEMORY')); "
               "resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)); "
               "import locust, sys; from vigie.load.driver import drive; "
               "sys.exit(drive(os.environ.pop('VIGIE_LOAD_SPEC')))")
@@ -62,7 +65,8 @@ def _start(spec: dict, env: dict, cwd: Path, log_path: Path) -> subprocess.Popen
     cmd = [sys.executable, "-P", "-c", _BOOTSTRAP]
     with open(log_path, "wb") as log:
         return subprocess.Popen(cmd, cwd=cwd, env={**_child_env(env), "VIGIE_LOAD_SPEC": json.dumps(spec),
-                                                   "VIGIE_LOAD_MEMORY": str(memory_limit(spec))},
+                                                   "VIGIE_LOAD_MEMORY": str(memory_limit(spec)),
+                                                   PARENT_VARIABLE: str(os.getpid())},
                                 stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
