@@ -7,6 +7,7 @@ evidence), and appended to the warehouse's audit log when it has one (see `audit
 from __future__ import annotations
 
 import re
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +23,13 @@ from .url import driver_url, option, public_url
 SAMPLE_CAP = 20
 STATEMENT_TIMEOUT_S = 600
 DUCKDB_MEMORY = "96MB"
+# a warehouse file is the vendor's: its views may call read_text('/path'), read_csv, httpfs... and so pull the
+# reviewer's files or the network into the report's samples. Such a view fails instead ("disabled by
+# configuration"), no extension is fetched or loaded, and no query can switch this back on. External access
+# goes off once connected (DuckDB refuses a temp_directory given with it), before any query of the file.
+DUCKDB_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                        "allow_community_extensions": False}
+DUCKDB_LOCKDOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
 def one_line(exc: BaseException) -> str:
@@ -60,7 +68,7 @@ class Session:
             spill = Path(tempfile.gettempdir()) / "vigie-duckdb"
             kwargs["connect_args"] = {"read_only": read_only, "config": {
                 "memory_limit": DUCKDB_MEMORY, "temp_directory": str(spill),
-                "allocator_flush_threshold": "32MB"}}
+                "allocator_flush_threshold": "32MB", **DUCKDB_NO_EXTENSIONS}}
         elif self.backend == "sqlite":
             path = self.sa_url.database
             if not Path(path).is_file():
@@ -79,7 +87,9 @@ class Session:
         try:
             self._engine = create_engine(self.sa_url, **kwargs)
             if self.backend == "sqlite":
-                event.listen(self._engine, "connect", _sqlite_functions)
+                event.listen(self._engine, "connect", _sqlite_setup)
+            elif self.backend == "duckdb":
+                event.listen(self._engine, "connect", _duckdb_lockdown)
             self.conn = self._engine.connect()
         except SQLAlchemyError as exc:
             self.close()
@@ -164,7 +174,17 @@ class Session:
             return "unknown"
 
 
-def _sqlite_functions(dbapi_conn, _record):
+def _duckdb_lockdown(dbapi_conn, _record):
+    for statement in DUCKDB_LOCKDOWN:
+        dbapi_conn.execute(statement)
+
+
+def _sqlite_setup(dbapi_conn, _record):
+    """SQLite already refuses load_extension() and fts3_tokenizer() in a view; the file's views and triggers
+    may not call functions with side effects either, and no other file can be attached."""
+    dbapi_conn.execute("PRAGMA trusted_schema = OFF")
+    dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+
     def regexp(pattern, value, icase):
         return value is not None and re.search(pattern, str(value), re.IGNORECASE if icase else 0) is not None
 

@@ -1,0 +1,79 @@
+"""vigie against hostile inputs it opens with engines of its own (fixtures/hostile/engines.py): a warehouse file
+whose views read the reviewer's files, a source tree that links outside itself or hides a password beside other
+findings, FHIR packages that lie about who they are, expand a thousandfold or nest JSON 100,000 deep."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.hostile import engines
+from vigie.errors import ObservationError
+from vigie.warehouse.catalogue import open_warehouse
+
+CANARY = "CANARY-4f1e-reviewer-file"
+
+
+def vigie(*args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "vigie", *args], capture_output=True, text=True, timeout=timeout,
+                          check=False, env=env)
+
+
+def bundle_text(out: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+# --- issue 16, item 5: a warehouse file never reads the reviewer's files
+
+
+@pytest.fixture(scope="module")
+def duckdb_reading_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile-duckdb")
+    secret = folder / "reviewer-notes.txt"
+    secret.write_text(f"{CANARY} line one\n{CANARY} line two\n")
+    return engines.duckdb_reading_files(folder / "w.duckdb", secret), secret
+
+
+def test_duckdb_views_cannot_read_local_files_into_the_bundle(duckdb_reading_files, tmp_path):
+    url, _ = duckdb_reading_files
+    out = tmp_path / "bundle"
+    result = vigie("run", "--warehouse", url, "--profile", "omop-cdm-5.4", "--profile", "eds-privacy",
+                   "--out", str(out))
+    assert "Traceback" not in result.stderr and result.returncode in (1, 2), result.stderr[-2000:]
+    assert CANARY not in bundle_text(out) + result.stdout + result.stderr
+    by_id = {o["requirement"]: o for o in json.loads((out / "report.json").read_text())["outcomes"]}
+    # the rules that read care_site's rows could not observe them: error, with the reason
+    for requirement in ("OMOP-CDM-04", "OMOP-CDM-05", "OMOP-CDM-06"):
+        assert by_id[requirement]["status"] == "error", by_id[requirement]
+        assert "disabled by configuration" in by_id[requirement]["summary"]
+
+
+def test_duckdb_session_is_locked_down(duckdb_reading_files):
+    url, secret = duckdb_reading_files
+    w = open_warehouse(url)
+    try:
+        for sql in (f"SELECT content FROM read_text('{secret}')", "SELECT * FROM note_file",
+                    f"ATTACH '{secret.parent / 'other.duckdb'}' AS other", "INSTALL httpfs", "LOAD httpfs"):
+            with pytest.raises(ObservationError, match="disabled"):
+                w.session.rows(sql)
+        with pytest.raises(ObservationError, match="locked"):
+            w.session.rows("SET enable_external_access = true")
+        assert w.session.scalar("SELECT COUNT(*) FROM person") == 40     # the file's own tables still read
+    finally:
+        w.close()
+    assert not (secret.parent / "other.duckdb").exists()
+
+
+def test_sqlite_views_cannot_load_extensions_nor_attach(tmp_path):
+    url = engines.sqlite_loading_extension(tmp_path / "w.db", tmp_path / "evil.so")
+    w = open_warehouse(url)
+    try:
+        with pytest.raises(ObservationError, match="unsafe use of load_extension"):
+            w.session.rows("SELECT * FROM note")
+        with pytest.raises(ObservationError, match="too many attached databases"):
+            w.session.rows(f"ATTACH '{tmp_path / 'other.db'}' AS other")
+        assert w.session.scalar("SELECT COUNT(*) FROM person") == 1
+    finally:
+        w.close()
+    assert not (tmp_path / "other.db").exists()
