@@ -26,11 +26,11 @@ from fixtures.warehouse import NEEDS_ROLES
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "vigie/schema/report.schema.json").read_text())
 
-# flaw → the requirements it must fail (and no other)
-FLAW_MATRIX = {flaw: set(fails) for flaw, fails in
-               yaml.safe_load((Path(__file__).parent / "flaw_matrix.yaml").read_text())["practice"].items()}
-WAREHOUSE_MATRIX = {flaw: set(fails) for flaw, fails in
-                    yaml.safe_load((Path(__file__).parent / "flaw_matrix.yaml").read_text())["warehouse"].items()}
+# flaw → the requirements it must fail (and no other); run → the flaws that share one demo
+MATRIX = yaml.safe_load((Path(__file__).parent / "flaw_matrix.yaml").read_text())
+FLAW_MATRIX = {flaw: set(fails) for flaw, fails in MATRIX["practice"].items()}
+WAREHOUSE_MATRIX = {flaw: set(fails) for flaw, fails in MATRIX["warehouse"].items()}
+RUNS, WAREHOUSE_RUNS = MATRIX["runs"]["practice"], MATRIX["runs"]["warehouse"]
 
 
 def vigie(*args, timeout=240, **kwargs):
@@ -158,6 +158,25 @@ def test_every_flaw_is_in_the_matrix():
     assert not set(FLAWS) & set(WAREHOUSE_FLAWS), "flaw names must be unique across reference systems"
 
 
+@pytest.mark.parametrize("runs, matrix, apart", [(RUNS, FLAW_MATRIX, set()),
+                                                 (WAREHOUSE_RUNS, WAREHOUSE_MATRIX, NEEDS_ROLES)])
+def test_every_flaw_is_in_one_run_whose_flaws_fail_apart(runs, matrix, apart):
+    """A run's failures can be told apart only when its flaws fail disjoint sets of requirements."""
+    grouped = [flaw for flaws in runs.values() for flaw in flaws]
+    assert sorted(grouped) == sorted(set(matrix) - apart), "each flaw in exactly one run"
+    for name, flaws in runs.items():
+        named = [r for flaw in flaws for r in matrix[flaw]]
+        assert len(named) == len(set(named)), f"run {name}: two flaws fail the same requirement"
+
+
+def run_fails(runs: dict, matrix: dict, run: str) -> set[str]:
+    return {r for flaw in runs[run] for r in matrix[flaw]}
+
+
+def flaw_args(flaws) -> list[str]:
+    return [arg for flaw in flaws for arg in ("--flaw", flaw)]
+
+
 WAREHOUSE_PROFILES = ["--profile", "omop-cdm-5.4", "--profile", "omop-dq", "--profile", "eds-privacy"]
 
 
@@ -185,13 +204,14 @@ def assert_fails_exactly(report, expected, returncode):
     assert returncode == {"non-conformant": 1, "incomplete": 2}.get(verdict, 0)
 
 
-@pytest.mark.parametrize("flaw", sorted(set(WAREHOUSE_MATRIX) - NEEDS_ROLES))
-def test_warehouse_flaw_matrix(flaw, tmp_path):
-    """Warehouse flaws through the demo (its DuckDB warehouse), the warehouse profiles only."""
+@pytest.mark.parametrize("run", sorted(WAREHOUSE_RUNS))
+def test_warehouse_flaw_matrix(run, tmp_path):
+    """Warehouse flaws through the demo (its DuckDB warehouse), the warehouse profiles only, one demo per run."""
     out = tmp_path / "bundle"
-    result = vigie("demo", "--flaw", flaw, *WAREHOUSE_PROFILES, "--out", str(out), env=optimized())
+    result = vigie("demo", *flaw_args(WAREHOUSE_RUNS[run]), *WAREHOUSE_PROFILES, "--out", str(out),
+                   env=optimized())
     assert "Traceback" not in result.stderr
-    assert_fails_exactly(load_report(out), WAREHOUSE_MATRIX[flaw], result.returncode)
+    assert_fails_exactly(load_report(out), run_fails(WAREHOUSE_RUNS, WAREHOUSE_MATRIX, run), result.returncode)
 
 
 @pytest.mark.parametrize("flaw", sorted(NEEDS_ROLES))
@@ -220,19 +240,20 @@ def fhir_profiles() -> list[str]:
 LOAD_FLAWS = {"slow", "errors"}
 
 
-@pytest.mark.parametrize("flaw", sorted(FLAW_MATRIX))
-def test_flaw_matrix(flaw, tmp_path):
-    """The practice system's flaws through the demo, on the FHIR profiles of the default campaign. The load
-    phase keeps its default length for the load flaws and is shortened for the others (it only has to show
-    that they do not fail a load target); only the JUnit rendering is made besides report.json. The checks
-    may send 200 requests/s (the reference system's budget for professional software is 1000/s): the
-    fuzzer's few hundred requests take a second instead of several (the clean demo keeps the default)."""
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_flaw_matrix(run, tmp_path):
+    """The practice system's flaws through the demo, one demo per run of flaws, on the FHIR profiles of the
+    default campaign. The load phase keeps its default length for a run with a load flaw and is shortened for
+    the others (it only has to show that they do not fail a load target); only the JUnit rendering is made
+    besides report.json. The checks may send 200 requests/s (the reference system's budget for professional
+    software is 1000/s): the fuzzer's few hundred requests take a second instead of several (the clean demo
+    keeps the default)."""
     out = tmp_path / "bundle"
-    load = [] if flaw in LOAD_FLAWS else ["--load-duration", "2"]
-    result = vigie("demo", "--flaw", flaw, *fhir_profiles(), *load, "--rate", "200", "--format", "junit",
+    load = [] if LOAD_FLAWS & set(RUNS[run]) else ["--load-duration", "2"]
+    result = vigie("demo", *flaw_args(RUNS[run]), *fhir_profiles(), *load, "--rate", "200", "--format", "junit",
                    "--out", str(out), env=optimized())
     assert "Traceback" not in result.stderr
-    assert_fails_exactly(load_report(out), FLAW_MATRIX[flaw], result.returncode)
+    assert_fails_exactly(load_report(out), run_fails(RUNS, FLAW_MATRIX, run), result.returncode)
 
 
 @pytest.fixture
@@ -292,3 +313,34 @@ def test_unreachable_target_gives_error_outcomes(tmp_path):
     assert {o["status"] for o in report["outcomes"]} == {"error"}
     assert all("refused" in o["summary"] or "failed" in o["summary"] for o in report["outcomes"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+# ---- a profile built at run time from an implementation guide: the Annuaire subset and its flawed twin ----
+
+ANNUAIRE = "ig:ans.fhir.fr.annuaire"
+ANNUAIRE_PREFIX = "IG-AsServerDPCapabilityStatement-"
+ANNUAIRE_TWIN_FLAW = "include-ignored"
+
+
+def annuaire_statuses(tmp_path, *flaws: str) -> dict[str, str]:
+    out = tmp_path / ("twin" if flaws else "clean")
+    result = vigie("demo", "--profile", ANNUAIRE, *flaw_args(flaws), "--out", str(out), env=optimized())
+    assert "Traceback" not in result.stderr and (out / "report.json").exists(), result.stderr[-2000:]
+    return {o["requirement"]: o["status"] for o in load_report(out)["outcomes"]}
+
+
+def test_annuaire_flawed_twin(tmp_path):
+    """`--profile ig:ans.fhir.fr.annuaire` on the reference system and on its twin whose includes are ignored:
+    the twin fails exactly the declared _include and _revinclude requirements the reference passes, and every
+    other requirement ends as on the reference."""
+    from vigie.fhir import PackageCache
+    cached = PackageCache(os.environ.get("FHIR_PACKAGE_CACHE") or None).list()
+    if not any(name == "ans.fhir.fr.annuaire" for name, _, _ in cached):
+        pytest.skip("the ans.fhir.fr.annuaire package is not in the FHIR package cache (../shared/data)")
+    clean, twin = annuaire_statuses(tmp_path), annuaire_statuses(tmp_path, ANNUAIRE_TWIN_FLAW)
+    assert set(clean) == set(twin)
+    changed = {r: (clean[r], twin[r]) for r in clean if clean[r] != twin[r]}
+    includes = {r for r in clean if "-include-" in r or "-revinclude-" in r}
+    assert {ANNUAIRE_PREFIX + "PractitionerRole-include-PractitionerRole-practitioner",
+            ANNUAIRE_PREFIX + "Organization-revinclude-PractitionerRole-organization"} <= set(changed)
+    assert changed == {r: ("passed", "failed") for r in includes if clean[r] == "passed"}, changed
