@@ -9,10 +9,13 @@ from vigie.errors import ObservationError
 from vigie.loadrun import evaluate_target, observe_load_for, plan_for
 
 
-def _named(result, scenario) -> dict:
-    """The load evidence of the requests a target names, in the shape the report draws charts from."""
+def _named(result, params) -> dict:
+    """The load evidence of the requests a target names, in the shape the report draws charts from, with
+    the threshold they were judged against (drawn on the charts)."""
+    scenario = params.get("scenario")
     return {"host": result.host, "users": result.users, "duration_s": result.duration_s,
             "aborted": result.aborted, "scenario": result.names(scenario),
+            "threshold": {k: params.get(k) for k in ("metric", "aggregation", "op", "value")},
             "aggregated": result.stats(scenario).to_json(), "timeseries": result.timeseries_of(scenario),
             "errors": result.errors_of(scenario)}
 
@@ -22,7 +25,7 @@ def test_load_target(requirement, target, observe, outcome):
     result = observe_load_for(observe, target, plan_for(requirement))
     params = requirement.params
     stats = result.stats(params.get("scenario"))  # an error if the run made none of a named request
-    outcome.evidence(f"load/{requirement.id}@{target.id}.json", _named(result, params.get("scenario")))
+    outcome.evidence(f"load/{requirement.id}@{target.id}.json", _named(result, params))
     summary = stats.to_json()
     outcome.measure(threshold=params["value"], op=params["op"], metric=params["metric"],
                     aggregation=params.get("aggregation"), scenario=summary["name"], count=summary["count"],

@@ -227,6 +227,23 @@ def test_html_report_carries_the_new_sections(signed, report):
     assert Path(signed.path / "report.html").stat().st_size < 2_000_000
 
 
+def test_each_load_target_charts_its_own_requests_with_its_threshold(signed, report):
+    from vigie.render.evidence_view import view
+
+    load = [o for o in report["outcomes"] if o["check"] == "load.target"]
+    assert len(load) == 4
+    for o in load:
+        (own,) = [e for e in o["evidence"] if e.endswith(f"/{o['requirement']}@{o['target']}.json")]
+        data = json.loads((signed.path / own).read_text())
+        m = o["measurements"]
+        assert data["threshold"] == {"metric": m["metric"], "aggregation": m["aggregation"], "op": m["op"],
+                                     "value": m["threshold"]}
+        shown = view(data, "en")
+        assert shown["scenario"] == ("all requests" if m["scenario"] == "Aggregated" else m["scenario"])
+        drawn = [f for f in shown["figures"] if 'class="threshold"' in f["svg"]]
+        assert drawn and all(shown["scenario"] in f["caption"] for f in shown["figures"]), o["requirement"]
+
+
 # --- the drill-down views and charts, on small hand-made evidence ---------------------------------------
 
 
@@ -245,7 +262,7 @@ def test_charts_are_well_formed_svg_with_round_axes():
     histogram = {"3": 5, "40": 2, "1200": 1}
     bars = ET.fromstring(charts.latency_distribution(histogram, "d", "ms", "n"))
     assert len(list(bars.iter(f"{ns}rect"))) - 1 == len(charts.histogram_bins(histogram)) == 11  # frame + bins
-    assert charts.histogram_bins({"3": 5, "40": 2})[-1] == ("20–50", 2)
+    assert charts.histogram_bins({"3": 5, "40": 2})[-1] == (5, 2) and charts.bin_label(5) == "20–50"
     assert charts.percentile({"1": 50, "10": 45, "100": 5}, 95) == 10.0
     assert charts.percentile({}, 50) is None and charts.latency_over_time([], "", "", "") is None
 

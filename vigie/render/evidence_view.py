@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from ..load.stats import AGGREGATED
 from . import charts
 from .i18n import t
 
@@ -86,6 +87,8 @@ def _tls(scan: dict) -> dict:
 
 
 def _load(result: dict, lang: str) -> dict:
+    """Load statistics: of a whole run, or of the requests one load target names (its `scenario`), judged
+    against its `threshold` (metric, aggregation, op, value), which the charts draw."""
     agg = result["aggregated"]
     histogram = agg.get("response_times") if isinstance(agg.get("response_times"), dict) else {}
     timeseries = result.get("timeseries") if isinstance(result.get("timeseries"), list) else []
@@ -99,10 +102,53 @@ def _load(result: dict, lang: str) -> dict:
         numbers.append((f"p{pct}_ms", "" if value is None else charts.fmt_number(value)))
     if isinstance(agg.get("max"), (int, float)):
         numbers.append(("max_ms", charts.fmt_number(agg["max"])))
-    return {"kind": "load", "host": str(result.get("host", "")), "numbers": numbers,
-            "time_chart": charts.latency_over_time(timeseries, t("chart_latency_time", lang),
-                                                   t("chart_seconds", lang), t("chart_ms", lang)),
-            "dist_chart": charts.latency_distribution(histogram, t("chart_latency_dist", lang),
-                                                      t("chart_ms", lang), t("chart_requests", lang)),
+    scenario = _scenario(result.get("scenario"), agg.get("name"), lang)
+    judged = result.get("threshold") if isinstance(result.get("threshold"), dict) else {}
+    threshold = _threshold(judged, lang)
+    metric = judged.get("metric") if threshold else None
+    seconds = t("chart_seconds", lang)
+    figures = []
+    for key, draw, caption, y_label, own in (
+            ("time_chart", charts.latency_over_time, "chart_latency_time", "chart_ms", "latency"),
+            ("dist_chart", charts.latency_distribution, "chart_latency_dist", "chart_requests", "latency"),
+            ("rate_chart", charts.error_rate_over_time, "chart_error_rate_time", "chart_percent", "error_rate"),
+            ("rate_chart", charts.throughput_over_time, "chart_throughput_time", "chart_rps", "throughput")):
+        if key == "rate_chart" and metric != own:
+            continue   # an error rate or throughput chart only for the target judged on it
+        title = f"{t(caption, lang)} — {scenario}"
+        x_label = t("chart_ms", lang) if key == "dist_chart" else seconds
+        data = histogram if key == "dist_chart" else timeseries
+        svg = draw(data, title, x_label, t(y_label, lang), threshold if metric == own else None)
+        if svg:
+            figures.append({"key": key, "svg": svg, "caption": title})
+    shown = {f["key"]: f["svg"] for f in figures}
+    return {"kind": "load", "host": str(result.get("host", "")), "numbers": numbers, "scenario": scenario,
+            "target": threshold.label if threshold else "", "figures": figures,
+            "time_chart": shown.get("time_chart"), "dist_chart": shown.get("dist_chart"),
+            "rate_chart": shown.get("rate_chart"),
             "status_codes": [(str(k), v) for k, v in (result.get("status_codes") or {}).items()],
             "errors": [(str(k), v) for k, v in (result.get("errors") or {}).items()]}
+
+
+def _scenario(names: object, merged: object, lang: str) -> str:
+    """The requests a load target names ("patient-search-name + patient-search-identifier"), else all."""
+    if merged != AGGREGATED and isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return " + ".join(names)
+    return t("chart_all_requests", lang)
+
+
+def _threshold(judged: dict, lang: str) -> charts.Threshold | None:
+    """The target a load outcome was judged against, in the unit of its chart: ms, % or requests per second."""
+    metric, op, value = judged.get("metric"), judged.get("op"), judged.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not isinstance(op, str):
+        return None
+    if metric == "latency":
+        shown, what, unit = float(value), str(judged.get("aggregation") or ""), " ms"
+    elif metric == "error_rate":
+        shown, what, unit = 100 * float(value), t("chart_error_rate", lang), " %"
+    elif metric == "throughput":
+        shown, what, unit = float(value), "", " " + t("chart_rps_unit", lang)
+    else:
+        return None
+    label = t("chart_target", lang, what=what, op=op, value=f"{shown:g}{unit}")
+    return charts.Threshold(shown, " ".join(label.split()))
