@@ -11,10 +11,14 @@ import jsonschema
 import pytest
 
 from vigie.catalogue import load_catalogue
+from vigie.render.junit import render_junit
 from vigie.render.sarif import render_sarif
 from vigie.suite import CHECK_DIRS, ROOT, check_families
 
 CATALOGUE = load_catalogue()
+STATUSES = ("passed", "failed", "error", "skipped", "not_applicable", "not_tested")
+# Jenkins' strict JUnit schema (xunit-plugin's junit-10.xsd, MIT), kept with its licence
+JUNIT_XSD = Path(__file__).parent / "data" / "junit-10.xsd"
 # what the profiles' checks are about; a new profile is added here once its family is known to be right
 SECURITY_PROFILES = {"anssi-tls", "mozilla-tls-intermediate", "mozilla-tls-modern", "http-hardening", "api-access",
                      "api-robustness", "traceability", "source-security", "eds-privacy"}
@@ -124,3 +128,63 @@ def test_every_sarif_rule_says_what_it_asks_where_from_and_how_to_fix(tmp_path, 
         assert float(rule["properties"]["security-severity"]) >= (7 if requirement.level == "SHALL" else 0)
     if lang == "fr":
         assert "EXIGÉ (SHALL)" in sarif["runs"][0]["tool"]["driver"]["rules"][0]["help"]["text"]
+
+
+# --- JUnit ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def junit_schema():
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(JUNIT_XSD)))
+
+
+def junit_of(report: dict, tmp_path: Path):
+    from lxml import etree
+
+    out = tmp_path / "junit.xml"
+    render_junit(report, out)
+    return etree.parse(str(out))
+
+
+def test_the_strict_schema_refuses_what_lenient_readers_take(junit_schema):
+    from lxml import etree
+
+    lenient = ('<testsuites skipped="0"><testsuite name="s" tests="1" failures="0" errors="0"><testcase name="c">'
+               '<properties><property name="level" value="SHALL"/></properties></testcase></testsuite></testsuites>')
+    assert not junit_schema.validate(etree.fromstring(lenient))
+    assert len(junit_schema.error_log) == 2   # properties in a testcase, skipped on testsuites
+
+
+def test_junit_of_every_status_is_valid_against_the_strict_schema(tmp_path, junit_schema):
+    from junitparser import JUnitXml
+
+    report = catalogue_report()
+    for n, o in enumerate(report["outcomes"]):
+        o["status"] = STATUSES[n % len(STATUSES)]
+        o["duration_s"] = 1234.5678 if n == 0 else n / 7
+    doc = junit_of(report, tmp_path)
+    assert junit_schema.validate(doc), [str(e) for e in junit_schema.error_log][:5]
+    xml = JUnitXml.fromfile(str(tmp_path / "junit.xml"))
+    cases = {case.name: case for suite in xml for case in suite}
+    assert len(cases) == len(report["outcomes"])
+    count = {s: sum(1 for o in report["outcomes"] if o["status"] == s) for s in STATUSES}
+    assert sum(suite.failures for suite in xml) == count["failed"] and sum(s.errors for s in xml) == count["error"]
+    first = report["outcomes"][0]
+    out = doc.find(f".//testcase[@name='{first['requirement']}@practice']/system-out").text
+    assert f"level: {first['level']}" in out and f"check: {first['check']}" in out and first["evidence"][0] in out
+
+
+def test_junit_strips_control_characters(tmp_path, junit_schema):
+    report = catalogue_report(profiles={"traceability"})
+    dirty = "bell\x07 nul\x00 esc\x1b[31m del\x7f c1\x85\x9b nonchar\ufffe\uffff lone\ud800 kept:\té ✓ 😀"
+    clean = "bell nul esc[31m del c1 nonchar lone kept:\té ✓ 😀"
+    first = report["outcomes"][0]
+    first["summary"], first["messages"] = dirty, [dirty]
+    first["check"], first["evidence"] = "audit.trail\x01", ["evidence/x\x02.json"]
+    doc = junit_of(report, tmp_path)
+    assert junit_schema.validate(doc), [str(e) for e in junit_schema.error_log][:5]
+    case = doc.find(".//testcase")
+    assert case.find("failure").get("message") == clean and case.find("failure").text == f"{clean}\n{clean}"
+    assert "check: audit.trail\n" in case.find("system-out").text and "evidence/x.json" in case.find("system-out").text

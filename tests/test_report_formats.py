@@ -83,6 +83,11 @@ def test_an_old_journal_without_the_new_fields_still_rebuilds(signed, tmp_path):
 
 
 def test_junit_parses_and_counts_every_outcome(signed, report):
+    from lxml import etree
+
+    # valid against Jenkins' strict junit-10.xsd (tests/data/, MIT)
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
+    assert schema.validate(etree.parse(str(signed.path / "junit.xml"))), [str(e) for e in schema.error_log][:3]
     xml = JUnitXml.fromfile(str(signed.path / "junit.xml"))
     cases = [case for suite in xml for case in suite]
     assert len(cases) == len(report["outcomes"])
