@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from vigie.catalogue import load_catalogue
+from vigie.render.allure import render_allure
 from vigie.render.junit import render_junit
 from vigie.render.sarif import render_sarif
 from vigie.suite import CHECK_DIRS, ROOT, check_families
@@ -188,3 +189,36 @@ def test_junit_strips_control_characters(tmp_path, junit_schema):
     case = doc.find(".//testcase")
     assert case.find("failure").get("message") == clean and case.find("failure").text == f"{clean}\n{clean}"
     assert "check: audit.trail\n" in case.find("system-out").text and "evidence/x.json" in case.find("system-out").text
+
+
+# --- Allure ----------------------------------------------------------------------------------------------
+
+
+def test_allure_results_carry_the_evidence_files_as_attachments(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "evidence" / "http").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("not the bundle's")
+    (bundle / "evidence" / "http" / "TRACE-01@practice.json").write_text('[{"request": {"url": "u"}}]')
+    (bundle / "evidence" / "shared.json").write_text('{"scan": 1}')
+    (bundle / "evidence" / "locust.log").write_text("log line\n")
+    (bundle / "evidence" / "link.json").symlink_to(tmp_path / "secret.txt")
+    report = catalogue_report(profiles={"traceability"})
+    first, second = report["outcomes"][:2]
+    first["evidence"] = ["evidence/shared.json", "evidence/http/TRACE-01@practice.json", "evidence/locust.log",
+                         "evidence/missing.json", "../secret.txt", "evidence/link.json", "/etc/hostname"]
+    second["evidence"] = ["evidence/shared.json"]
+    render_allure(report, bundle / "allure-results", "en")
+    results = {r["historyId"]: r for r in (json.loads(p.read_text()) for p in
+                                           (bundle / "allure-results").glob("*-result.json"))}
+    attached = results["TRACE-01@practice"]["attachments"]
+    assert [a["name"] for a in attached] == ["evidence/shared.json", "evidence/http/TRACE-01@practice.json",
+                                             "evidence/locust.log"]   # only the bundle's own files
+    assert [a["type"] for a in attached] == ["application/json", "application/json", "text/plain"]
+    for a in attached:
+        copy = bundle / "allure-results" / a["source"]
+        assert a["source"].endswith("-attachment" + Path(a["name"]).suffix)
+        assert copy.read_bytes() == (bundle / a["name"]).read_bytes()
+    assert results["TRACE-02@practice"]["attachments"] == attached[:1]   # one copy for every outcome naming it
+    copies = [p for p in (bundle / "allure-results").iterdir() if "-attachment" in p.name]
+    assert len(copies) == 3 and not any(p.read_text() == "not the bundle's" for p in copies)
+    assert results["TRACE-03@practice"]["attachments"] == []   # its evidence file does not exist

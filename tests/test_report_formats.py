@@ -158,6 +158,11 @@ def test_allure_results_one_per_outcome_with_labels(signed, report):
         assert labels["requirement"] == o["requirement"] and labels["profile"] == o["profile"]
         assert labels["target"] == o["target"] and labels["severity"] == severity[o["level"]]
         assert r["status"] == status[o["status"]] and r["stage"] == "finished" and r["stop"] >= r["start"] > 0
+        # the evidence itself, attached: the folder a CI job publishes alone still shows what was observed
+        assert [a["name"] for a in r["attachments"]] == o["evidence"]
+        for a in r["attachments"]:
+            attached = signed.path / "allure-results" / a["source"]
+            assert attached.read_bytes() == (signed.path / a["name"]).read_bytes()
 
 
 # --- PDF ------------------------------------------------------------------------------------------------
