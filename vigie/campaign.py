@@ -4,11 +4,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from .catalogue import KINDS
 from .errors import VigieError
-from .evidence import strip_password
+from .evidence import check_id, strip_credentials, url_credentials
 from .limits import make_limits
 
 TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens"}
@@ -35,13 +35,12 @@ class Target:
         return parts.port or (443 if parts.scheme == "https" else 80)
 
     def secrets(self) -> list[str]:
-        # a database URL's password too (postgresql://user:pass@host/db), as written and as decoded
-        password = urlsplit(self.url).password if "@" in self.url else None
-        return [s for s in [self.token, *self.tokens.values(), password, unquote(password or "")] if s]
+        # what the URL carries too (postgresql://user:pass@host/db?sslpassword=...), as written and as decoded
+        return [s for s in [self.token, *self.tokens.values(), *url_credentials(self.url)] if s]
 
     def public(self) -> dict:
         """What a report may show of the target: never its secrets."""
-        return {"id": self.id, "kind": self.kind, "url": strip_password(self.url)}
+        return {"id": self.id, "kind": self.kind, "url": strip_credentials(self.url)}
 
 
 def make_target(data: dict, where: str) -> Target:
@@ -57,7 +56,7 @@ def make_target(data: dict, where: str) -> Target:
     if kind == "fhir":
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise VigieError(f"{where}: '{url}' is not an http(s) URL")
+            raise VigieError(f"{where}: '{strip_credentials(url)}' is not an http(s) URL")
     if kind == "warehouse":  # a database URL: its scheme must name a dialect vigie can load
         from .warehouse.url import check_url
         check_url(url, where)
@@ -73,7 +72,8 @@ def make_target(data: dict, where: str) -> Target:
     tokens = data.get("tokens") or {}
     if not isinstance(tokens, dict):
         raise VigieError(f"{where}: tokens must be a table of role = token")
-    return Target(id=str(data.get("id") or kind), kind=kind, url=url.rstrip("/"), ca_file=ca_file,
+    target_id = check_id(data.get("id", kind), f"{where}: target id")   # it names evidence files
+    return Target(id=target_id, kind=kind, url=url.rstrip("/"), ca_file=ca_file,
                   token=data.get("token"), tokens={str(k): str(v) for k, v in tokens.items()})
 
 

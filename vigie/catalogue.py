@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import VigieError
+from .evidence import check_id
 from .model import LEVELS
 from .suite import PROFILE_DIR, check_families
 
@@ -140,6 +141,7 @@ def load_profile(path: Path) -> Profile:
     pid = data["id"]
     if not isinstance(pid, str) or not pid:
         raise VigieError(f"{where}, line {line}: id must be a non-empty string")
+    check_id(pid, f"{where}, line {line}: profile id")
     kinds = data["applies_to"]
     if not isinstance(kinds, list) or not kinds or any(k not in KINDS for k in kinds):
         raise VigieError(f"{where}, line {line}: applies_to must list target kinds among {', '.join(KINDS)}")
@@ -170,6 +172,7 @@ def load_profile(path: Path) -> Profile:
         for key in ("id", "check", "reference"):
             if not isinstance(raw[key], str) or not raw[key]:
                 raise VigieError(f"{where}, line {rline}: {key} must be a non-empty string")
+        check_id(raw["id"], f"{where}, line {rline}: requirement id")   # it names evidence files
         requirements.append(Requirement(
             id=raw["id"], level=raw["level"], title=_check_title(raw["title"], where, rline),
             reference=raw["reference"], check=raw["check"], profile=pid, params=_strip(params)))

@@ -5,6 +5,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import VigieError
+from ..evidence import strip_credentials
 
 # vigie's own options in the URL's query, removed before the URL reaches the driver
 OPTIONS = ("schema", "audit_log")
@@ -46,14 +47,14 @@ def option(url: str, name: str) -> str | None:
 
 
 def public_url(url: str) -> str:
-    """The URL without its password: what a report may show."""
+    """The URL without its password (in the userinfo or the query: ?password=): what a report may show."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
+        return strip_credentials(url.split("@")[-1] if "@" in url else url)
     if parsed.password is None:
-        return url
-    return parsed._replace(password=None).render_as_string(hide_password=False)
+        return strip_credentials(url)
+    return strip_credentials(parsed._replace(password=None).render_as_string(hide_password=False))
 
 
 def url_secrets(url: str) -> list[str]:
