@@ -8,12 +8,19 @@ from rich.markup import escape
 from rich.table import Table
 
 # C0 controls but tab and newline, DEL and the C1 controls (8-bit CSI, OSC...): a target's text must not drive
-# the reader's terminal (clear the screen, set its title, move the cursor)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# the reader's terminal (clear the screen, set its title, move the cursor); nor may bidirectional overrides
+# make it read other than it is
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def strip_control(text: str) -> str:
+    """The text with each control character replaced by U+FFFD, visibly."""
     return _CONTROL.sub("\ufffd", str(text))
+
+
+def _shown(text) -> str:
+    """A value from a target or a report, fit for rich: no control character, no markup."""
+    return escape(strip_control(text))
 
 
 STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "error": ("!", "magenta"), "skipped": ("-", "yellow"),
@@ -25,9 +32,9 @@ VERDICT_STYLE = {"conformant": "bold green", "conformant-with-reservations": "bo
 
 def outcome_line(console, o) -> None:
     mark, colour = STYLE[o.status]
-    console.print(f" [{colour}]{mark} {o.status:<14}[/] {o.requirement}@{o.target} [dim]{o.level}[/] "
+    console.print(f" [{colour}]{mark} {o.status:<14}[/] {_shown(o.requirement)}@{_shown(o.target)} "
                   # a summary may quote the target ("[/x]" would be markup, "[redacted]" would vanish)
-                  f"{escape(o.summary[:100])}",
+                  f"[dim]{_shown(o.level)}[/] {_shown(o.summary[:100])}",
                   markup=True, soft_wrap=False, overflow="ellipsis", crop=True)
 
 
@@ -37,12 +44,12 @@ def verdict_table(console, report: dict, out: Path) -> None:
         table.add_column(col, justify="right" if col not in ("profile", "version", "verdict") else "left")
     for p in report["profiles"]:
         c = p["counts"]
-        table.add_row(p["id"], p["version"], f"[{VERDICT_STYLE[p['verdict']]}]{p['verdict']}[/]",
+        table.add_row(_shown(p["id"]), _shown(p["version"]), f"[{VERDICT_STYLE[p['verdict']]}]{p['verdict']}[/]",
                       str(c["passed"]), str(c["failed"]), str(c["error"]),
                       str(c["not_tested"] + c.get("skipped", 0)), str(c["not_applicable"]))
     console.print(table)
     for line in report["run"].get("suite_errors", []):
-        console.print(f"[red]suite error:[/] {line}")
+        console.print(f"[red]suite error:[/] {_shown(line)}")
     console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
     html = Path(out) / "report.html"
-    console.print(f"report: {html if html.exists() else Path(out) / 'report.json'}")
+    console.print(f"report: {_shown(html if html.exists() else Path(out) / 'report.json')}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..display import strip_control
 from .i18n import STATUSES, check_lang, localized, product_text, t
 
 _MARK = {"conformant": "✅", "conformant-with-reservations": "⚠️", "non-conformant": "❌", "incomplete": "❔", "not_applicable": "➖"}
@@ -63,12 +64,13 @@ def _verdict(key: str | None, lang: str) -> str:
 
 
 def _esc(text: object) -> str:
-    """Markdown-neutral text: table pipes, emphasis, links and raw HTML from a target stay literal."""
-    flat = re.sub(r"\s+", " ", str(text)).strip()
+    """Markdown-neutral text: table pipes, emphasis, links and raw HTML from a target stay literal, and its
+    control characters (a terminal escape, shown raw by a CI log) are replaced visibly."""
+    flat = re.sub(r"\s+", " ", strip_control(text)).strip()
     return re.sub(r"([\\`*_\[\]|<>#!&])", r"\\\1", flat)
 
 
 def _code(text: object) -> str:
     # backslash escapes are literal inside a code span, except a table pipe, which GFM reads first
-    flat = re.sub(r"\s+", " ", str(text)).strip().replace("`", "'").replace("|", "\\|")
+    flat = re.sub(r"\s+", " ", strip_control(text)).strip().replace("`", "'").replace("|", "\\|")
     return f"`{flat}`"
