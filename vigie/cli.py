@@ -2,6 +2,7 @@
 reservations), 1 non-conformant, 2 incomplete, 3 usage or configuration error."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -142,7 +143,8 @@ def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags)
     selected = _campaign_profiles(profiles, ["fhir", "warehouse", "source"])
     kinds = {k for p in selected for k in p.applies_to}
     console = _console()
-    with tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
+    # the folder holds the practice system's private key: removed however the demo ends, but for SIGKILL
+    with _stopped_like_ctrl_c(), tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
         targets, system = [], None
         if "source" in kinds:  # the reference vendor source tree, read in place (clean: no source flaw)
             targets.append(Target(id="source", kind="source", url=str(DEMO_SOURCE)))
@@ -386,31 +388,45 @@ def reference():
 def reference_practice(port, flaws, state, seed):
     """Serve the reference practice system (FHIR R4 over HTTPS) until interrupted."""
     from fixtures.practice import FLAWS, start_practice
+    from fixtures.practice.private import UnsafeFolder
     unknown = [f for f in flaws if f not in FLAWS]
     if unknown:
         raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted(FLAWS))})")
-    workdir = Path(state) if state else Path(tempfile.mkdtemp(prefix="vigie-practice-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        system = start_practice(port=port, flaws=tuple(flaws), seed=seed, workdir=workdir)
-    except OSError as exc:
-        raise VigieError(f"cannot serve on port {port}: {exc.strerror or exc}") from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"serving {system.url}" + (f" with flaws: {', '.join(flaws)}" if flaws else ""))
-    click.echo(f"CA file: {system.ca_file}")
-    if state:
-        click.echo(f"state: {system.write_state(Path(state))}")
-    else:
-        click.echo(f"token: {system.token}")
-    try:
-        while not stop.wait(0.5):
+    # without --state, the TLS material goes to a temporary folder the system owns and removes when stopped
+    with _stopped_like_ctrl_c():
+        try:
+            system = start_practice(port=port, flaws=tuple(flaws), seed=seed, workdir=Path(state) if state else None)
+        except UnsafeFolder as exc:
+            raise VigieError(f"--state {exc}") from None
+        except OSError as exc:
+            raise VigieError(f"cannot serve on port {port}: {exc.strerror or exc}") from None
+        try:
+            click.echo(f"serving {system.url}" + (f" with flaws: {', '.join(flaws)}" if flaws else ""))
+            click.echo(f"CA file: {system.ca_file}")
+            if state:
+                click.echo(f"state: {system.write_state(Path(state))}")
+            else:
+                click.echo(f"token: {system.token}")
+            threading.Event().wait()
+        except KeyboardInterrupt:   # Ctrl-C, SIGTERM, SIGHUP
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        system.stop()
+        finally:
+            system.stop()
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_like_ctrl_c():
+    """SIGTERM and SIGHUP end the command as Ctrl-C does (KeyboardInterrupt), so that its cleanup runs (servers
+    stopped, temporary folders with keys removed) instead of the process dying where it stands."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @reference.command("warehouse")
