@@ -204,3 +204,29 @@ def test_report_loads_without_errors_and_shows_its_parts(browser, bundle, tmp_pa
     # every evidence link of the page points at a file of the bundle
     hrefs = browser.evaluate("[...document.querySelectorAll('a[href^=\"evidence/\"]')].map(a => a.href)")
     assert hrefs and all(Path(urllib.request.url2pathname(h[len("file://"):])).is_file() for h in hrefs)
+
+
+# where the page first shows a requirement together with its reason: the highest visible element holding both
+FIRST_SHOWN = """((req, reason) => {
+    const shown = [...document.querySelectorAll('body *')].filter(el => el.getClientRects().length
+        && el.textContent.includes(req) && el.textContent.includes(reason)
+        && ![...el.children].some(c => c.textContent.includes(req) && c.textContent.includes(reason)));
+    const top = shown.length ? Math.min(...shown.map(el => el.getBoundingClientRect().top + scrollY)) : null;
+    const item = shown.find(el => el.getBoundingClientRect().top + scrollY === top);
+    const link = item && item.querySelector('a[href^="#"]');
+    return {top, screen: innerHeight, link: link && link.getAttribute('href')};
+})"""
+
+
+def test_the_first_failure_is_read_on_the_first_screen(browser, bundle):
+    """A reviewer sees, without scrolling, what failed: the first failed outcome's requirement and reason, with
+    a link that leads to its evidence. Measured in the 1280x900 window, details blocks left as they open."""
+    report = json.loads((bundle / "report.json").read_text())
+    first = next(o for o in report["outcomes"] if o["status"] == "failed" and o["level"] == "SHALL")
+    browser.open((bundle / "report.html").as_uri())
+    facts = browser.evaluate(FIRST_SHOWN + f"({json.dumps(first['requirement'])}, {json.dumps(first['summary'][:60])})")
+    assert facts["top"] is not None and facts["top"] < facts["screen"], facts
+    # its link lands on the outcome's details, where the evidence is
+    assert facts["link"], facts
+    target = browser.evaluate(f"(document.getElementById({json.dumps(facts['link'][1:])}) || {{}}).textContent")
+    assert any(path in target for path in first["evidence"]), facts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from html.parser import HTMLParser
@@ -399,3 +400,98 @@ def test_render_dispatch(report, tmp_path):
         assert render(report, fmt, tmp_path / name).stat().st_size > 0
     with pytest.raises(ValueError, match="pdf"):
         render(report, "pdf", tmp_path / "report.pdf")
+
+
+# --- findings first, dates, levels and references in the report's language (HTML and PDF) --------------
+
+FINDING_ORDER = ["ANSSI-TLS-01", "FRCORE-PAT-02", "FRCORE-PRA-01", "OMOP-PRIV-02", "ANSSI-TLS-05", "FRCORE-SRCH-01",
+                 "OMOP-PRIV-04"]  # SHALL failed, error, not tested; SHOULD failed, skipped; MAY skipped, not tested
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_html_opens_with_the_findings(report, tmp_path, lang):
+    html, page = _html(report, tmp_path, lang)
+    # right after the verdict and the product: before the run's facts, the contents and the matrix
+    order = [html.index(mark) for mark in ('class="verdict-banner', 'id="findings"', 'id="run"', 'id="toc"',
+                                           'id="traceability"')]
+    assert order == sorted(order)
+    section = html.split('id="findings"')[1].split("</section>")[0]
+    rows = [r for r in section.split("<tr>")[2:]]
+    assert [Page(r).text.split()[0] for r in rows] == FINDING_ORDER
+    first = Page(rows[0])
+    assert first.all("a")[0]["href"] == "#o-ANSSI-TLS-01-practice"  # to its details, where its evidence is
+    assert "evidence/tls/practice.json" in [a["href"] for a in first.all("a")]
+    assert t("level.SHALL", lang) in first.text and report["outcomes"][0]["summary"] in first.text
+    # the details of every finding are open, the others closed
+    opened = [a for a in page.all("details") if "open" in a]
+    assert len(opened) == len(FINDING_ORDER)
+
+
+def test_html_says_when_nothing_is_to_be_found(report, tmp_path):
+    report["outcomes"] = [o for o in report["outcomes"] if o["status"] in ("passed", "not_applicable")]
+    _, page = _html(report, tmp_path, "fr")
+    assert "Constats (0)" in page.text and "Aucune exigence n'a échoué et aucune ne reste à vérifier." in page.text
+
+
+@pytest.mark.parametrize("lang, started, finished", [
+    ("fr", "28 novembre 2026, 15 h 47 UTC", "28 novembre 2026, 15 h 49 UTC"),
+    ("en", "28 November 2026, 15:47 UTC", "28 November 2026, 15:49 UTC")])
+def test_dates_in_the_report_language(report, tmp_path, lang, started, finished):
+    report["run"]["finished"] = "2026-11-28T16:49:13+01:00"  # an offset is shown in UTC
+    _, page = _html(report, tmp_path, lang)
+    assert started in page.text and finished in page.text
+    assert "2026-11-28T15:47" not in page.text  # ISO stays in the datetime attributes only
+    assert {"datetime": "2026-11-28T15:47:00Z"} in page.all("time")
+
+
+def test_date_text():
+    from vigie.render.i18n import date_text
+
+    assert date_text("2026-12-03T10:21:44+00:00", "fr") == "3 décembre 2026, 10 h 21 UTC"
+    assert date_text("2026-08-01T00:05:00Z", "fr") == "1er août 2026, 00 h 05 UTC"
+    assert date_text("not a date", "fr") == "not a date" and date_text(None, "en") == ""
+
+
+RFC_2119_BARE = re.compile(r"(?<!\()\b(SHALL|SHOULD|MAY)\b(?!\))")
+
+
+def test_levels_in_french(report, tmp_path):
+    _, page = _html(report, tmp_path, "fr")
+    for word in ("EXIGÉ (SHALL)", "RECOMMANDÉ (SHOULD)", "FACULTATIF (MAY)"):
+        assert word in page.text
+    assert not RFC_2119_BARE.findall(page.text)  # the English word only in brackets, never in a French sentence
+    assert not [key for key, texts in labels().items() if RFC_2119_BARE.search(texts["fr"])]
+    _, page = _html(report, tmp_path, "en")
+    assert "EXIGÉ" not in page.text and "SHALL" in page.text
+
+
+def test_references_say_in_french_what_was_not_verified(report, tmp_path):
+    report["outcomes"][0]["reference"] = "§ versions de protocole (R3, R4 — numbering unverified)"
+    _, page = _html(report, tmp_path, "fr")
+    assert "R4 — numérotation non vérifiée" in page.text and "numbering unverified" not in page.text
+    _, page = _html(report, tmp_path, "en")
+    assert "R4 — numbering unverified" in page.text
+
+
+def _pdf_text(report: dict, tmp_path: Path, lang: str, **kw) -> list[str]:
+    from pypdf import PdfReader
+
+    from vigie.render.pdf import render_pdf
+
+    out = tmp_path / f"report-{lang}.pdf"
+    render_pdf(report, out, lang, **kw)
+    return [" ".join(p.extract_text().split()) for p in PdfReader(str(out)).pages]
+
+
+def test_pdf_cover_in_french(report, tmp_path):
+    report["outcomes"][0]["reference"] = "R3 (numbering unverified)"
+    pages = _pdf_text(report, tmp_path, "fr")
+    cover = pages[0]
+    assert "`" not in cover and "se vérifie avec vigie verify sur le lot" in cover
+    assert "28 novembre 2026, 15 h 47 UTC — 28 novembre 2026, 15 h 49 UTC" in cover
+    # the product under test and the masking of patient data stay on the cover
+    assert "Produit évalué Cabinet Plus 4.2.1 (commit 9f1c2ab) — déclaré par l'évaluateur" in cover
+    assert "Données des patients NON MASQUÉES" in cover  # the sample predates masking: it says so
+    whole = " ".join(pages)
+    assert "EXIGÉ (SHALL)" in whole and "numérotation non vérifiée" in whole and "numbering unverified" not in whole
+    assert not RFC_2119_BARE.findall(whole)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from collections import Counter
 from importlib import metadata
 from importlib.resources import files
@@ -186,7 +187,8 @@ def test_pdf_has_a_cover_and_a_section_per_profile(signed, report):
     starts = []
     for p in report["profiles"]:
         heading = f"Profile: {p['title']['en']}"
-        starts.append(next(i for i, text in enumerate(flat) if text.find(heading) != -1))
+        # the first page that opens with the heading (the contents name it too, further down their page)
+        starts.append(next(i for i, text in enumerate(flat) if text.startswith(heading)))
     assert starts == sorted(set(starts)) and starts[0] >= 1  # each on its own page, after the cover
 
 
@@ -199,6 +201,80 @@ def test_report_format_pdf_in_french_without_a_signature(signed, tmp_path):
     assert result.returncode == 1, result.stderr
     cover = " ".join(PdfReader(str(bundle / "report.pdf")).pages[0].extract_text().split())
     assert "non signé" in cover and "non conforme" in cover and "Produit évalué vigie-reference" in cover
+
+
+def _outline(pdf) -> dict[str, int]:
+    """The PDF's bookmarks: title -> page number (1-based), at every depth."""
+    found, todo = {}, list(pdf.outline)
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, list):
+            todo = item + todo
+        else:
+            found[" ".join(item.title.split())] = pdf.get_destination_page_number(item) + 1
+    return found
+
+
+def _links(page) -> list[str]:
+    """The internal destinations the page's link annotations lead to."""
+    return [str(a.get_object()["/Dest"]) for a in page.get("/Annots") or [] if "/Dest" in a.get_object()]
+
+
+def test_pdf_has_a_table_of_contents_with_right_page_numbers(signed, report):
+    from pypdf import PdfReader
+
+    pdf = PdfReader(str(signed.path / "report.pdf"))
+    texts = [page.extract_text() for page in pdf.pages]
+    outline = _outline(pdf)
+    toc = next(i for i, text in enumerate(texts) if text.startswith("Contents"))
+    entries = dict(re.findall(r"^(\S.*?) ?\.{4,} ?(\d+)$", texts[toc], re.MULTILINE))
+    headings = ["Findings", "Charts", "Findings in detail"] + [f"Profile: {p['title']['en']}" for p in report["profiles"]]
+    for heading in headings:
+        entry = next(label for label in entries if label.startswith(heading))
+        page = int(entries[entry])
+        assert outline[entry] == page, entry  # the bookmark and the contents agree...
+        assert entry in " ".join(texts[page - 1].split()), entry  # ...and the heading is on that page
+    # every entry is a link to its section
+    assert set(_links(pdf.pages[toc])) == {"findings", "charts", "details"} | {
+        f"p-{i}" for i in range(1, len(report["profiles"]) + 1)}
+
+
+def test_pdf_lists_the_findings_first_linked_to_their_evidence(signed, report):
+    from pypdf import PdfReader
+
+    pdf = PdfReader(str(signed.path / "report.pdf"))
+    texts = [" ".join(page.extract_text().split()) for page in pdf.pages]
+    outline = _outline(pdf)
+    listed = outline[next(k for k in outline if k.startswith("Findings ("))]
+    problems = [o for o in report["outcomes"] if o["status"] in ("failed", "error", "not_tested")]
+    assert f"Findings ({len(problems)})" in texts[listed - 1]
+    assert listed < min(page for title, page in outline.items() if title.startswith("Profile:"))
+    # SHALL failures first; each row links to its finding's section and says on which page it is
+    order = [o["requirement"] for o in problems]
+    rows = re.findall(r"(\S+) (SHALL|SHOULD|MAY) \S+ (failed|error|not tested) .*? p\. (\d+)", texts[listed - 1])
+    assert sorted(order) == sorted(r[0] for r in rows) and rows[0][1:3] == ("SHALL", "failed")
+    links = _links(pdf.pages[listed - 1])
+    for n, (requirement, _, status, page) in enumerate(rows, 1):
+        section = f"{requirement} @ {report['targets'][0]['id']} — {status}"
+        assert outline[section] == int(page) and f"f-{n}" in links, section
+        assert pdf.get_destination_page_number(pdf.named_destinations[f"f-{n}"]) + 1 == int(page)
+    # the decisive evidence of each failure: the request line and status, the header in question
+    details = " ".join(texts[outline["Findings in detail"] - 1:min(p for t, p in outline.items() if t.startswith("Profile:")) - 1])
+    hsts = details.split("HTTP-01 @")[1].split(" @ ")[0]
+    assert "GET /fhir/metadata → 200 OK" in hsts and "Strict-Transport-Security: absent" in hsts
+    banner = details.split("HTTP-04 @")[1].split(" @ ")[0]
+    assert "Server: vigie-reference/" in banner and "evidence/http/HTTP-04@" in banner
+
+
+def test_pdf_draws_the_key_charts(signed, report):
+    from pypdf import PdfReader
+
+    pdf = PdfReader(str(signed.path / "report.pdf"))
+    page = " ".join(pdf.pages[_outline(pdf)["Charts"] - 1].extract_text().split())
+    assert "Outcomes per profile" in page and all(p["id"] in page for p in report["profiles"])
+    assert "passed failed error not applicable not tested" in page  # the legend: colours come with words
+    load = next(path for o in report["outcomes"] for path in o["evidence"] if path.startswith("evidence/load/"))
+    assert "Load run on" in page and "seconds since start" in page and "latency (ms)" in page, load
 
 
 @pytest.mark.parametrize("fmt, produced", [("sarif", "results.sarif"), ("allure", "allure-results"),

@@ -157,7 +157,7 @@ def _pdf(report, bundle):
     except (ImportError, OSError) as exc:
         raise VigieError(f"the PDF report needs weasyprint and its system libraries (pango): {exc}") from None
     out = bundle / "report.pdf"
-    render_pdf(report, out, report["run"]["lang"])
+    render_pdf(report, out, report["run"]["lang"], bundle)
     return out
 
 

@@ -15,14 +15,27 @@ import jinja2
 
 from ..evidence import writable
 from . import evidence_view
-from .i18n import LEVELS, STATUSES, VERDICTS, check_lang, localized, product_text, t
+from .decisive import READ_MAX_BYTES, bundle_file, read_json
+from .findings import is_finding, one_line, rank
+from .i18n import (
+    LEVELS,
+    STATUSES,
+    VERDICTS,
+    check_lang,
+    date_text,
+    level_text,
+    localized,
+    product_text,
+    reference_text,
+    t,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # Evidence larger than this is linked, not embedded: the report must stay light enough to mail and open.
 EMBED_MAX_BYTES = 200 * 1024
 # Evidence of a known kind (HTTP, TLS, load) is summarised, not embedded: it may be read when larger.
-VIEW_MAX_BYTES = 8 * 1024 * 1024
+VIEW_MAX_BYTES = READ_MAX_BYTES
 EXCERPT_MAX_LINES = 80
 
 
@@ -75,9 +88,11 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
     # optional fields get explicit defaults: the template is strict so that a typo in it fails loudly
     run = {"finished": None, "suite_digest": "", "command": "", "complete": None, "signer": None,
            "patient_data": None, "environment": {}, "fhir_packages": [], **report.get("run", {})}
+    run |= {"started_text": date_text(run.get("started"), lang), "finished_text": date_text(run["finished"], lang)}
     env = run["environment"] if isinstance(run["environment"], dict) else {}
     return {
         "run": run,
+        "findings": sorted((r for r in rows if r["is_finding"]), key=lambda r: rank(r["status"]["key"], r["level"])),
         "product": product_text(report.get("product"), lang),
         "verdict": _verdict(report.get("verdict"), lang),
         "targets": [{"url": "", **target} for target in report.get("targets", [])],
@@ -88,7 +103,8 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
         "attestations": [r for r in rows if r["is_attestation"]],
         "statuses": [_status(s, lang) for s in STATUSES],
         "verdicts": [_verdict(v, lang) for v in VERDICTS],
-        "levels": [{"key": lv, "desc": t(f"level_desc.{lv}", lang)} for lv in LEVELS],
+        "levels": [{"key": lv, "label": level_text(lv, lang), "desc": t(f"level_desc.{lv}", lang)}
+                   for lv in LEVELS],
     }
 
 
@@ -140,17 +156,21 @@ def _outcome(o: dict, ctx: _Context) -> dict:
         "requirement": o["requirement"],
         "profile": o["profile"],
         "level": o["level"],
+        "level_label": level_text(o["level"], lang),
         "title": localized(o.get("title"), lang),
-        "reference": o.get("reference", ""),
+        "reference": reference_text(o.get("reference", ""), lang),
         "target": o["target"],
         "check": o["check"],
         "is_attestation": o["check"] == "attestation",
         "status": _status(o["status"], lang),
+        "is_finding": is_finding(o),
         "summary": o.get("summary", ""),
+        "reason": one_line(o.get("summary", "")),
         "messages": o.get("messages") or [],
         "measurements": [(k, _value(v)) for k, v in (o.get("measurements") or {}).items()],
         "evidence": [_evidence(path, label, ctx) for path in o.get("evidence") or []],
         "started": o.get("started") or "",
+        "started_text": date_text(o.get("started"), lang) if o.get("started") else "",
         "duration": "" if duration is None else _number(duration, lang) + " s",
     }
 
@@ -158,21 +178,15 @@ def _outcome(o: dict, ctx: _Context) -> dict:
 def _evidence(path: str, label: str, ctx: _Context) -> dict:
     item = {"path": path, "href": quote(path), "excerpt": None, "note": "", "anchor": "", "shown_with": None,
             "view": None}
-    if ctx.bundle_dir is None:
-        return item
-    bundle = Path(ctx.bundle_dir).resolve()
-    file = (bundle / path).resolve()
-    if not file.is_relative_to(bundle):  # a crafted report must not make us read files outside the bundle
+    file = bundle_file(ctx.bundle_dir, path)  # a crafted report must not make us read files outside the bundle
+    if file is None:
         return item
     item["href"] = quote(Path(os.path.relpath(file, ctx.out.resolve().parent)).as_posix())
     if path in ctx.excerpts:
         item["shown_with"] = ctx.excerpts[path]
         return item
-    if file.suffix == ".json" and file.is_file() and file.stat().st_size < VIEW_MAX_BYTES:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (ValueError, OSError):
-            return item  # unreadable evidence is still linked; the reviewer opens it
+    data = read_json(file)  # None when unreadable or too large: still linked, the reviewer opens it
+    if data is not None:
         item["view"] = evidence_view.view(data, ctx.lang)
         if item["view"] is not None:
             item["anchor"] = ctx.anchor("x-" + _slug(path))

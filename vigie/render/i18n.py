@@ -6,6 +6,10 @@ to a reviewer.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from markupsafe import Markup
+
 LANGS = ("en", "fr")
 
 STATUSES = ("passed", "failed", "error", "skipped", "not_applicable", "not_tested")
@@ -77,7 +81,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "en": "No check produced an outcome for these requirements in this run. They remain to be verified; "
         "a SHALL requirement among them makes its profile incomplete.",
         "fr": "Aucun contrôle n'a produit de résultat pour ces exigences lors de cette exécution. Elles restent "
-        "à vérifier ; une exigence SHALL parmi elles rend son profil incomplet.",
+        "à vérifier ; une exigence de niveau EXIGÉ parmi elles rend son profil incomplet.",
     },
     "not_tested_caption": {
         "en": "Requirements without a tested outcome",
@@ -205,10 +209,46 @@ _LABELS: dict[str, dict[str, str]] = {
     "problem_details": {"en": "Failed or in error: details", "fr": "En échec ou en erreur : détails"},
     "pdf_disclaimer": {
         "en": "Produced by vigie, a self-assessment tool. This document is not a certificate issued by an "
-        "accredited body; its integrity is checked with `vigie verify` on the signed report bundle.",
+        "accredited body; its integrity is checked with {command} on the signed report bundle.",
         "fr": "Produit par vigie, outil d'auto-évaluation. Ce document n'est pas un certificat délivré par un "
-        "organisme accrédité ; son intégrité se vérifie avec `vigie verify` sur le lot de rapport signé.",
+        "organisme accrédité ; son intégrité se vérifie avec {command} sur le lot de rapport signé.",
     },
+    # findings first (HTML and PDF)
+    "findings": {"en": "Findings", "fr": "Constats"},
+    "findings_intro": {
+        "en": "What failed or could not be verified, by weight on the verdict: SHALL before SHOULD and MAY, "
+        "failures before outcomes not verified. Each requirement links to its details and evidence.",
+        "fr": "Ce qui a échoué ou n'a pas pu être vérifié, par poids sur le verdict : EXIGÉ avant RECOMMANDÉ et "
+        "FACULTATIF, les échecs avant les résultats non vérifiés. Chaque exigence mène à ses détails et "
+        "preuves.",
+    },
+    "findings_caption": {
+        "en": "Requirements that failed or could not be verified",
+        "fr": "Exigences en échec ou non vérifiées",
+    },
+    "findings_none": {
+        "en": "No requirement failed and none is left unverified.",
+        "fr": "Aucune exigence n'a échoué et aucune ne reste à vérifier.",
+    },
+    "reason": {"en": "Reason", "fr": "Motif"},
+    "finding_details": {"en": "Findings in detail", "fr": "Constats en détail"},
+    "decisive_evidence": {"en": "Decisive evidence", "fr": "Preuve déterminante"},
+    "on_page": {"en": "p.", "fr": "p."},
+    "charts": {"en": "Charts", "fr": "Graphiques"},
+    "chart_outcomes": {"en": "Outcomes per profile", "fr": "Résultats par profil"},
+    "load_run_on": {"en": "Load run on {host}", "fr": "Charge sur {host}"},
+    "header_absent": {"en": "absent", "fr": "absent"},
+    "sql_rows": {"en": "{n} row(s)", "fr": "{n} ligne(s)"},
+    "unaudited": {"en": "not audited", "fr": "non audités"},
+    "date": {"en": "{day} {month} {year}, {hour}:{minute} UTC", "fr": "{day} {month} {year}, {hour} h {minute} UTC"},
+    "months": {
+        "en": "January February March April May June July August September October November December",
+        "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    },
+    # levels as the report's language names them (French keeps the RFC 2119 word, which profiles cite)
+    "level.SHALL": {"en": "SHALL", "fr": "EXIGÉ (SHALL)"},
+    "level.SHOULD": {"en": "SHOULD", "fr": "RECOMMANDÉ (SHOULD)"},
+    "level.MAY": {"en": "MAY", "fr": "FACULTATIF (MAY)"},
     # statuses
     "status.passed": {"en": "passed", "fr": "réussi"},
     "status.failed": {"en": "failed", "fr": "échoué"},
@@ -257,17 +297,18 @@ _LABELS: dict[str, dict[str, str]] = {
     "verdict.not_applicable": {"en": "not applicable", "fr": "non applicable"},
     "verdict_desc.conformant": {
         "en": "Every applicable SHALL and SHOULD requirement was observed and passed.",
-        "fr": "Toutes les exigences SHALL et SHOULD applicables ont été observées et sont satisfaites.",
+        "fr": "Toutes les exigences applicables de niveau EXIGÉ ou RECOMMANDÉ ont été observées et sont "
+        "satisfaites.",
     },
     "verdict_desc.conformant-with-reservations": {
         "en": "Every applicable SHALL requirement passed, but at least one SHOULD requirement failed or could "
         "not be verified.",
-        "fr": "Toutes les exigences SHALL applicables sont satisfaites, mais au moins une exigence SHOULD a "
-        "échoué ou n'a pas pu être vérifiée.",
+        "fr": "Toutes les exigences applicables de niveau EXIGÉ sont satisfaites, mais au moins une exigence "
+        "de niveau RECOMMANDÉ a échoué ou n'a pas pu être vérifiée.",
     },
     "verdict_desc.non-conformant": {
         "en": "At least one SHALL requirement failed.",
-        "fr": "Au moins une exigence SHALL a échoué.",
+        "fr": "Au moins une exigence de niveau EXIGÉ a échoué.",
     },
     "verdict_desc.not_applicable": {
         "en": "No requirement concerns this target, for the reasons observed: nothing was verified.",
@@ -276,8 +317,8 @@ _LABELS: dict[str, dict[str, str]] = {
     "verdict_desc.incomplete": {
         "en": "No SHALL requirement failed, but at least one ended in error or was not tested: conformance "
         "cannot be concluded.",
-        "fr": "Aucune exigence SHALL n'a échoué, mais au moins une s'est terminée en erreur ou n'a pas été "
-        "testée : la conformité ne peut pas être établie.",
+        "fr": "Aucune exigence de niveau EXIGÉ n'a échoué, mais au moins une s'est terminée en erreur ou n'a "
+        "pas été testée : la conformité ne peut pas être établie.",
     },
     # levels
     "level_desc.SHALL": {
@@ -292,6 +333,16 @@ _LABELS: dict[str, dict[str, str]] = {
         "en": "Optional: reported for information, without effect on the verdict.",
         "fr": "Facultatif : signalé pour information, sans effet sur le verdict.",
     },
+}
+
+
+# English notes that profile references carry (how far a citation was checked), as the report's language says
+# them; longest first, so that a phrase is not half-translated by a shorter one
+REFERENCE_PHRASES = {
+    "fr": (("section numbering unverified", "numérotation des sections non vérifiée"),
+           ("numbering unverified", "numérotation non vérifiée"),
+           ("unverified against the official text", "non vérifié sur le texte officiel"),
+           ("unverified section", "section non vérifiée")),
 }
 
 
@@ -334,3 +385,36 @@ def product_text(product: object, lang: str) -> str:
     if product.get("source") == "declared":
         return f"{name} — {t('product_declared', lang)}"
     return f"{name} — {t('product_from_capability', lang, target=product.get('target', '?'))}"
+
+
+def level_text(level: object, lang: str) -> str:
+    """A requirement level as the report's language names it ("EXIGÉ (SHALL)"); an unknown one as it is."""
+    return t(f"level.{level}", lang) if level in LEVELS else str(level or "")
+
+
+def reference_text(reference: object, lang: str) -> str:
+    """A profile's reference with its English verification notes in the report's language."""
+    text = "" if reference is None else str(reference)
+    for english, translated in REFERENCE_PHRASES.get(lang, ()):
+        text = text.replace(english, translated)
+    return text
+
+
+def date_text(value: object, lang: str) -> str:
+    """An ISO 8601 instant as a reader of `lang` writes it, in UTC ("3 décembre 2026, 10 h 21 UTC");
+    a value that is not such an instant is shown as it is."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return "" if value is None else str(value)
+    if moment.tzinfo is not None:  # a naive instant is vigie's own UTC
+        moment = moment.astimezone(UTC)
+    day = "1er" if lang == "fr" and moment.day == 1 else str(moment.day)
+    return t("date", lang, day=day, month=t("months", lang).split()[moment.month - 1], year=moment.year,
+             hour=f"{moment.hour:02d}", minute=f"{moment.minute:02d}")
+
+
+def markup(key: str, lang: str, **fields: object) -> Markup:
+    """The label `key` as HTML: its text escaped, `fields` escaped too unless they are Markup themselves
+    (a command in <code>, never in literal backticks)."""
+    return Markup.escape(t(key, lang)).format(**fields) if fields else Markup.escape(t(key, lang))
