@@ -180,7 +180,11 @@ def test_escape_sequences_from_a_target_reach_neither_the_terminal_nor_summary_m
     assert "Patient\ufffdc\ufffd]0;PWNED\ufffd\ufffd31m" in result.stdout
     summary = (out / "summary.md").read_text()
     assert "Patient\ufffdc" in summary and "Soft\ufffdc" in summary
-    for text in (result.stdout, result.stderr, summary):
+    # verify names the product the target declared, and the files a received bundle holds
+    (out / "extra\x1bc").write_text("")
+    verified = vigie("verify", str(out))
+    assert verified.returncode == 1 and "extra\ufffdc" in verified.stdout and "Soft\ufffdc" in verified.stdout
+    for text in (result.stdout, result.stderr, summary, verified.stdout, verified.stderr):
         assert not any(c in text for c in CONTROL)
 
 

@@ -317,8 +317,8 @@ def verify(bundle, keys, integrity_only):
     result = verify_bundle(Path(bundle), trusted)
     for line in describe_run(Path(bundle), result.intact):
         click.echo(f"{bundle}: {line}")
-    for problem in result.problems:
-        click.echo(f"{bundle}: {problem}")
+    for problem in result.problems:   # they name the bundle's files: a received bundle chose those names
+        click.echo(f"{bundle}: {strip_control(problem)}")
     if result.problems:
         click.echo(f"{bundle}: NOT INTACT ({len(result.problems)} problem(s))")
         return 1
