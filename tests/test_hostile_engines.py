@@ -4,6 +4,7 @@ findings, FHIR packages that lie about who they are, expand a thousandfold or ne
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,15 @@ def test_sqlite_views_cannot_load_extensions_nor_attach(tmp_path):
     finally:
         w.close()
     assert not (tmp_path / "other.db").exists()
+
+
+# --- issue 16, item 9: a fake hl7.fhir.r4.core in the package cache
+
+
+def test_a_fake_core_in_the_cache_leaves_validation_in_error(tmp_path):
+    from vigie.fhirvalidation import FhirPackages
+    with tarfile.open(engines.fake_core(tmp_path / "fake.tgz")) as tar:
+        tar.extractall(tmp_path / "cache" / "hl7.fhir.r4.core#4.0.1", filter="data")
+    packages = FhirPackages(str(tmp_path / "cache"))
+    with pytest.raises(ObservationError, match="differ from those of the official hl7.fhir.r4.core#4.0.1"):
+        packages.validator()

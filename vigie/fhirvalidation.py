@@ -44,16 +44,16 @@ class FhirPackages:
         if key not in self._validators:
             from .fhir import PackageCache, PackageError, Validator, load_packages
             cache = PackageCache(self.cache_root)
-            absent = [s for s in key if cache.get(*s.split("#", 1)) is None and not self._install(s, cache)]
+            try:   # a package in the cache that is not what it says is refused (vigie.fhir.pins)
+                absent = [s for s in key if cache.get(*s.split("#", 1)) is None and not self._install(s, cache)]
+                packages = None if absent else load_packages(*key, cache=cache)
+            except PackageError as exc:
+                self._errors[key] = f"cannot load FHIR packages {', '.join(key)}: {exc}"
+                raise ObservationError(self._errors[key]) from None
             if absent:
                 self._errors[key] = (f"FHIR package {absent[0]} is not in the package cache {cache.root} and no "
                                      f"registry gave it: {_how_to_get(absent[0])}")
                 raise ObservationError(self._errors[key])
-            try:
-                packages = load_packages(*key, cache=cache)
-            except PackageError as exc:
-                self._errors[key] = f"cannot load FHIR packages {', '.join(key)}: {exc}"
-                raise ObservationError(self._errors[key]) from None
             self._validators[key] = Validator(packages)
             self.loaded[" + ".join(key)] = {"packages": [p.key for p in packages.packages],
                                             "missing_dependencies": list(packages.missing)}

@@ -75,11 +75,12 @@ def packages_list():
 
 @packages_group.command("add")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def packages_add(files):
+@click.option("--replace", is_flag=True, help="Replace a different package already in the cache under the same id#version.")
+def packages_add(files, replace):
     """Add package tarballs (.tgz) to the cache."""
     cache = PackageCache()
     for name in files:
-        pkg = cache.add(name)
+        pkg = cache.add(name, replace=replace)
         click.echo(f"added {pkg.key} to {cache.root}")
     return 0
 
@@ -87,7 +88,8 @@ def packages_add(files):
 @packages_group.command("install")
 @click.argument("specs", nargs=-1, required=True, metavar="ID#VERSION...")
 @click.option("--no-dependencies", is_flag=True, help="Install only the named packages.")
-def packages_install(specs, no_dependencies):
+@click.option("--replace", is_flag=True, help="Fetch the named packages again, replacing a different copy in the cache.")
+def packages_install(specs, no_dependencies, replace):
     """Install packages (and their dependencies) from the registries into the cache."""
     from .registry import install
     cache = PackageCache()
@@ -98,7 +100,7 @@ def packages_install(specs, no_dependencies):
             continue
         done.add(spec)
         try:
-            pkg = install(spec, cache, log=lambda m: click.echo(f"  {m}", err=True))
+            pkg = install(spec, cache, log=lambda m: click.echo(f"  {m}", err=True), replace=replace and spec in specs)
         except PackageError as exc:
             if spec in specs:
                 raise

