@@ -495,3 +495,80 @@ def test_pdf_cover_in_french(report, tmp_path):
     whole = " ".join(pages)
     assert "EXIGÉ (SHALL)" in whole and "numérotation non vérifiée" in whole and "numbering unverified" not in whole
     assert not RFC_2119_BARE.findall(whole)
+
+
+def _evidence_bundle(report: dict, tmp_path: Path) -> Path:
+    """A bundle whose findings hold one evidence file of each kind vigie records, and some broken ones."""
+    bundle = tmp_path / "bundle"
+    files = {
+        "tls.json": {"host": "127.0.0.1", "port": 8443, "accepted_protocols": ["TLSv1.0", "TLSv1.2"],
+                     "cipher_suites": {}, "certificate": {"key_type": "EC", "key_bits": 256}},
+        "http.json": [
+            {"request": {"method": "GET", "url": "https://127.0.0.1:8443/fhir/metadata"},
+             "response": {"status": 200, "reason": "OK", "headers": {}}},
+            {"request": {"method": "GET", "url": "https://127.0.0.1:8443/fhir/Patient?identifier=a%7Cb&_count=50"},
+             "response": {"status": 500, "reason": XSS, "headers": {"Server": "x"}}}],
+        "sql.json": {"queries": [{"sql": 'SELECT "other" FROM "t"', "rows": 5},
+                                 {"sql": 'SELECT "year_of_birth", COUNT(*) FROM "condition_era" GROUP BY 1', "rows": 3},
+                                 {"sql": "SELECT 1", "rows": 1}]},
+        "bandit.json": {"findings": [{"rule": "B608", "severity": "MEDIUM", "file": "app/db.py", "line": 12,
+                                      "message": "Possible SQL injection"}]},
+        "fuzz.json": {"findings": {"server-error": {"count": 3, "kept": [
+            {"method": "GET", "url": "https://127.0.0.1:8443/fhir/Patient?name=%27", "status": 500,
+             "detail": "stack trace"}]}}},
+        "audit.json": {"dependencies": [{"name": "requests", "version": "2.0.0", "vulns": [{"id": "PYSEC-1"}]}]},
+        "scenario.json": {"host": "https://127.0.0.1:8443/fhir", "scenario": ["slot-search"], "duration_s": 5,
+                          "aggregated": {"count": 20, "failures": 0, "response_times": {"1200": 20}},
+                          "timeseries": [{"t": 1, "p50": 1200, "p95": 1200}, {"t": 2, "p50": 1200, "p95": 1200}]},
+        "run.json": {"host": "https://127.0.0.1:8443/fhir", "duration_s": 5,
+                     "aggregated": {"count": 90, "failures": 0, "response_times": {"15": 90}},
+                     "timeseries": [{"t": 1, "p50": 15, "p95": 15}, {"t": 2, "p50": 15, "p95": 15}]},
+        # shapes a broken or hostile run could leave: shown as links only, never a crash
+        "broken.json": [1, "x", {"request": "GET /"}],
+        "broken2.json": {"findings": ["x", 1]},
+        "broken3.json": {"dependencies": [{"vulns": "x"}, 1], "queries": "no"},
+        "broken4.json": {"queries": [1, {"sql": None}]},
+    }
+    for name, data in files.items():
+        (bundle / "evidence").mkdir(parents=True, exist_ok=True)
+        (bundle / "evidence" / name).write_text(json.dumps(data))
+    (bundle / "evidence" / "garbage.json").write_text("{not json")
+    by_id = {o["requirement"]: o for o in report["outcomes"]}
+    for requirement, names in {"ANSSI-TLS-01": ["tls.json"], "FRCORE-PAT-02": ["http.json", "broken.json"],
+                               "OMOP-PRIV-02": ["sql.json", "broken4.json"], "FRCORE-PRA-01": ["bandit.json"],
+                               "ANSSI-TLS-05": ["fuzz.json", "broken2.json", "garbage.json", "../secret.json"],
+                               "OMOP-PRIV-04": ["audit.json", "broken3.json"],
+                               "FRCORE-SRCH-01": ["run.json", "scenario.json"], "OMOP-PRIV-01": ["run.json"]}.items():
+        by_id[requirement]["evidence"] = [f"evidence/{n}" for n in names]
+    (tmp_path / "secret.json").write_text(json.dumps([{"request": {"method": "GET", "url": "https://x/OUTSIDE"}}]))
+    return bundle
+
+
+def test_pdf_findings_show_their_decisive_evidence(report, tmp_path):
+    from vigie.render.pdf import pdf_html
+
+    bundle = _evidence_bundle(report, tmp_path)
+    html = pdf_html(report, "en", bundle)
+    assert "<script" not in html.lower() and "OUTSIDE" not in html
+    sections = {}  # requirement -> its finding's section
+    for part in html.split('<h2 id="f-')[1:]:
+        part = '<h2 id="f-' + part.split('<div class="finding')[0].split("</section>")[0]
+        sections[Page(part).text.split()[0]] = part
+    text = {k: Page(v).text for k, v in sections.items()}
+    assert list(text) == FINDING_ORDER  # in the order of the findings list
+    assert "Accepted protocols: TLSv1.0, TLSv1.2" in text["ANSSI-TLS-01"]
+    # the request the finding names, not the others; what the target sent is escaped
+    assert "GET /fhir/Patient?identifier=a%7Cb&_count=50 → 500 <script>" in text["FRCORE-PAT-02"]
+    assert "/fhir/metadata" not in text["FRCORE-PAT-02"]
+    # the query that counted what the finding reports, with the rows it returned
+    assert 'SELECT "year_of_birth", COUNT(*) FROM "condition_era" GROUP BY 1 → 3 row(s)' in text["OMOP-PRIV-02"]
+    assert "SELECT 1" not in text["OMOP-PRIV-02"] and '"other"' not in text["OMOP-PRIV-02"]
+    assert "B608 MEDIUM app/db.py:12 — Possible SQL injection" in text["FRCORE-PRA-01"]
+    assert "server-error (3): GET /fhir/Patient?name=%27 → 500 — stack trace" in text["ANSSI-TLS-05"]
+    assert "requests 2.0.0: PYSEC-1" in text["OMOP-PRIV-04"]
+    # the load scenario a finding judges, with its charts; the whole run's charts in the charts section
+    assert "requests 20" in text["FRCORE-SRCH-01"] and "requests 90" not in text["FRCORE-SRCH-01"]
+    assert sections["FRCORE-SRCH-01"].count('class="chart"') == 2
+    charts = html.split('id="charts"')[1].split("</section>")[0]
+    assert "Load run on https://127.0.0.1:8443/fhir" in charts and "evidence/run.json" in charts
+    assert charts.count('class="chart"') == 2 and 'class="chart outcomes-chart"' in charts

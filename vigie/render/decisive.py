@@ -105,7 +105,7 @@ def _relative(url: str, base_url: str) -> str:
 
 def _named(relative: str, said: str) -> bool:
     """The finding names this request as a whole ("Patient/1", not the "Patient" of "Patient/1")."""
-    return bool(relative) and re.search(rf"(?<![\w/]){re.escape(relative)}(?![\w/?&=])", said) is not None
+    return bool(relative) and re.search(rf"(?<!\w){re.escape(relative)}(?![\w/?&=])", said) is not None
 
 
 def _http_lines(exchanges: list[dict], said: str, lang: str, base_url: str) -> list[str]:
@@ -200,8 +200,9 @@ def _fuzz_lines(kinds: dict, base_url: str) -> list[str]:
 
 
 def _audit_lines(audit: dict, lang: str) -> list[str]:
-    lines = [f"{d.get('name')} {d.get('version')}: {', '.join(str(v.get('id')) for v in d['vulns'])}"
-             for d in audit["dependencies"] if isinstance(d, dict) and d.get("vulns")]
+    lines = [f"{d.get('name')} {d.get('version')}: "
+             f"{', '.join(str(v.get('id') if isinstance(v, dict) else v) for v in d['vulns'])}"
+             for d in audit["dependencies"] if isinstance(d, dict) and isinstance(d.get("vulns"), list) and d["vulns"]]
     if audit.get("unaudited"):
         lines.append(f"{t('unaudited', lang)}{t('colon', lang)} {', '.join(map(str, audit['unaudited']))}")
     return lines[:MAX_LINES]
