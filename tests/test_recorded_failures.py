@@ -3,8 +3,9 @@ own check on a recorded observation: the scan a vulnerable TLS stack gives, the 
 whose cohort queries are slow. docs/coverage.md lists them as such (proof kind `recorded`).
 
 This machine's OpenSSL 3 has no TLS compression, never lets a client renegotiate through nginx, always honours
-TLS_FALLBACK_SCSV and has none of Heartbleed, ROBOT or CCS injection; a warehouse slow enough to miss a 10 s
-target would cost minutes of CPU on every CI run.
+TLS_FALLBACK_SCSV and has none of Heartbleed, ROBOT or CCS injection; nginx could not be made to drop the
+extended master secret (`ssl_conf_command Options -ExtendedMasterSecret` changed nothing) nor to offer
+secp224r1 (measured); a warehouse slow enough to miss a 10 s target would cost minutes of CPU on every CI run.
 """
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ TLS_FLAWS = {
     "ANSSI-TLS-11": ({"secure_renegotiation": False}, "renegotiation"),
     "ANSSI-TLS-14": ({"fallback_scsv": False}, "fallback"),
     "ANSSI-TLS-15": ({"robot": "VULNERABLE_STRONG_ORACLE"}, "ROBOT"),
+    "ANSSI-TLS-08": ({"curves": ["X25519", "secp256r1", "secp224r1"]}, "secp224r1"),
+    "ANSSI-TLS-12": ({"extended_master_secret": False}, "extended master secret"),
+    # sslyze's Mozilla checker on the same server
+    "MOZ-TLS-INT-06": ({"mozilla": {c: {"issues": {"tls_vulnerability_extended_master_secret": "Server does not "
+                                                   "support the extended master secret extension"}} if
+                                    c == "intermediate" else {"issues": {}} for c in mozilla.CONFIGURATIONS}},
+                       "extended master secret"),
+    "MOZ-TLS-MOD-06": ({"mozilla": {c: {"issues": {"tls_vulnerability_extended_master_secret": "Server does not "
+                                                   "support the extended master secret extension"}} if
+                                    c == "modern" else {"issues": {}} for c in mozilla.CONFIGURATIONS}},
+                       "extended master secret"),
 }
 
 
