@@ -188,6 +188,17 @@ def test_escape_sequences_from_a_target_reach_neither_the_terminal_nor_summary_m
         assert not any(c in text for c in CONTROL)
 
 
+def test_configuration_errors_show_no_control_character(tmp_path):
+    config = tmp_path / "vigie.toml"
+    config.write_text('[[targets]]\n"x\\u001bc" = 1\nkind = "fhir"\nurl = "https://127.0.0.1:9/fhir"\n')
+    line = one_error_line(vigie("run", "--config", str(config)))
+    assert "unknown target key 'x\ufffdc'" in line and not any(c in line for c in CONTROL)
+    line = one_error_line(vigie("run", "--fhir", f"https://127.0.0.1:9/fhir{ESCAPES}", "--profile", "fhir-r4-rest",
+                                "--out", str(tmp_path / "out")))
+    assert "holds control characters" in line and not any(c in line for c in CONTROL)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_verdict_table_shows_no_control_character():
     from rich.console import Console
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,6 +54,8 @@ def make_target(data: dict, where: str) -> Target:
     url = data.get("url")
     if not isinstance(url, str) or not url:
         raise VigieError(f"{where}: target needs a url")
+    if any(unicodedata.category(c) == "Cc" for c in url):   # it is printed, and sent in requests
+        raise VigieError(f"{where}: the target url {strip_credentials(url)[:200]!r} holds control characters")
     if kind == "fhir":
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

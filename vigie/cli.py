@@ -107,7 +107,7 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
     command = shlex.join(["vigie", *sys.argv[1:]])
     total = sum(len(p.requirements) for p in profiles)
     console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
-                  f"targets: {escape(', '.join(t.id + ' ' + t.public()['url'] for t in targets))}")
+                  f"targets: {escape(strip_control(', '.join(t.id + ' ' + t.public()['url'] for t in targets)))}")
     report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
                           sign_key=key, limits=limits, formats=formats, product=product)
     verdict_table(console, report, out)
@@ -480,10 +480,11 @@ def main(argv=None):
         click.echo("vigie: interrupted", err=True)
         code = 130
     except click.ClickException as exc:
-        click.echo(f"vigie: error: {exc.format_message()}", err=True)
+        click.echo(f"vigie: error: {strip_control(exc.format_message())}", err=True)
         code = USAGE_ERROR
     except VigieError as exc:
-        click.echo(f"vigie: error: {exc}", err=True)
+        # a message may quote a configuration, a package or a bundle received from elsewhere
+        click.echo(f"vigie: error: {strip_control(exc)}", err=True)
         code = USAGE_ERROR
     except KeyboardInterrupt:
         click.echo("vigie: interrupted", err=True)
@@ -491,6 +492,7 @@ def main(argv=None):
     except Exception as exc:  # a bug of vigie's own: one line, the traceback only on request
         if os.environ.get("VIGIE_DEBUG"):
             raise
-        click.echo(f"vigie: internal error: {type(exc).__name__}: {exc} (set VIGIE_DEBUG=1 for details)", err=True)
+        click.echo(f"vigie: internal error: {type(exc).__name__}: {strip_control(exc)} (set VIGIE_DEBUG=1 for "
+                   "details)", err=True)
         code = INTERNAL_ERROR
     sys.exit(code or 0)
