@@ -502,7 +502,8 @@ def _evidence_bundle(report: dict, tmp_path: Path) -> Path:
     bundle = tmp_path / "bundle"
     files = {
         "tls.json": {"host": "127.0.0.1", "port": 8443, "accepted_protocols": ["TLSv1.0", "TLSv1.2"],
-                     "cipher_suites": {}, "certificate": {"key_type": "EC", "key_bits": 256}},
+                     "cipher_suites": {}, "certificate": {"key_type": "EC", "key_bits": 256,
+                                                          "not_after": "2026-12-05T15:46:58+00:00"}},
         "http.json": [
             {"request": {"method": "GET", "url": "https://127.0.0.1:8443/fhir/metadata"},
              "response": {"status": 200, "reason": "OK", "headers": {}}},
@@ -557,6 +558,7 @@ def test_pdf_findings_show_their_decisive_evidence(report, tmp_path):
     text = {k: Page(v).text for k, v in sections.items()}
     assert list(text) == FINDING_ORDER  # in the order of the findings list
     assert "Accepted protocols: TLSv1.0, TLSv1.2" in text["ANSSI-TLS-01"]
+    assert "Certificate: EC 256, valid until 5 December 2026, 15:46 UTC" in text["ANSSI-TLS-01"]
     # the request the finding names, not the others; what the target sent is escaped
     assert "GET /fhir/Patient?identifier=a%7Cb&_count=50 → 500 <script>" in text["FRCORE-PAT-02"]
     assert "/fhir/metadata" not in text["FRCORE-PAT-02"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from . import evidence_view
-from .i18n import t
+from .i18n import date_text, t
 
 # evidence read to be shown; larger files are linked only (a report must render in seconds)
 READ_MAX_BYTES = 8 * 1024 * 1024
@@ -164,8 +164,8 @@ def _tls_lines(shown: dict, lang: str) -> list[str]:
     cert = dict(shown["certificate"])
     key = " ".join(cert[k] for k in ("key_type", "key_bits", "signature_algorithm") if k in cert)
     if key:
-        lines.append(f"{t('certificate', lang)}{colon} {key}" + (f", → {cert['not_after']}" if "not_after" in cert
-                                                               else ""))
+        until = f", {t('valid_until', lang, date=date_text(cert['not_after'], lang))}" if "not_after" in cert else ""
+        lines.append(f"{t('certificate', lang)}{colon} {key}{until}")
     if shown["errors"]:
         lines.append(f"{t('scan_errors', lang)}{colon} {'; '.join(shown['errors'])}")
     return lines

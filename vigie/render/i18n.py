@@ -238,6 +238,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "chart_outcomes": {"en": "Outcomes per profile", "fr": "Résultats par profil"},
     "load_run_on": {"en": "Load run on {host}", "fr": "Charge sur {host}"},
     "header_absent": {"en": "absent", "fr": "absent"},
+    "valid_until": {"en": "valid until {date}", "fr": "valable jusqu'au {date}"},
     "sql_rows": {"en": "{n} row(s)", "fr": "{n} ligne(s)"},
     "unaudited": {"en": "not audited", "fr": "non audités"},
     "date": {"en": "{day} {month} {year}, {hour}:{minute} UTC", "fr": "{day} {month} {year}, {hour} h {minute} UTC"},
