@@ -15,7 +15,7 @@ import jinja2
 
 from ..evidence import writable
 from . import evidence_view
-from .decisive import READ_MAX_BYTES, bundle_file, read_json
+from .decisive import bundle_file, read_json
 from .findings import is_finding, one_line, rank
 from .i18n import (
     LEVELS,
@@ -34,8 +34,6 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # Evidence larger than this is linked, not embedded: the report must stay light enough to mail and open.
 EMBED_MAX_BYTES = 200 * 1024
-# Evidence of a known kind (HTTP, TLS, load) is summarised, not embedded: it may be read when larger.
-VIEW_MAX_BYTES = READ_MAX_BYTES
 EXCERPT_MAX_LINES = 80
 
 
@@ -92,7 +90,8 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
     env = run["environment"] if isinstance(run["environment"], dict) else {}
     return {
         "run": run,
-        "findings": sorted((r for r in rows if r["is_finding"]), key=lambda r: rank(r["status"]["key"], r["level"])),
+        "findings": sorted((r for r in rows if r["is_finding"]), key=lambda r: rank(r["status"]["key"],
+                                                                                     r["level"])),
         "product": product_text(report.get("product"), lang),
         "verdict": _verdict(report.get("verdict"), lang),
         "targets": [{"url": "", **target} for target in report.get("targets", [])],
