@@ -571,6 +571,7 @@ def test_pdf_findings_show_their_decisive_evidence(report, tmp_path):
     # the load scenario a finding judges, with its charts; the whole run's charts in the charts section
     assert "requests 20" in text["FRCORE-SRCH-01"] and "requests 90" not in text["FRCORE-SRCH-01"]
     assert sections["FRCORE-SRCH-01"].count('class="chart"') == 2
+    assert sections["FRCORE-SRCH-01"].split("<figcaption>")[1].split("</figcaption>")[0].endswith("— slot-search")
     charts = html.split('id="charts"')[1].split("</section>")[0]
     assert "Load run on https://127.0.0.1:8443/fhir" in charts and "evidence/run.json" in charts
     assert charts.count('class="chart"') == 2 and 'class="chart outcomes-chart"' in charts

@@ -199,8 +199,13 @@ def test_report_format_pdf_in_french_without_a_signature(signed, tmp_path):
     (bundle / "report.pdf").unlink()
     result = vigie("report", str(bundle), "--format", "pdf", "--lang", "fr")
     assert result.returncode == 1, result.stderr
-    cover = " ".join(PdfReader(str(bundle / "report.pdf")).pages[0].extract_text().split())
+    pages = [" ".join(page.extract_text().split()) for page in PdfReader(str(bundle / "report.pdf")).pages]
+    cover = pages[0]
     assert "non signé" in cover and "non conforme" in cover and "Produit évalué vigie-reference" in cover
+    assert "Données des patients masquées" in cover and "`" not in cover
+    assert re.search(r"Début / Fin \d{1,2}(er)? \w+ 20\d\d, \d\d h \d\d UTC — ", cover)
+    # rendered again from the bundle, the findings keep their decisive evidence, in French
+    assert "Preuve déterminante" in " ".join(pages) and "Strict-Transport-Security: absent" in " ".join(pages)
 
 
 def _outline(pdf) -> dict[str, int]:

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from markupsafe import Markup
+
 from . import evidence_view
 from .i18n import date_text, t
 
@@ -41,7 +43,7 @@ def read_json(file: Path | None) -> object | None:
 
 
 def decisive(outcome: dict, bundle_dir: Path | None, lang: str, base_url: str = "") -> list[dict]:
-    """[{"path", "lines": [text], "charts": [svg]}] for each evidence file of `outcome` with something to
+    """[{"path", "lines": [text], "charts": [{"svg", "caption"}]}] for each evidence file of `outcome` with something to
     show; `base_url` (the target's) makes request lines read as the finding names them."""
     said = _said(outcome)
     items, sql = [], None
@@ -175,11 +177,11 @@ def _load_line(shown: dict, lang: str) -> str:
     return ", ".join(f"{t('load.' + k, lang)} {v}" for k, v in shown["numbers"] if v != "")
 
 
-def charts_of(shown: dict) -> list[str]:
-    """Every chart a load view draws (whatever its keys), in their order."""
-    found = [v for k, v in shown.items() if k.endswith("_chart") and v]
-    found += [c for c in shown.get("charts") or [] if isinstance(c, str)]
-    return found
+def charts_of(shown: dict) -> list[dict]:
+    """The charts a load view draws, as {"svg", "caption"}: SVG that vigie drew (charts.py escapes what it
+    quotes), so marked safe to embed."""
+    return [{"svg": Markup(f["svg"]), "caption": str(f.get("caption", ""))}
+            for f in shown.get("figures") or [] if isinstance(f, dict) and f.get("svg")]
 
 
 def _scan_lines(found: list) -> list[str]:

@@ -84,8 +84,7 @@ def _finding(o: dict, index: int, report: dict, lang: str, bundle_dir: Path | No
             "more_messages": max(0, len(messages) - MAX_MESSAGES),
             "measurements": [(k, _measure(v)) for k, v in (o.get("measurements") or {}).items()],
             "started_text": date_text(o.get("started"), lang) if o.get("started") else "",
-            "decisive": [{**item, "charts": [Markup(c) for c in item["charts"]]}  # SVG drawn by vigie, escaped
-                         for item in decisive(o, bundle_dir, lang, base)]}
+            "decisive": decisive(o, bundle_dir, lang, base)}
 
 
 def _measure(value: object) -> str:
@@ -102,7 +101,7 @@ def _load_charts(outcomes: list[dict], lang: str, bundle_dir: Path | None) -> li
             continue
         shown = evidence_view.view(data, lang)
         if shown and shown["kind"] == "load" and (charts := charts_of(shown)):
-            runs.append({"host": shown["host"], "path": path, "charts": [Markup(c) for c in charts]})
+            runs.append({"host": shown["host"], "path": path, "charts": charts})
     return runs
 
 
