@@ -90,3 +90,47 @@ def test_a_fake_core_in_the_cache_leaves_validation_in_error(tmp_path):
     packages = FhirPackages(str(tmp_path / "cache"))
     with pytest.raises(ObservationError, match="differ from those of the official hl7.fhir.r4.core#4.0.1"):
         packages.validator()
+
+
+# --- issue 16, item 6: a source tree's secrets stay out of the bundle, and its links are not followed
+
+PASSWORD, OUTSIDE_KEY = "Hunter2-Sesame-7731", "outside-key-5512"
+
+
+@pytest.fixture(scope="module")
+def hostile_source(tmp_path_factory):
+    work = tmp_path_factory.mktemp("hostile-source")
+    engines.source_with_secret_and_links(work / "src", work / "outside")
+    out = work / "bundle"
+    result = vigie("run", "--source", str(work / "src"), "--profile", "source-security", "--out", str(out))
+    return result, out
+
+
+def test_a_password_is_in_no_evidence_of_its_file(hostile_source):
+    result, out = hostile_source
+    assert "Traceback" not in result.stderr and result.returncode == 1, result.stderr[-2000:]
+    text = bundle_text(out) + result.stdout
+    assert PASSWORD not in text and OUTSIDE_KEY not in text
+    bandit = json.loads((out / "evidence" / "bandit" / "source.json").read_text())
+    results = bandit["sarif"]["runs"][0]["results"]
+    neighbour = next(r for r in results if r["ruleId"] == "B311")   # the line after the password
+    context = neighbour["locations"][0]["physicalLocation"]["contextRegion"]
+    assert context["startLine"] <= 4 <= context["endLine"]          # its context covers the password's line
+    assert context["snippet"]["text"] == "[code withheld: a secret was found in this file]"
+    assert {r["ruleId"] for r in results} == {"B105", "B301", "B311", "B403"}    # .bandit's skips ignored
+
+
+def test_links_out_of_the_tree_are_reported_not_followed(hostile_source):
+    _, out = hostile_source
+    bandit = json.loads((out / "evidence" / "bandit" / "source.json").read_text())
+    semgrep = json.loads((out / "evidence" / "semgrep" / "source.json").read_text())
+    outside = str(out.parent / "outside")
+    expected = [f"linked.py -> {outside}/elsewhere.py", f"vendored -> {outside}"]
+    assert sorted(bandit["links_out"]) == sorted(semgrep["links_out"]) == expected
+    assert bandit["scanned"] == semgrep["scanned"] == ["app.py", "client.py"]     # same.py is app.py
+    assert not any("elsewhere" in f["file"] or "vendored" in f["file"] for f in bandit["findings"])
+    by_id = {o["requirement"]: o for o in json.loads((out / "report.json").read_text())["outcomes"]}
+    assert by_id["SRC-01"]["status"] == "error" and "lead out of the source tree" in by_id["SRC-01"]["summary"]
+    assert by_id["SRC-07"]["status"] == "error" and "vendored ->" in by_id["SRC-07"]["summary"]
+    # a finding in what was read still fails: the one the vendor hid with .semgrepignore and `# nosemgrep`
+    assert by_id["SRC-06"]["status"] == "failed" and "client.py:5" in by_id["SRC-06"]["summary"]

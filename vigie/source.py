@@ -8,20 +8,22 @@ checks off: it sends nothing over the network.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ObservationError
 from .observations import observation
+from .sourcetree import EXCLUDED, real_files, walk
 
 TOOL_TIMEOUT_S = 300
-EXCLUDED = (".git", ".venv", "venv", "node_modules", "__pycache__", ".tox")
 LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 SBOM_NAMES = ("bom.json", "sbom.json")
 SBOM_SUFFIXES = (".cdx.json", ".cyclonedx.json")
@@ -32,10 +34,10 @@ OTHER_MANIFESTS = ("pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "Pipfil
                    "pdm.lock", "environment.yml")
 
 
-def _tool(args: list[str], what: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _tool(args: list[str], what: str, cwd: Path | None = None, module: bool = True) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=False,
-                              timeout=TOOL_TIMEOUT_S, cwd=cwd, stdin=subprocess.DEVNULL)
+        return subprocess.run([sys.executable, *(["-m"] if module else []), *args], capture_output=True, text=True,
+                              check=False, timeout=TOOL_TIMEOUT_S, cwd=cwd, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ObservationError(f"{what} did not finish within {TOOL_TIMEOUT_S} s") from None
     except OSError as exc:
@@ -64,6 +66,7 @@ class BanditScan:
     sarif: dict = field(repr=False, default_factory=dict)
     scanned: list[str] = field(default_factory=list)     # the Python files bandit read
     unparsed: list[str] = field(default_factory=list)    # those it could not parse: not analysed
+    links_out: list[str] = field(default_factory=list)   # links leaving the tree towards code: not followed
 
     def at_least(self, severity: str, confidence: str, rules=None) -> list[dict]:
         return [f for f in self.findings
@@ -72,22 +75,33 @@ class BanditScan:
 
     def to_json(self) -> dict:
         return {"tool": f"bandit {self.version}", "scanned": self.scanned, "unparsed": self.unparsed,
-                "findings": self.findings, "sarif": self.sarif}
+                "links_out": self.links_out, "findings": self.findings, "sarif": self.sarif}
 
 
 SECRET_RULES = {"B105", "B106", "B107"}
+WITHHELD = "[code withheld: a secret was found in this file]"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
-def _hide_secret(result: dict) -> None:
-    """A password found in the code must not travel on in the report: mask it in the message, drop the snippets."""
-    message = result.get("message", {})
-    if isinstance(message.get("text"), str):
-        message["text"] = _QUOTED.sub("'[redacted]'", message["text"])
-    for location in result.get("locations", []):
-        physical = location.get("physicalLocation", {})
-        for region in ("region", "contextRegion"):
-            physical.get(region, {}).pop("snippet", None)
+def _uri(result: dict) -> str:
+    return ((result.get("locations") or [{}])[0]).get("physicalLocation", {}).get("artifactLocation", {}).get("uri", "")
+
+
+def _hide_secrets(results: list[dict]) -> None:
+    """A password found in the code must not travel on in the report: masked in its finding's message, and no
+    code shown of a file where one was found (another finding's context lines may hold it, in any form)."""
+    secret_files = {_uri(r) for r in results if r.get("ruleId") in SECRET_RULES}
+    for result in results:
+        message = result.get("message", {})
+        if result.get("ruleId") in SECRET_RULES and isinstance(message.get("text"), str):
+            message["text"] = _QUOTED.sub("'[redacted]'", message["text"])
+        if _uri(result) not in secret_files:
+            continue
+        for location in result.get("locations", []):
+            physical = location.get("physicalLocation", {})
+            for region in ("region", "contextRegion"):
+                if physical.get(region, {}).pop("snippet", None) is not None:
+                    physical[region]["snippet"] = {"text": WITHHELD}
 
 
 def _relative(path: str, root: Path) -> str:
@@ -117,9 +131,8 @@ def _bandit_files(run: dict, root: Path) -> tuple[list[str], list[str]]:
 def parse_bandit_sarif(sarif: dict, root: Path) -> BanditScan:
     run = (sarif.get("runs") or [{}])[0]
     findings = []
+    _hide_secrets(run.get("results", []))
     for result in run.get("results", []):
-        if result.get("ruleId") in SECRET_RULES:
-            _hide_secret(result)
         props = result.get("properties", {})
         location = ((result.get("locations") or [{}])[0]).get("physicalLocation", {})
         path = _relative(location.get("artifactLocation", {}).get("uri", ""), root)
@@ -132,19 +145,41 @@ def parse_bandit_sarif(sarif: dict, root: Path) -> BanditScan:
     return BanditScan(version, findings, sarif, scanned, unparsed)
 
 
+# bandit on the files listed (NUL-separated) in argv[1]: a list of any length, no `-r` (which follows links to
+# files, and reads the vendor's .bandit settings: skipped tests, excluded paths)
+_BANDIT_ON_LIST = ("import sys; from bandit.cli.main import main; listed = open(sys.argv[1], 'rb').read(); "
+                   "sys.argv = ['bandit', *sys.argv[2:], '--', *(p.decode('utf-8', 'surrogateescape') "
+                   "for p in listed.split(b'\\0') if p)]; main()")
+
+
 @observation("bandit", kinds=("source",))
 def observe_bandit(target, store) -> BanditScan:
     root = source_root(target)
-    # --ignore-nosec: the vendor's own suppressions do not hide findings from the certifier
-    done = _tool(["bandit", "-r", str(root), "-f", "sarif", "-q", "--ignore-nosec",
-                  "-x", ",".join(str(root / d) for d in EXCLUDED)], "bandit")
+    tree = walk(root)
+    if not tree.python:
+        return BanditScan(_version("bandit"), [], links_out=tree.links_out)
+    with tempfile.NamedTemporaryFile(prefix="vigie-bandit-", suffix=".list") as listed:
+        listed.write(b"\0".join(os.fsencode(p) for p in tree.python))
+        listed.flush()
+        # --ignore-nosec: the vendor's own suppressions do not hide findings from the certifier
+        done = _tool(["-c", _BANDIT_ON_LIST, listed.name, "-f", "sarif", "-q", "--ignore-nosec"], "bandit",
+                     module=False)
     if done.returncode not in (0, 1):
         raise ObservationError(f"bandit failed (exit {done.returncode}): {_last_line(done.stderr)}")
     try:
         sarif = json.loads(done.stdout)
     except ValueError:
         raise ObservationError(f"bandit gave no SARIF: {_last_line(done.stderr)}") from None
-    return parse_bandit_sarif(sarif, root)
+    scan = parse_bandit_sarif(sarif, root)
+    scan.unparsed, scan.links_out = _unread(tree, scan.scanned, scan.unparsed), tree.links_out
+    return scan
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise ObservationError(f"{distribution} is not installed") from None
 
 
 # --- semgrep
@@ -159,6 +194,7 @@ class SemgrepScan:
     findings: list[dict]
     scanned: list[str] = field(default_factory=list)     # the files semgrep read
     unparsed: list[str] = field(default_factory=list)    # those it parsed only in part, or not at all
+    links_out: list[str] = field(default_factory=list)   # links leaving the tree towards code: not followed
 
     def at_least(self, severity: str, rules=None) -> list[dict]:
         return [f for f in self.findings if SEMGREP_LEVELS.get(f["severity"], 0) >= SEMGREP_LEVELS[severity]
@@ -166,7 +202,7 @@ class SemgrepScan:
 
     def to_json(self) -> dict:
         return {"tool": f"semgrep {self.version}", "rules": SEMGREP_RULES.name, "scanned": self.scanned,
-                "unparsed": self.unparsed, "findings": self.findings}
+                "unparsed": self.unparsed, "links_out": self.links_out, "findings": self.findings}
 
 
 def _semgrep() -> str:
@@ -179,6 +215,7 @@ def _semgrep() -> str:
 
 
 def parse_semgrep(report: dict, root: Path) -> list[dict]:
+    """Each result's rule, place and message (vigie's own text): never the code lines semgrep quotes."""
     findings = []
     for r in report.get("results", []):
         path = _relative(r.get("path", ""), root)
@@ -193,28 +230,64 @@ def parse_semgrep(report: dict, root: Path) -> list[dict]:
 @observation("semgrep", kinds=("source",))
 def observe_semgrep(target, store) -> SemgrepScan:
     root = source_root(target)
-    env = {**os.environ, "SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
+    tree = walk(root)
+    reports = [_semgrep_report(batch) for batch in _batches(tree.python)]
+    errors = [e for r in reports for e in r.get("errors", [])]
+    fatal = [e for e in errors if str(e.get("level", "")).lower() == "error"]
+    if fatal:
+        raise ObservationError(f"semgrep could not scan: {_last_line(str(fatal[0].get('message', fatal[0])))}")
+    version = str(reports[0].get("version") or "?") if reports else _semgrep_version()
+    scanned = sorted(_relative(x, root) for r in reports for x in r.get("paths", {}).get("scanned", []))
+    # a syntax error leaves part of a file unread (semgrep reports it as a warning and goes on)
+    unparsed = sorted({_relative(e["path"], root) for e in errors if e.get("path")})
+    findings = [f for r in reports for f in parse_semgrep(r, root)]
+    return SemgrepScan(version, findings, scanned, _unread(tree, scanned, unparsed), tree.links_out)
+
+
+def _batches(paths: list[Path], limit: int = 256 * 1024) -> list[list[Path]]:
+    """The files in command lines of at most `limit` bytes (the system caps a command line's length)."""
+    batches, size = [], limit
+    for path in paths:
+        if size + len(os.fsencode(path)) + 1 > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += len(os.fsencode(path)) + 1
+    return batches
+
+
+def _semgrep_report(paths: list[Path]) -> dict:
+    """semgrep on the files given, whatever the vendor's .semgrepignore and `nosemgrep` comments say (files
+    named on the command line are scanned regardless of ignore files)."""
     args = [_semgrep(), "scan", "--config", str(SEMGREP_RULES), "--metrics=off", "--disable-version-check",
-            "--json", "--quiet", "--no-git-ignore", *[f"--exclude={d}" for d in EXCLUDED], str(root)]
+            "--json", "--quiet", "--no-git-ignore", "--disable-nosem", "--", *map(str, paths)]
+    done = _semgrep_run(args)
     try:
-        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT_S,
+        return json.loads(done.stdout)
+    except ValueError:
+        raise ObservationError(f"semgrep failed (exit {done.returncode}): {_last_line(done.stderr)}") from None
+
+
+def _semgrep_version() -> str:
+    done = _semgrep_run([_semgrep(), "--version"])
+    return done.stdout.strip() or "?"
+
+
+def _semgrep_run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT_S,
                               stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
         raise ObservationError(f"semgrep did not finish within {TOOL_TIMEOUT_S} s") from None
     except OSError as exc:
         raise ObservationError(f"semgrep could not start: {exc}") from None
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        raise ObservationError(f"semgrep failed (exit {done.returncode}): {_last_line(done.stderr)}") from None
-    errors = [e for e in report.get("errors", []) if str(e.get("level", "")).lower() == "error"]
-    if errors:
-        raise ObservationError(f"semgrep could not scan: {_last_line(str(errors[0].get('message', errors[0])))}")
-    version = str(report.get("version") or "?")
-    scanned = sorted(_relative(x, root) for x in report.get("paths", {}).get("scanned", []))
-    # a syntax error leaves part of a file unread (semgrep reports it as a warning and goes on)
-    unparsed = sorted({_relative(e["path"], root) for e in report.get("errors", []) if e.get("path")})
-    return SemgrepScan(version, parse_semgrep(report, root), scanned, unparsed)
+
+
+def _unread(tree, scanned: list[str], unparsed: list[str]) -> list[str]:
+    """The files the tool could not parse, and those of the tree it did not read at all (too large, skipped):
+    neither was analysed."""
+    return sorted(set(unparsed) | {tree.relative(p) for p in tree.python} - set(scanned))
 
 
 # --- SBOM
@@ -240,7 +313,8 @@ def _sbom_candidates(root: Path) -> list[Path]:
         for path in sorted(root.glob(depth)):
             name = path.name.lower()
             if path.is_file() and (name in SBOM_NAMES or name.endswith(SBOM_SUFFIXES)) \
-                    and not set(path.relative_to(root).parts) & set(EXCLUDED):
+                    and not set(path.relative_to(root).parts) & set(EXCLUDED) \
+                    and not path.is_symlink() and not path.parent.is_symlink():
                 found.append(path)
     return found
 
@@ -327,7 +401,7 @@ def parse_pip_audit(report: dict) -> list[dict]:
 
 
 def _manifests(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_file() and MANIFESTS.match(p.name))
+    return real_files(root, MANIFESTS.match)
 
 
 def pinned_names(root: Path) -> list[str]:
@@ -350,12 +424,8 @@ class Imports:
     unparsed: list[str]
 
 
-def python_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.py") if not set(p.relative_to(root).parts[:-1]) & set(EXCLUDED))
-
-
 def scan_imports(root: Path) -> Imports:
-    files = python_files(root)
+    files = walk(root).python
     own = {p.stem for p in files} | {d.name for p in files for d in p.relative_to(root).parents if d.name}
     found, unparsed = set(), []
     for path in files:
