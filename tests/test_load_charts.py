@@ -137,3 +137,22 @@ def test_chart_labels_never_overlap_in_chromium(tmp_path):
             assert left <= x0 and x1 <= right and top <= y0 and y1 <= bottom, (n, label)
         for (a, (ax0, ay0, ax1, ay1)), (b, (bx0, by0, bx1, by1)) in combinations(chart["texts"], 2):
             assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, f"chart {n}: '{a}' overlaps '{b}'"
+
+
+def test_the_html_report_shows_every_chart_of_a_target(tmp_path):
+    """An error-rate target's own chart, with its threshold, is in the page beside the latency charts."""
+    from vigie.render.html import render_html
+
+    (tmp_path / "evidence" / "load").mkdir(parents=True)
+    judged = {"metric": "error_rate", "aggregation": "rate", "op": "<", "value": 0.01}
+    (tmp_path / "evidence" / "load" / "LOAD-02@practice.json").write_text(json.dumps(named_evidence(judged)))
+    report = {"schema": "vigie-report/1", "run": {"id": "r", "started": "2026-01-01T00:00:00+00:00",
+                                                   "tool_version": "0", "lang": "en"},
+              "targets": [], "profiles": [], "verdict": "conformant",
+              "outcomes": [{"requirement": "LOAD-02", "profile": "load-baseline", "level": "SHALL", "target": "practice",
+                            "check": "load.target", "status": "passed", "summary": "",
+                            "evidence": ["evidence/load/LOAD-02@practice.json"]}]}
+    render_html(report, tmp_path / "report.html", "en", tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert html.count('class="chart"') == 3 and html.count('class="threshold"') == 1
+    assert "<figcaption>Error rate per second — slot-search</figcaption>" in html

@@ -147,6 +147,7 @@ class RecordingClient:
         if not self.within(url):
             raise LeftTarget(f"not followed: {url[:200]} is outside the target's declared base URL "
                              f"{self.target.url} (vigie sends requests, and tokens, only there)")
+        shown = request_url(url, kwargs.get("params"))   # the request as sent: path and query
         headers = dict(kwargs.pop("headers", None) or {})
         headers.setdefault("Accept", "application/fhir+json")
         token = self.target.tokens.get(auth) if isinstance(auth, str) else (self.target.token if auth else None)
@@ -160,12 +161,12 @@ class RecordingClient:
         kwargs.setdefault("verify", self.session.verify)
         # never followed, whatever a check asks: a redirect may point to a host nobody allowed us to test
         kwargs["allow_redirects"] = False
-        self.budget.take_request(f"{method} {url}")
+        self.budget.take_request(f"{method} {shown}")
         limit = self.budget.limits.request_timeout_s
         started = time.monotonic()
         response = None
         try:
-            with Deadline(limit, ObservationError(f"{method} {url} failed: no complete answer within {limit:g} s")):
+            with Deadline(limit, ObservationError(f"{method} {shown} failed: no complete answer within {limit:g} s")):
                 response = self.session.request(method, url, headers=headers, stream=True, **kwargs)
                 response.__class__ = Response
                 self._read_body(response)
@@ -173,29 +174,29 @@ class RecordingClient:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # a TLS handshake that times out comes as a ConnectionError, not a Timeout: go by the reason
             self.budget.answered(in_time=_reason(exc) != "timed out")
-            self._record(method, url, headers, kwargs, None, time.monotonic() - started, error=str(exc))
+            self._record(method, shown, headers, kwargs, None, time.monotonic() - started, error=str(exc))
             verification = _verification_failure(str(exc))
             if verification:
-                raise CertificateRejected(f"{method} {url} failed: certificate verification failed "
+                raise CertificateRejected(f"{method} {shown} failed: certificate verification failed "
                                           f"({verification})", verification) from None
-            raise ObservationError(f"{method} {url} failed: {_reason(exc)}") from None
+            raise ObservationError(f"{method} {shown} failed: {_reason(exc)}") from None
         except BaseException as exc:  # a deadline (this request's, the check's): keep what was seen
             self.budget.answered(in_time=False)
             # the HTTP stack tripped on what the target sent (one of its own assertions, a decoder's
             # error...): the target could not be observed, which is no verdict on the requirement
             crashed = isinstance(exc, Exception) and not isinstance(exc, ObservationError)
-            self._record(method, url, headers, kwargs, None, time.monotonic() - started,
+            self._record(method, shown, headers, kwargs, None, time.monotonic() - started,
                          error=_crash(exc) if crashed else str(exc))
             if response is not None:
                 response.close()
             if crashed:
-                raise ObservationError(f"{method} {url} failed: {_crash(exc)}") from None
+                raise ObservationError(f"{method} {shown} failed: {_crash(exc)}") from None
             raise
         self.budget.answered(in_time=True)
-        self._record(method, url, headers, kwargs, response, time.monotonic() - started,
+        self._record(method, shown, headers, kwargs, response, time.monotonic() - started,
                      error="body truncated" if response.truncated else None)
         if response.status_code == 401 and auth is not False and not may_refuse:
-            raise TokenRefused(_token_refused(method, url, auth, token))
+            raise TokenRefused(_token_refused(method, shown, auth, token))
         return response
 
     def request_unverified(self, method: str, path_or_url: str, **kwargs) -> requests.Response:
@@ -255,6 +256,15 @@ class RecordingClient:
 
     def close(self):
         self.session.close()
+
+
+def request_url(url: str, params) -> str:
+    """The URL a request goes to, its query included, as requests sends it: what evidence and messages show
+    of a request (secrets and patient data in it are left to the evidence store's Redactor)."""
+    try:
+        return requests.Request("GET", url, params=params).prepare().url
+    except (requests.RequestException, ValueError, TypeError, UnicodeError):
+        return url   # requests refuses it too, and says why when it is sent
 
 
 def _text(value):

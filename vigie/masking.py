@@ -24,8 +24,59 @@ STATEMENT = "patient data masked (NIR/INS, names, birth dates, contacts, address
 
 
 def mask_text(text: str) -> str:
-    """Every NIR-shaped number of a text, masked: its first digit and its key stay."""
-    return _NIR.sub(_masked_nir, text) if any(c.isdigit() for c in text) else text
+    """Every NIR-shaped number of a text masked (its first digit and its key stay), and the values of the
+    person search parameters of every FHIR search it writes (a request line, a self link)."""
+    if any(c.isdigit() for c in text):
+        text = _NIR.sub(_masked_nir, text)
+    if "=" in text:
+        text = _PERSON_SEARCH.sub(_masked_search, _CHAINED_PARAM.sub(_masked_param, text))
+    return text
+
+
+# a FHIR search of persons in a URL or a request line: Patient?family=Mar&birthdate=ge1985-05-12 (also
+# Patient/_search?...); the parameters that name, date, reach, locate or identify the person are masked as in
+# the resource. Chained parameters (subject:Patient.family=, patient.birthdate=) are masked in any search.
+_PERSON_SEARCH = re.compile(r"(?<![A-Za-z])((?:Patient|RelatedPerson|Person)(?:/_search)?\?)([^\s\"'<>#]+)")
+_CHAINED_PARAM = re.compile(r"(?<=[?&])([\w:-]+(?:\.[\w:-]+)*\.([\w-]+))=([^&\s\"'<>#]*)")
+_NAMES = {"name", "family", "given", "phonetic"}
+_DATES = {"birthdate", "death-date"}
+_CONTACTS = {"email", "phone", "telecom"}
+_PLACES = {"address", "address-city", "address-state", "address-country"}
+PERSON_SEARCH_PARAMS = _NAMES | _DATES | _CONTACTS | _PLACES | {"address-postalcode", "identifier"}
+
+
+def _masked_search(m: re.Match) -> str:
+    pairs = m.group(2).split("&")
+    for i, pair in enumerate(pairs):
+        name, sep, value = pair.partition("=")
+        if sep:
+            pairs[i] = f"{name}={_masked_value(name.split(':')[0], value)}"
+    return m.group(1) + "&".join(pairs)
+
+
+def _masked_param(m: re.Match) -> str:
+    return f"{m.group(1)}={_masked_value(m.group(2), m.group(3))}"
+
+
+def _masked_value(param: str, value: str) -> str:
+    """A search value (or a comma list of them) masked as the person's resource masks that element."""
+    if param not in PERSON_SEARCH_PARAMS:
+        return value
+    return ",".join(_masked_one(param, v) for v in value.split(","))
+
+
+def _masked_one(param: str, value: str) -> str:
+    if param in _DATES:   # the comparison prefix and the year stay
+        prefix = re.match(r"[a-z]{0,2}[0-9]{0,4}", value).group()
+        return prefix + re.sub(r"[0-9]", MASK, value[len(prefix):])
+    if param == "identifier":   # system|value: the system stays
+        system, bar, rest = value.rpartition("|") if "|" in value else value.rpartition("%7C")
+        return system + bar + (_keep(rest, 1, 2) if rest else "")
+    if param in _CONTACTS:
+        return _keep(value, 0, 2)
+    if param == "address-postalcode":
+        return _keep(value, 2)
+    return _keep(value, 0 if param in _PLACES else 1)
 
 
 def _masked_nir(m: re.Match) -> str:
