@@ -10,8 +10,8 @@ def _read_all(scan, tool: str) -> None:
     if not scan.scanned and not scan.unparsed:
         undetermined(f"{tool} read no Python file in the source tree: nothing was analysed")
     if scan.unparsed:
-        undetermined(f"{tool} could not parse {len(scan.unparsed)} of {len(scan.scanned) + len(scan.unparsed)} "
-                     f"files (e.g. {scan.unparsed[0]}): they were not analysed")
+        undetermined(f"{tool} could not parse or did not read {len(scan.unparsed)} of "
+                     f"{len(scan.scanned) + len(scan.unparsed)} files (e.g. {scan.unparsed[0]}): they were not analysed")
     if scan.links_out:
         undetermined(f"{len(scan.links_out)} link(s) lead out of the source tree towards code (e.g. "
                      f"{scan.links_out[0]}): not followed, what they point to was not analysed")

@@ -125,3 +125,16 @@ def test_semgrep_rules_both_ways(rule, tmp_path):
         scan = observe_semgrep(Target(id=name, kind="source", url=str(tmp_path / name)), None)
         rules = [f["rule"] for f in scan.findings]
         assert (rule in rules) == (name == "flawed"), (name, scan.findings)
+
+
+def test_a_file_semgrep_skips_is_not_analysed(tmp_path):
+    """semgrep skips files over 1 MB without an error: a pass needs every Python file of the tree read."""
+    from vigie.campaign import Target
+    from vigie.source import observe_semgrep
+    (tmp_path / "small.py").write_text("x = 1\n")
+    (tmp_path / "big.py").write_text("import requests\nrequests.get(url, verify=False)\n" + "y = 0\n" * 200_000)
+    scan = observe_semgrep(Target(id="src", kind="source", url=str(tmp_path)), None)
+    assert scan.scanned == ["small.py"] and scan.unparsed == ["big.py"]
+    outcome = conclude(test_source.test_no_semgrep_finding, SimpleNamespace(params={"min_severity": "ERROR"}),
+                       {"semgrep": scan}.get, Outcome())
+    assert outcome.status == "error" and "did not read 1 of 2 files (e.g. big.py)" in outcome.summary
