@@ -101,3 +101,14 @@ def test_a_failed_request_is_named_with_its_query():
 ])
 def test_person_searches_are_masked_wherever_written(line, masked):
     assert Redactor().text(line) == masked
+
+
+def test_a_search_is_named_by_its_request_line(target):
+    from vigie.fhirrest import search
+
+    http = RecordingClient(target)
+    try:
+        result = conclude(search, http, "Unknowntype", {"_count": 1, "name": "x"})
+    finally:
+        http.close()
+    assert result.status == "failed" and result.summary.startswith("GET Unknowntype?_count=1&name=x answered 4")

@@ -217,8 +217,11 @@ def claimed_profiles(resource: dict) -> list[str]:
 
 
 def search(http, rtype: str, params, what: str | None = None) -> dict:
-    """One search page as a Bundle; a failed check if the answer is not 200 and a searchset Bundle."""
-    return searchset(http.get(rtype, params=params), what or f"GET {rtype} search")
+    """One search page as a Bundle; a failed check if the answer is not 200 and a searchset Bundle. Named
+    in what the check says by `what`, else by its request line (GET Patient?family=Mar&_count=1)."""
+    pairs = params.items() if isinstance(params, dict) else params or ()
+    query = "&".join(f"{name}={value}" for name, value in pairs)
+    return searchset(http.get(rtype, params=params), what or f"GET {rtype}" + (f"?{query}" if query else ""))
 
 
 def searchset(response, label: str) -> dict:
