@@ -298,9 +298,11 @@ def test_json_nested_too_deep_is_a_clear_error(tmp_path, depth, message):
     env = dict(os.environ, FHIR_PACKAGE_CACHE=str(tmp_path / "cache"))
     result = vigie("packages", "add", str(deep), env=env)
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert message in result.stderr and "Basic-deep.json" in result.stderr
+    assert message in result.stderr and "CapabilityStatement-deep.json" in result.stderr
     with pytest.raises(PackageError, match=message):       # read lazily, without the cache
-        open_package(deep).resource("package/Basic-deep.json")
+        open_package(deep).resource("package/CapabilityStatement-deep.json")
+    run = vigie("run", "--fhir", "https://127.0.0.1:9/fhir", "--profile", f"ig:{deep}", "--out", str(tmp_path / "b"))
+    assert run.returncode == 3 and run.stderr.count("\n") == 1 and message in run.stderr, run.stderr[-2000:]
 
 
 def vigie(*args, env=None):
