@@ -575,3 +575,7 @@ def test_pdf_findings_show_their_decisive_evidence(report, tmp_path):
     charts = html.split('id="charts"')[1].split("</section>")[0]
     assert "Load run on https://127.0.0.1:8443/fhir" in charts and "evidence/run.json" in charts
     assert charts.count('class="chart"') == 2 and 'class="chart outcomes-chart"' in charts
+    # each profile's table links its findings to their sections, and only them
+    tables = "".join(part.split("</table>")[0] for part in html.split('<table class="outcomes">')[1:])
+    linked = [a["href"] for a in Page(tables).all("a")]
+    assert sorted(set(linked)) == sorted(f"#f-{n}" for n in range(1, len(FINDING_ORDER) + 1))

@@ -41,7 +41,9 @@ def pdf_html(report: dict, lang: str = "en", bundle_dir: Path | None = None) -> 
     verdict = report.get("verdict")
     outcomes = report.get("outcomes", [])
     found = [_finding(o, i, report, lang, bundle_dir) for i, o in enumerate(findings(outcomes), 1)]
-    profiles = [_profile(p, i, outcomes, lang) for i, p in enumerate(report.get("profiles", []), 1)]
+    # a profile's row of a finding links to the finding's section
+    anchors = {id(o): f"f-{i}" for i, o in enumerate(findings(outcomes), 1)}
+    profiles = [_profile(p, i, outcomes, anchors, lang) for i, p in enumerate(report.get("profiles", []), 1)]
     run = {"signer": None, "suite_digest": "", "command": "", "finished": None, "complete": None,
            "patient_data": None,
            **report.get("run", {})}
@@ -64,10 +66,10 @@ def _verdict(key, lang) -> str:
     return t(f"verdict.{key}", lang) if key in VERDICTS else str(key)
 
 
-def _profile(p: dict, index: int, outcomes: list[dict], lang: str) -> dict:
+def _profile(p: dict, index: int, outcomes: list[dict], anchors: dict[int, str], lang: str) -> dict:
     source = p.get("source") or {}
     rows = [{**o, "title": localized(o.get("title"), lang), "level_label": level_text(o.get("level"), lang),
-             "reference": reference_text(o.get("reference"), lang)}
+             "reference": reference_text(o.get("reference"), lang), "finding": anchors.get(id(o), "")}
             for o in outcomes if o["profile"] == p["id"]]
     return {"id": p["id"], "anchor": f"p-{index}", "version": p.get("version", ""),
             "title": localized(p.get("title"), lang) or p["id"], "verdict_label": _verdict(p.get("verdict"), lang),
