@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pins
+from . import pins, tarball
 from .tarball import (
     PackageError,
     check_json_members,
@@ -47,11 +47,11 @@ class Package:
         return self.manifest.get("canonical")
 
     @classmethod
-    def from_files(cls, files: dict[str, bytes], source: str, tarball: str | None = None) -> Package:
-        """The package these files make, refused when it is not what it says (`pins`); `tarball` is the
-        sha256 of the tarball they came from, None for a folder."""
+    def from_files(cls, files: dict[str, bytes], source: str, sha256: str | None = None) -> Package:
+        """The package these files make, refused when it is not what it says (`pins`); `sha256` is the
+        digest of the tarball they came from, None for a folder."""
         manifest = package_manifest(files, source)
-        pins.check_official((manifest["name"], manifest["version"]), files, source, tarball)
+        pins.check_official((manifest["name"], manifest["version"]), files, source, sha256)
         pkg = cls(manifest["name"], manifest["version"], manifest, source, files)
         pkg.index = pkg._build_index()
         pins.check_guide(pkg)
@@ -67,13 +67,16 @@ class Package:
         root = path / "package" if (path / "package" / "package.json").is_file() else path
         if not (root / "package.json").is_file():
             raise PackageError(f"{path}: not a FHIR package folder: no package.json")
-        files = {}
+        files, total = {}, 0
         for file in root.rglob("*"):
             if file.is_symlink():
                 continue     # a cache folder is ours, but a link could point anywhere: ignore it
             if file.is_file():
                 rel = file.relative_to(root).as_posix()
                 if rel.endswith(".json") or rel == "package.json":
+                    total += file.stat().st_size      # bounded as a tarball's members are
+                    if file.stat().st_size > tarball.MAX_MEMBER_BYTES or total > tarball.MAX_TOTAL_BYTES:
+                        raise PackageError(f"{path}: refused: {rel} makes the package too large to read")
                     files["package/" + rel] = file.read_bytes()
         return cls.from_files(files, str(path))
 
