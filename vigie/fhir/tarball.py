@@ -59,6 +59,11 @@ def expansion_limit(compressed: int) -> int:
     return min(MAX_TOTAL_BYTES, max(RATIO_FLOOR, MAX_RATIO * compressed))
 
 
+def _too_large(source: str, limit: int, what: str = "expands beyond") -> PackageError:
+    return PackageError(f"{source}: refused: the package {what} {limit} bytes (at most {MAX_RATIO} times its "
+                        f"compressed size, and {MAX_TOTAL_BYTES} bytes)")
+
+
 class _Bounded(io.RawIOBase):
     """The decompressed stream, refused as soon as it goes past its limit."""
 
@@ -72,20 +77,17 @@ class _Bounded(io.RawIOBase):
         data = self.stream.read(len(buffer))
         self.read_bytes += len(data)
         if self.read_bytes > self.limit:
-            raise PackageError(f"{self.source}: refused: the package expands beyond {self.limit} bytes "
-                               f"(at most {MAX_RATIO} times its compressed size, and {MAX_TOTAL_BYTES} bytes)")
+            raise _too_large(self.source, self.limit)
         buffer[:len(data)] = data
         return len(data)
 
 
-def _decompressed(raw: bytes, source: str) -> io.RawIOBase:
-    limit = expansion_limit(len(raw))
+def _decompressed(raw: bytes, source: str, limit: int) -> io.RawIOBase:
     if raw[:2] != b"\x1f\x8b":   # not gzip: a plain tar, read as it is
         return _Bounded(io.BytesIO(raw), limit, source)
     announced = int.from_bytes(raw[-4:], "little")   # gzip's trailer: the size modulo 4 GiB, as the packer says
     if announced > limit:
-        raise PackageError(f"{source}: refused: the package announces {announced} bytes once expanded, more than "
-                           f"{limit} (at most {MAX_RATIO} times its compressed size, and {MAX_TOTAL_BYTES} bytes)")
+        raise _too_large(source, limit, f"announces {announced} bytes once expanded, more than")
     return _Bounded(gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb"), limit, source)
 
 
@@ -95,7 +97,7 @@ def read_tarball_bytes(raw: bytes, source: str) -> dict[str, bytes]:
     limit = expansion_limit(len(raw))
     try:
         # stream mode: the gzip stream is read once, in order, never seeked
-        with tarfile.open(fileobj=_decompressed(raw, source), mode="r|") as tar:
+        with tarfile.open(fileobj=_decompressed(raw, source, limit), mode="r|") as tar:
             for count, member in enumerate(tar, 1):
                 if count > MAX_MEMBERS:
                     raise PackageError(f"{source}: refused: more than {MAX_MEMBERS} members")
@@ -111,8 +113,7 @@ def read_tarball_bytes(raw: bytes, source: str) -> dict[str, bytes]:
                                        f"({member.size} bytes)")
                 total += member.size
                 if total > limit:
-                    raise PackageError(f"{source}: refused: the package expands beyond {limit} bytes (at most "
-                                       f"{MAX_RATIO} times its compressed size, and {MAX_TOTAL_BYTES} bytes)")
+                    raise _too_large(source, limit)
                 if name in files:
                     raise PackageError(f"{source}: refused: duplicate member {member.name!r}")
                 fileobj = tar.extractfile(member)
