@@ -282,6 +282,29 @@ def test_pdf_draws_the_key_charts(signed, report):
     assert "Load run on" in page and "seconds since start" in page and "latency (ms)" in page, load
 
 
+def test_pdf_charts_are_drawn(signed, report, tmp_path):
+    """The charts page as a reader sees it (pdftoppm): the bars of the outcomes chart are painted in the
+    colours of their statuses, as many profiles as the report has."""
+    import shutil
+    import subprocess
+
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from vigie.render.outcome_chart import COLOURS
+
+    if shutil.which("pdftoppm") is None:
+        pytest.fail("pdftoppm is needed for this test: apt-get install -y poppler-utils (scripts/install-test-deps.sh)")
+    page = _outline(PdfReader(str(signed.path / "report.pdf")))["Charts"]
+    subprocess.run(["pdftoppm", "-r", "60", "-png", "-f", str(page), "-l", str(page), "-singlefile",
+                    str(signed.path / "report.pdf"), str(tmp_path / "charts")], check=True, timeout=60)
+    image = Image.open(tmp_path / "charts.png").convert("RGB")
+    painted = {colour: n for n, colour in image.getcolors(1 << 24)}
+    for status in ("passed", "failed"):
+        colour = tuple(int(COLOURS[status][i:i + 2], 16) for i in (1, 3, 5))
+        assert painted.get(colour, 0) > 100 * sum(p["counts"][status] > 0 for p in report["profiles"]), status
+
+
 @pytest.mark.parametrize("fmt, produced", [("sarif", "results.sarif"), ("allure", "allure-results"),
                                            ("html", "report.html"), ("junit", "junit.xml"), ("md", "summary.md")])
 def test_report_format_rewrites_one_rendering(signed, tmp_path, fmt, produced):
