@@ -43,8 +43,8 @@ def read_json(file: Path | None) -> object | None:
 
 
 def decisive(outcome: dict, bundle_dir: Path | None, lang: str, base_url: str = "") -> list[dict]:
-    """[{"path", "lines": [text], "charts": [{"svg", "caption"}]}] for each evidence file of `outcome` with something to
-    show; `base_url` (the target's) makes request lines read as the finding names them."""
+    """[{"path", "lines": [text], "charts": [{"svg", "caption"}]}] for each evidence file of `outcome` with
+    something to show; `base_url` (the target's) makes request lines read as the finding names them."""
     said = _said(outcome)
     items, sql = [], None
     for path in outcome.get("evidence") or []:
@@ -82,7 +82,7 @@ def _item(data: object, said: str, lang: str, base_url: str) -> dict | None:
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
         return {"lines": _scan_lines(data["findings"]), "charts": []}
     if isinstance(data, dict) and isinstance(data.get("findings"), dict):
-        return {"lines": _fuzz_lines(data["findings"], base_url), "charts": []}
+        return {"lines": _fuzz_lines(data["findings"]), "charts": []}
     if isinstance(data, dict) and isinstance(data.get("dependencies"), list):
         return {"lines": _audit_lines(data, lang), "charts": []}
     return None
@@ -190,7 +190,7 @@ def _scan_lines(found: list) -> list[str]:
     return lines[:MAX_LINES]
 
 
-def _fuzz_lines(kinds: dict, base_url: str) -> list[str]:
+def _fuzz_lines(kinds: dict) -> list[str]:
     lines = []
     for kind, group in kinds.items():
         kept = group.get("kept") if isinstance(group, dict) else None
