@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -12,6 +11,7 @@ from .errors import VigieError
 from .journal import NAME as JOURNAL
 from .journal import read_journal
 from .model import Outcome, counts, overall_verdict, verdict
+from .rendering import DEFAULT_FORMATS, Bounds, failure, render
 
 SCHEMA = "vigie-report/1"
 
@@ -80,9 +80,12 @@ def product_of(head: dict, end: dict | None) -> dict:
     return {"source": "not declared"}
 
 
-def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=None) -> dict:
-    """Writes report.json from the journal, then each rendering from report.json, then seals the bundle:
-    manifest.json always, its signature and attestation when `sign_key` (an Ed25519 private key) is given."""
+def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=None,
+                 bounds: Bounds | None = None) -> dict:
+    """Writes report.json from the journal, then each rendering from report.json (within `bounds`: see
+    vigie.rendering), then seals the bundle: manifest.json always, its signature and attestation when
+    `sign_key` (an Ed25519 private key) is given."""
+    from .outdir import foreign_entries
     from .signing import key_id, seal
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -91,6 +94,11 @@ def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=N
     links = sorted(p.name for p in bundle.iterdir() if p.is_symlink())
     if links:
         raise VigieError(f"{bundle}: holds a symbolic link ({links[0]}); vigie does not write through links")
+    # nor make its manifest vouch for files vigie did not write
+    foreign = foreign_entries(bundle)
+    if foreign:
+        raise VigieError(f"{bundle}: holds files vigie did not write ({', '.join(foreign[:3])}); not sealed as a "
+                         f"bundle")
     records = read_journal(bundle / JOURNAL)
     try:
         report = report_from_journal(records, lang)
@@ -105,81 +113,18 @@ def build_bundle(bundle: Path, lang: str | None = None, formats=None, sign_key=N
                          f"{exc.message[:200]})") from None
     # the renderings show who signs (the PDF cover): known before the seal, since the key is given up front
     report["run"]["signer"] = key_id(sign_key.public_key()) if sign_key else None
-    (bundle / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    if formats is None:
-        render(report, bundle, DEFAULT_FORMATS, optional=("pdf",))
-    else:
-        render(report, bundle, formats)
+    write_report(bundle, report)
+    # the PDF, unless asked for by name, is left out with a warning where its libraries are missing
+    results = render(bundle, DEFAULT_FORMATS if formats is None else formats, bounds)
+    report["run"]["renderings"] = [r.to_json() for r in results]
+    write_report(bundle, report)
     seal(bundle, sign_key)
+    problem = failure(results, optional=("pdf",) if formats is None else ())
+    if problem:
+        raise problem
     return report
 
 
-def _html(report, bundle):
-    from .render.html import render_html
-    out = bundle / "report.html"
-    render_html(report, out, report["run"]["lang"], bundle)
-    return out
+def write_report(bundle: Path, report: dict) -> None:
+    (bundle / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
-
-def _junit(report, bundle):
-    from .render.junit import render_junit
-    out = bundle / "junit.xml"
-    render_junit(report, out)
-    return out
-
-
-def _markdown(report, bundle):
-    from .render.markdown import render_markdown
-    out = bundle / "summary.md"
-    render_markdown(report, out, report["run"]["lang"])
-    return out
-
-
-def _sarif(report, bundle):
-    from .render.sarif import render_sarif
-    out = bundle / "results.sarif"
-    render_sarif(report, out, report["run"]["lang"])
-    return out
-
-
-def _allure(report, bundle):
-    from .render.allure import render_allure
-    out = bundle / "allure-results"
-    render_allure(report, out, report["run"]["lang"])
-    return out
-
-
-def _pdf(report, bundle):
-    try:
-        import weasyprint  # noqa: F401  (its system libraries are loaded on import)
-
-        from .render.pdf import render_pdf
-    except (ImportError, OSError) as exc:
-        raise VigieError(f"the PDF report needs weasyprint and its system libraries (pango): {exc}") from None
-    out = bundle / "report.pdf"
-    render_pdf(report, out, report["run"]["lang"], bundle)
-    return out
-
-
-RENDERERS = {"html": _html, "pdf": _pdf, "junit": _junit, "sarif": _sarif, "allure": _allure, "md": _markdown}
-LATER: dict[str, str] = {}
-# what a run writes without being asked (the PDF takes about a second and a half)
-DEFAULT_FORMATS = ("html", "pdf", "junit", "sarif", "allure", "md")
-
-
-def render(report: dict, bundle: Path, formats, optional=()) -> list[Path]:
-    """Writes each rendering; one in `optional` that cannot be made (the PDF without pango) is left out with
-    a warning instead of failing a run whose outcomes are already measured."""
-    written = []
-    for fmt in formats:
-        if fmt in LATER:
-            raise VigieError(f"{LATER[fmt]} is not available yet in this version of vigie")
-        if fmt not in RENDERERS:
-            raise VigieError(f"unknown report format '{fmt}' (known: {', '.join(RENDERERS)})")
-        try:
-            written.append(RENDERERS[fmt](report, bundle))
-        except VigieError as exc:
-            if fmt not in optional:
-                raise
-            sys.stderr.write(f"vigie: warning: {exc}; the other renderings are written\n")
-    return written

@@ -45,6 +45,16 @@ def _out_dir(out):
     return Path(out) if out else Path("reports") / new_run_id()
 
 
+def _bundle_dir(out, force):
+    """--out for a bundle, checked before anything starts: new, empty, or a previous bundle with --force."""
+    from .outdir import claim
+    return claim(_out_dir(out), replace=force, create=False)
+
+
+FORCE_OPTION = click.option("--force", is_flag=True,
+                            help="Replace the previous vigie bundle that --out holds (nothing else is replaced).")
+
+
 def _signing_key(sign_key):
     """The private key of --sign-key, loaded before the run so that a bad key fails fast."""
     if not sign_key:
@@ -62,21 +72,28 @@ def _console():
 
 LIMIT_FLAGS = (
     ("--check-timeout", "check_timeout", "S", "Time limit of one check, in seconds (default 300)."),
-    ("--run-timeout", "run_timeout", "S", ("Time limit of the run, in seconds (default 3600); requirements not "
-                                          "reached are not_tested.")),
+    ("--run-timeout", "run_timeout", "S", ("Time limit of the run, renderings included, in seconds (default "
+                                          "3600); requirements not reached are not_tested.")),
     ("--max-requests", "max_requests", "N", "Requests the checks may send to each target (default 20000)."),
     ("--max-bytes", "max_bytes", "SIZE", ("Response bytes the checks may receive from each target, e.g. 200M "
                                          "(default 1G).")),
-    ("--rate", "rate", "R", "Requests per second the checks may send to each target (default 50)."))
+    ("--rate", "rate", "R", "Requests per second the checks may send to each target (default 50)."),
+    ("--max-memory", "max_memory", "SIZE", ("Data each of vigie's processes (the run, its renderings) may "
+                                           "allocate, e.g. 2G (default 4G).")))
 
 
-def limit_options(fn):
-    """Adds the limit flags; the command receives them as one dict, `limit_flags` (None when not given)."""
+def limit_options(fn=None, *, only=None):
+    """Adds the limit flags (or those named in `only`); the command receives them as one dict, `limit_flags`
+    (None when not given)."""
+    if fn is None:
+        return functools.partial(limit_options, only=only)
+    chosen = [f for f in LIMIT_FLAGS if only is None or f[1] in only]
+
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        flags = {key: kwargs.pop(key) for _, key, _, _ in LIMIT_FLAGS}
+        flags = {key: kwargs.pop(key) for _, key, _, _ in chosen}
         return fn(*args, limit_flags=flags, **kwargs)
-    for flag, key, metavar, text in reversed(LIMIT_FLAGS):
+    for flag, key, metavar, text in reversed(chosen):
         command = click.option(flag, key, metavar=metavar, help=text)(command)
     return command
 
@@ -92,14 +109,12 @@ FORMAT_OPTION = click.option(
 
 
 def _formats(formats):
-    from .bundle import RENDERERS
-    unknown = [f for f in formats if f not in RENDERERS]
-    if unknown:
-        raise VigieError(f"unknown report format '{unknown[0]}' (known: {', '.join(RENDERERS)})")
-    return tuple(formats) or None
+    from .rendering import check_formats
+    return check_formats(formats) or None
 
 
-def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None, product=None):
+def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None, product=None,
+             force=False):
     from rich.markup import escape
 
     from .display import outcome_line, verdict_table
@@ -109,7 +124,7 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
     console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
                   f"targets: {escape(strip_control(', '.join(t.id + ' ' + t.public()['url'] for t in targets)))}")
     report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
-                          sign_key=key, limits=limits, formats=formats, product=product)
+                          sign_key=key, limits=limits, formats=formats, product=product, replace_out=force)
     verdict_table(console, report, out)
     return EXIT_CODES[report["verdict"]]
 
@@ -120,10 +135,11 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default="en", show_default=True)
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
-def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags):
+def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
     from fixtures.practice import FLAWS, start_practice
@@ -142,6 +158,7 @@ def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags)
     warehouse_flaws = tuple(f for f in flaws if f in WAREHOUSE_FLAWS)
     selected = _campaign_profiles(profiles, ["fhir", "warehouse", "source"])
     kinds = {k for p in selected for k in p.applies_to}
+    out = _bundle_dir(out, force)
     console = _console()
     # the folder holds the practice system's private key: removed however the demo ends, but for SIGKILL
     with _stopped_like_ctrl_c(), tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
@@ -162,7 +179,7 @@ def demo(profiles, flaws, out, lang, sign_key, formats, limit_flags, load_flags)
                               + (f" with flaws: {', '.join(practice_flaws)}" if practice_flaws else ""))
                 targets.insert(0, Target(id="practice", kind="fhir", url=system.url, ca_file=str(system.ca_file),
                                          token=system.token, tokens=dict(system.tokens)))
-            return _execute(selected, targets, _out_dir(out), lang, console, key, limits, formats)
+            return _execute(selected, targets, out, lang, console, key, limits, formats, force=force)
         finally:
             if system is not None:
                 system.stop()
@@ -200,11 +217,12 @@ def _demo_warehouse(work: Path, flaws: tuple):
               "vigie.toml, else the FHIR server's CapabilityStatement.software).")
 @click.option("--product-version", metavar="V", help="Version of the product under test.")
 @click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
+@FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
 def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, product, product_version,
-        product_commit, formats, limit_flags, load_flags):
+        product_commit, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
     from .campaign import load_config, make_product, make_target
@@ -233,8 +251,9 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     flags = {k: v for k, v in (("name", product), ("version", product_version), ("commit", product_commit)) if v}
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
-    return _execute(selected, targets, _out_dir(out or settings.get("out")), lang or settings.get("lang", "en"),
-                    _console(), key, limits, formats, declared)
+    out = _bundle_dir(out or settings.get("out"), force)
+    return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits, formats,
+                    declared, force)
 
 
 @cli.group()
@@ -271,13 +290,21 @@ def profiles_show(profile_id, lang):
               help="html, pdf, junit, sarif, allure, md (repeatable); default: those a run writes.")
 @click.option("--lang", type=LANGS, default=None)
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle again.")
-def report(bundle, formats, lang, sign_key):
-    """Rebuild a bundle's report.json from its journal and render it again (then seal it again)."""
+@limit_options(only=("run_timeout", "max_memory"))
+def report(bundle, formats, lang, sign_key, limit_flags):
+    """Rebuild a bundle's report.json from its journal and render it again (then seal it again), within the
+    time limit and memory ceiling."""
     from .bundle import build_bundle
+    from .limits import memory_ceiling
+    from .rendering import Bounds
     from .signing import SIGNATURE
+    formats = _formats(formats)
     key = _signing_key(sign_key)
+    limits = _limits(None, limit_flags)
     was_signed = (Path(bundle) / SIGNATURE).exists()
-    result = build_bundle(Path(bundle), lang, tuple(formats) or None, sign_key=key)
+    bounds = Bounds(limits.run_timeout_s, limits.max_memory, f"the time limit of {limits.run_timeout_s:g} s was reached")
+    with memory_ceiling(limits.max_memory):
+        result = build_bundle(Path(bundle), lang, formats, sign_key=key, bounds=bounds)
     click.echo(f"{bundle}: {result['verdict']}" + ("" if result["run"]["complete"] else " (the run did not finish)"))
     if was_signed and key is None:
         click.echo(f"{bundle}: re-rendered, so its previous signature was removed; sign it again with --sign-key")

@@ -19,11 +19,13 @@ class Journal:
         self.path = Path(path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed by close()
 
-    def append(self, record: dict) -> None:
-        # one write of a whole line, then fsync: after SIGKILL each line is complete or absent
+    def append(self, record: dict, sync: bool = True) -> None:
+        # one write of a whole line: after SIGKILL each line is complete or absent; fsync, unless told not to,
+        # so that a power cut loses nothing finished either (the next fsync syncs the lines written before)
         self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()

@@ -10,7 +10,9 @@ the earliest one, and when it expires the error of that deadline is raised where
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import resource
 import signal
 import threading
 import time
@@ -22,7 +24,8 @@ import pytest
 from .errors import ObservationError, VigieError
 
 KEYS = {"check_timeout": "check_timeout_s", "run_timeout": "run_timeout_s", "max_requests": "max_requests",
-        "max_bytes": "max_bytes", "rate": "rate"}
+        "max_bytes": "max_bytes", "rate": "rate", "max_memory": "max_memory"}
+SIZES = ("max_bytes", "max_memory")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 STALL_AFTER = 3     # requests in a row without an answer in time, after which a target is not asked again
@@ -31,11 +34,13 @@ STALL_AFTER = 3     # requests in a row without an answer in time, after which a
 @dataclass(frozen=True)
 class Limits:
     check_timeout_s: float = 300.0     # one check, its observations included (a TLS scan, a load run)
-    run_timeout_s: float = 3600.0      # the whole run; the requirements not reached become not_tested
+    run_timeout_s: float = 3600.0      # the whole run, its renderings included; requirements not reached
+                                       # become not_tested, renderings not made in time are reported
     max_requests: int = 20_000         # per target, requests of the checks (the load phase has its own bounds)
     max_bytes: int = 1 << 30           # per target, response bodies received by the checks
     rate: float = 50.0                 # per target, requests per second of the checks
     request_timeout_s: float = 60.0    # one request, from connection to the last byte of its body
+    max_memory: int = 4 << 30          # data of vigie's run process, and of its rendering process
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -79,7 +84,7 @@ def make_limits(settings: dict | None, where: str = "limits") -> Limits:
     values = {}
     for key, value in settings.items():
         label = f"{where}: {key}"
-        if key == "max_bytes":
+        if key in SIZES:
             values[KEYS[key]] = parse_size(value, label)
         elif key == "max_requests":
             values[KEYS[key]] = _positive(value, label, int)
@@ -93,6 +98,22 @@ def merge(base: Limits, overrides: dict) -> Limits:
     given = make_limits(overrides, "command line")
     chosen = {KEYS[k] for k, v in overrides.items() if v is not None}
     return Limits(**{f.name: getattr(given if f.name in chosen else base, f.name) for f in fields(Limits)})
+
+
+@contextlib.contextmanager
+def memory_ceiling(limit: int):
+    """Caps the data this process may allocate (RLIMIT_DATA, soft) while the block runs: what meets the ceiling
+    gets a MemoryError (a check that does ends as error) instead of the machine's memory. A lower ceiling
+    already set stays; the previous one is put back afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    ceiling = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    if soft != resource.RLIM_INFINITY:
+        ceiling = min(ceiling, soft)
+    resource.setrlimit(resource.RLIMIT_DATA, (ceiling, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 # ---- per-target budget: requests, bytes, rate -----------------------------------------------------------

@@ -15,13 +15,18 @@ from .evidence import EvidenceStore, Redactor
 from .http import RecordingClient
 from .journal import NAME as JOURNAL
 from .journal import Journal
-from .limits import Limits
+from .limits import Limits, memory_ceiling
 from .limits import activate as activate_limits
 from .observations import ObservationCache
+from .outdir import claim as claim_output
 from .plugin import VigiePlugin
+from .rendering import Bounds
 from .suite import CHECK_DIRS, ROOT, suite_digest
 
 PYTEST_INI = Path(__file__).parent / "suite.ini"
+# the renderings get what is left of the run time, and at least this: the quick ones (summary, JUnit) are
+# written even when the checks used all of it
+RENDER_FLOOR_S = 10.0
 
 
 def now() -> str:
@@ -60,7 +65,7 @@ class Run:
     """The state a run shares with the plugin."""
 
     def __init__(self, profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits: Limits | None = None, formats=None, product: dict | None = None):
+                 limits: Limits | None = None, formats=None, product: dict | None = None, replace_out=False):
         self.formats = tuple(formats) if formats else None   # renderings besides report.json; None: all
         # absolute: subprocesses (the load driver) run in other working directories
         self.profiles, self.targets, self.out, self.lang = profiles, targets, Path(out).absolute(), lang
@@ -74,9 +79,8 @@ class Run:
         if not self.cases:
             kinds = sorted({k for p in profiles for k in p.applies_to})
             raise VigieError(f"no target for the selected profiles (they apply to: {', '.join(kinds)})")
-        self.out.mkdir(parents=True, exist_ok=True)
-        if (self.out / JOURNAL).exists():
-            raise VigieError(f"{self.out} already holds a run; choose another --out")
+        # new or empty (or a previous bundle, replaced): the manifest will vouch for everything in it
+        claim_output(self.out, replace=replace_out)
         self.store = EvidenceStore(self.out, Redactor([s for t in targets for s in t.secrets()]))
         self.cache = ObservationCache(self.store)
         self.clients: dict[str, RecordingClient] = {}
@@ -101,11 +105,25 @@ class Run:
         return self.clients[target.id]
 
     def record(self, outcome) -> None:
-        self.journal.append({"type": "outcome", **outcome.to_json()})
+        # past the run time limit, the requirements not reached are recorded by the thousand: without a sync
+        # each (a power cut loses none of them: a rebuilt report says them not run either), so that the run
+        # ends near its limit
+        self.journal.append({"type": "outcome", **outcome.to_json()}, sync=time.monotonic() < self.deadline)
         if self.on_outcome:
             self.on_outcome(outcome)
 
     def execute(self) -> dict:
+        with memory_ceiling(self.limits.max_memory):
+            self.run_checks()
+            return build_bundle(self.out, formats=self.formats, sign_key=self.sign_key, bounds=self.render_bounds())
+
+    def render_bounds(self) -> Bounds:
+        """The renderings get what is left of the run time (at least RENDER_FLOOR_S) and the memory ceiling."""
+        return Bounds(seconds=max(self.deadline - time.monotonic(), RENDER_FLOOR_S), memory=self.limits.max_memory,
+                      why=f"the run time limit of {self.limits.run_timeout_s:g} s was reached")
+
+    def run_checks(self) -> None:
+        """Runs the checks, then closes the journal with its end record."""
         # a check module that cannot be imported costs its own requirements (not_tested, with the suite
         # error in the report), not every requirement of the run. Plain assertions: every check's assert
         # carries the message that becomes the outcome's summary, and pytest's rewritten asserts would need
@@ -125,7 +143,6 @@ class Run:
                              "fhir_packages": packages_used(self.cache.values("fhir-packages")),
                              "software": self._software()})
         self.journal.close()
-        return build_bundle(self.out, formats=self.formats, sign_key=self.sign_key)
 
 
     def _software(self) -> dict:
@@ -146,5 +163,6 @@ class Run:
 
 
 def run_campaign(profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits=None, formats=None, product=None) -> dict:
-    return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats, product).execute()
+                 limits=None, formats=None, product=None, replace_out=False) -> dict:
+    return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats, product,
+               replace_out).execute()

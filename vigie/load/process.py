@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from ..errors import ObservationError, VigieError
+from ..lifeline import PARENT_VARIABLE
 from .driver import ERROR_MARK, extension_s
-from .lifeline import PARENT_VARIABLE
 from .stats import LoadResult
 
 STOP_TIMEOUT_S = 2.0  # users get this long to finish their current request once the run time is up
@@ -35,9 +35,9 @@ MEMORY_LIMIT = 384 << 20
 PER_USER = re.compile(rb"^VIGIE_MEMORY_PER_USER_MB\s*=\s*(\d+)", re.MULTILINE)
 REMOTE_WORKER_USERS = 10   # a remote worker learns its share of users from the master: room for this many
 # the driver imports locust before anything else so that gevent patches the process first, once it is bound
-# to vigie's life (vigie.load.lifeline); the spec travels in the environment: a command line is visible to
+# to vigie's life (vigie.lifeline); the spec travels in the environment: a command line is visible to
 # every user of the machine
-_BOOTSTRAP = ("from vigie.load.lifeline import bind_to_parent; bind_to_parent(); "
+_BOOTSTRAP = ("from vigie.lifeline import bind_to_parent; bind_to_parent(); "
               "import os, resource; limit = int(os.environ.pop('VIGIE_LOAD_MEMORY')); "
               "resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)); "
               "import locust, sys; from vigie.load.driver import drive; "

@@ -1,8 +1,9 @@
-"""A load process lives only as long as the vigie that started it.
+"""vigie's child processes (the load driver, the renderings) live only as long as the vigie that started them.
 
-Each load process runs in its own session (so that vigie can kill its whole group at the deadline), which
-also shields it from the signals that end vigie: after `kill -9` of vigie it would go on loading the target
-for its whole planned duration. So it binds itself to its parent as it starts, before locust is imported:
+Each runs in its own session (so that vigie can kill its whole group at its deadline), which also shields it
+from the signals that end vigie: after `kill -9` of vigie a load process would go on loading the target for
+its whole planned duration. So each binds itself to its parent as it starts (the load driver: before locust
+is imported):
 - on Linux, the kernel's parent-death signal (prctl PR_SET_PDEATHSIG): SIGKILL as soon as the parent dies;
 - everywhere, a watchdog thread that ends the process once its parent is gone (it is then re-parented, so
   its parent's pid changes), within WATCH_S.
@@ -19,7 +20,7 @@ import signal
 import sys
 import time
 
-PARENT_VARIABLE = "VIGIE_LOAD_PARENT"   # the pid of the vigie process that started this one
+PARENT_VARIABLE = "VIGIE_PARENT"   # the pid of the vigie process that started this one
 WATCH_S = 0.5
 ORPHANED_EXIT = 3
 PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
@@ -28,8 +29,8 @@ _sleep = time.sleep   # the real one: gevent replaces time.sleep when locust is 
 
 
 def _parent_death_signal() -> None:
-    """Linux: the kernel kills this process when the thread that started it ends (vigie runs its load from
-    the main thread, so: when vigie ends). Nothing elsewhere: the watchdog covers it."""
+    """Linux: the kernel kills this process when the thread that started it ends (that thread waits for it,
+    so: when vigie ends). Nothing elsewhere: the watchdog covers it."""
     if not sys.platform.startswith("linux"):
         return
     try:
