@@ -138,3 +138,12 @@ def test_a_file_semgrep_skips_is_not_analysed(tmp_path):
     outcome = conclude(test_source.test_no_semgrep_finding, SimpleNamespace(params={"min_severity": "ERROR"}),
                        {"semgrep": scan}.get, Outcome())
     assert outcome.status == "error" and "did not read 1 of 2 files (e.g. big.py)" in outcome.summary
+
+
+def test_semgrep_command_lines_are_bounded():
+    from vigie.source import _batches
+    paths = [Path(f"/src/pkg/module_{i:04d}.py") for i in range(3000)]
+    batches = _batches(paths, limit=8192)
+    assert [p for batch in batches for p in batch] == paths and len(batches) > 1
+    assert all(sum(len(str(p)) + 1 for p in batch) <= 8192 for batch in batches)
+    assert _batches([]) == []
