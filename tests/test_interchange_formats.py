@@ -12,6 +12,7 @@ import pytest
 
 from vigie.catalogue import load_catalogue
 from vigie.render.allure import render_allure
+from vigie.render.i18n import level_text, reference_text
 from vigie.render.junit import render_junit
 from vigie.render.sarif import render_sarif
 from vigie.suite import CHECK_DIRS, ROOT, check_families
@@ -122,13 +123,19 @@ def test_every_sarif_rule_says_what_it_asks_where_from_and_how_to_fix(tmp_path, 
         profile, requirement = requirements[rule["id"]]
         text, markdown = rule["help"]["text"], rule["help"]["markdown"]
         for help_text in (text, markdown):
-            assert requirement.title[lang] in help_text and requirement.reference in help_text, rule["id"]
+            assert requirement.title[lang] in help_text, rule["id"]
+            assert reference_text(requirement.reference, lang) in help_text, rule["id"]   # its notes translated
             assert profile.source["title"] in help_text and fix in help_text, rule["id"]
         assert rule["shortDescription"]["text"] == requirement.title[lang]
         assert rule["helpUri"] == profile.source["url"] and f"]({profile.source['url']})" in markdown
         assert float(rule["properties"]["security-severity"]) >= (7 if requirement.level == "SHALL" else 0)
+        assert f"{level_text(requirement.level, lang)} — " in text, rule["id"]
     if lang == "fr":
-        assert "EXIGÉ (SHALL)" in sarif["runs"][0]["tool"]["driver"]["rules"][0]["help"]["text"]
+        rule = sarif["runs"][0]["tool"]["driver"]["rules"][0]
+        assert "Niveau\u00a0: EXIGÉ (SHALL) — un échec rend le profil non conforme" in rule["help"]["text"]
+        shown = [(r["help"]["text"], r["help"]["markdown"], r["fullDescription"]["text"])
+                 for r in sarif["runs"][0]["tool"]["driver"]["rules"]]
+        assert "numbering unverified" not in json.dumps(shown)
 
 
 # --- JUnit ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..suite import check_families
-from .i18n import localized
+from .i18n import level_text, localized, reference_text
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SECURITY = "security"
@@ -23,18 +23,18 @@ FINDINGS = ("failed", "error")
 
 HELP = {
     "en": {"asks": "What it asks", "level": "Level", "source": "Source", "fix": "How to fix", "colon": ":",
-           "SHALL": "SHALL (required: a failure makes the profile non-conformant)",
-           "SHOULD": "SHOULD (recommended: a failure leaves the profile conformant with reservations)",
-           "MAY": "MAY (optional: reported for information)",
+           "SHALL": "a failure makes the profile non-conformant",
+           "SHOULD": "a failure leaves the profile conformant with reservations",
+           "MAY": "reported for information",
            "how": "Change the system so that it meets the requirement as stated above. The result's message says "
                   "what vigie observed instead (or, for an undetermined result, what it could not observe), and "
                   "the evidence files it lists, in the report bundle, hold the exchanges, scan or findings "
                   "behind it. Run vigie again to confirm the fix."},
     "fr": {"asks": "Ce qui est exigé", "level": "Niveau", "source": "Source", "fix": "Comment corriger",
            "colon": "\u00a0:",
-           "SHALL": "EXIGÉ (SHALL)\u00a0: un échec rend le profil non conforme",
-           "SHOULD": "RECOMMANDÉ (SHOULD)\u00a0: un échec laisse le profil conforme avec réserves",
-           "MAY": "FACULTATIF (MAY)\u00a0: donné pour information",
+           "SHALL": "un échec rend le profil non conforme",
+           "SHOULD": "un échec laisse le profil conforme avec réserves",
+           "MAY": "donné pour information",
            "how": "Modifier le système pour qu'il satisfasse l'exigence telle qu'énoncée ci-dessus. Le message "
                   "du résultat dit ce que vigie a observé à la place (ou, pour un résultat indéterminé, ce "
                   "qu'il n'a pas pu observer), et les fichiers de preuve qu'il cite, dans le lot du rapport, "
@@ -91,7 +91,7 @@ def _rule(o: dict, profile: dict, lang: str) -> dict:
                            "reference": o.get("reference", ""), "tags": [SECURITY, o["profile"]],
                            "security-severity": SECURITY_SEVERITY.get(o["level"], "5.0")}}
     if o.get("reference"):
-        rule["fullDescription"] = {"text": o["reference"]}
+        rule["fullDescription"] = {"text": reference_text(o["reference"], lang)}
     if _web(source.get("url")):
         rule["helpUri"] = source["url"]
     return rule
@@ -102,16 +102,15 @@ def _help(o: dict, source: dict, lang: str) -> dict:
     requirement's reference) and how to fix it, as text and as Markdown."""
     words = HELP.get(lang, HELP["en"])
     title = localized(o.get("title"), lang) or o["requirement"]
-    level = words.get(o["level"], o["level"])
-    cited = ", ".join(x for x in (str(source.get("title") or ""), str(o.get("reference") or "")) if x)
-    url = source["url"] if _web(source.get("url")) else ""
     c = words["colon"]
-    text = "\n".join([f"{words['asks']}{c} {title}", f"{words['level']}{c} {level}",
-                      f"{words['source']}{c} {cited}" + (f" ({url})" if url else ""), "",
-                      f"{words['fix']}{c} {words['how']}"])
-    linked = f"[{cited or url}]({url})" if url else cited
-    markdown = "\n\n".join([f"**{words['asks']}** ({level}){c} {title}", f"**{words['source']}**{c} {linked}",
-                            f"**{words['fix']}**{c} {words['how']}"])
+    level = level_text(o["level"], lang) + (f" — {words[o['level']]}" if o["level"] in words else "")
+    cited = ", ".join(x for x in (str(source.get("title") or ""), reference_text(o.get("reference"), lang)) if x)
+    url = source["url"] if _web(source.get("url")) else ""
+    parts = [(words["asks"], title), (words["level"], level), (words["source"], cited), (words["fix"], words["how"])]
+    text = "\n".join(f"{name}{c} {value}" + (f" ({url})" if url and name == words["source"] else "")
+                     for name, value in parts)
+    linked = {words["source"]: f"[{cited or url}]({url})"} if url else {}
+    markdown = "\n\n".join(f"**{name}**{c} {linked.get(name, value)}" for name, value in parts)
     return {"text": text, "markdown": markdown}
 
 
