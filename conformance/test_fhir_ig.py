@@ -5,7 +5,7 @@ Support is observed on data: a read needs an instance, a parameter that matches 
 only where the search without it matches something, an include needs a resource to add. A type that serves
 nothing leaves these requirements undetermined."""
 from vigie.checks import check, failed, not_tested, passed, undetermined
-from vigie.fhirrest import NO_MATCH, json_body, matched, resources_of, search
+from vigie.fhirrest import NO_MATCH, json_body, matched, resources_of, search, values_at
 
 # interactions that change data: vigie sends no writes to a system under test
 WRITES = {"create", "update", "patch", "delete"}
@@ -85,6 +85,33 @@ def _included_one_by_one(http, rtype: str, name: str, value: str, matches: list[
     return 0
 
 
+def _evidence_of_something_to_include(http, rtype: str, name: str, value: str, matches: list[dict]) -> str | None:
+    """What shows there was a resource to include, observed without the include: for _include=Source:param, a
+    match whose element of that name (R4 names most reference parameters after their element, case aside:
+    partof, partOf) holds a literal reference to another resource, any element for _include=*;
+    for _revinclude=Source:param, a Source found by searching param=<a match>. None when nothing shows it (the
+    include may be right, with nothing to add)."""
+    source, _, param = value.partition(":")
+    if name.startswith("_include") and (value == "*" or source == rtype):
+        for match in matches:
+            own = f"{match.get('resourceType')}/{match.get('id')}"
+            elements = [k for k in match if value == "*" or k.lower() == param.lower()]
+            for element in elements:
+                for ref in values_at(match, element):
+                    target = ref.get("reference") if isinstance(ref, dict) else None
+                    # narrowed to this match alone (as tried above), anything else it refers to is to include
+                    if isinstance(target, str) and target.count("/") == 1 and target != own:
+                        return f"{match.get('resourceType')}/{match.get('id')}.{element} refers to {target}"
+        return None
+    if name == "_revinclude" and param and param != "*":
+        for match in matches[:3]:
+            key = f"{match.get('resourceType')}/{match.get('id')}"
+            response = http.get(source, params={param: key, "_count": 1})
+            if response.status_code == 200 and matched(json_body(response, f"{source}?{param}={key}")):
+                return f"{source}?{param}={key} finds a {source} that refers to a match"
+    return None
+
+
 @check("ig.include")
 def test_ig_include(requirement, http, capability, outcome):
     rtype, name, value = requirement.params["resource"], requirement.params["parameter"], requirement.params["value"]
@@ -105,6 +132,9 @@ def test_ig_include(requirement, http, capability, outcome):
         # what a match refers to may be another match, which is not repeated as an include: one match alone
         included = _included_one_by_one(http, rtype, name, value, resources_of(bundle))
     outcome.measure(matches=matches, included=included)
+    if not included and (missed := _evidence_of_something_to_include(http, rtype, name, value,
+                                                                     resources_of(bundle))):
+        failed(f"GET {rtype}?{name}={value} included nothing, yet {missed}")
     if not included:
         undetermined(f"GET {rtype}?{name}={value} answered {matches} matches and no included resource: whether the "
                      f"server supports it cannot be told from this data")

@@ -148,8 +148,8 @@ def markdown(m: dict) -> str:
 IG_NOTE = ("## Profiles built from an implementation guide (`ig:`)\n\n"
            "Their requirements are made at run time from a guide's CapabilityStatements. The reference practice "
            "system serves an Annuaire subset; on its twin with the practice flaw `include-ignored` none of the "
-           "declared `_include` and `_revinclude` requirements the reference passes is passed (they end `error`, "
-           "not `failed`), every other requirement ending as on the reference: "
+           "declared `_include` and `_revinclude` requirements the reference passes is passed (they fail: the "
+           "matches refer to what was not included), every other requirement ending as on the reference: "
            "`tests/test_demo.py::test_annuaire_flawed_twin`.")
 
 
