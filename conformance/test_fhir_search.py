@@ -26,6 +26,7 @@ from vigie.fhirrest import (
     text_at,
     values_at,
 )
+from vigie.masking import shown_value
 
 UNKNOWN_PARAM = "vigie-unknown-param"
 
@@ -155,18 +156,19 @@ def test_string_search(requirement, http, capability, outcome):
         undetermined(f"no {rtype} served has a {element} of three characters or more: string search could not "
                      f"be exercised")
     full = str(values_at(resource, element)[0])
+    shown = shown_value(rtype, param, full)   # a patient's name is masked in what the report keeps
     prefix = full[:3].swapcase()    # a prefix in the other case: string search is case-insensitive
     found = resources_of(search(http, rtype, {param: prefix, "_count": 100}, f"{rtype}?{param}={prefix}"))
-    outcome.measure(value=full, query=prefix, returned=len(found))
+    outcome.measure(value=shown, query=prefix, returned=len(found))
     if resource.get("id") not in _ids(found):
-        failed(f"{rtype}?{param}={prefix} does not find {rtype}/{resource.get('id')} ({full}): string search "
+        failed(f"{rtype}?{param}={prefix} does not find {rtype}/{resource.get('id')} ({shown}): string search "
                "matches the start of the value, ignoring case")
     stray = [r.get("id") for r in found if not any(_fold(v).startswith(_fold(prefix))
                                                      for v in values_at(r, element))]
     if stray:
         failed(f"{rtype}?{param}={prefix} returned resources whose {element} does not start with it: "
                f"{stray[:5]}")
-    passed(f"{rtype}?{param}={prefix} finds {rtype}/{resource.get('id')} ({full}) and only values starting "
+    passed(f"{rtype}?{param}={prefix} finds {rtype}/{resource.get('id')} ({shown}) and only values starting "
            "with it, ignoring case")
 
 
@@ -177,24 +179,26 @@ def test_date_search(requirement, http, capability, outcome):
     _supported(http, capability, rtype, param, "date", outcome)
     dates = sorted(str(values_at(r, element)[0])[:10] for r in _sample(http, rtype, element, "date search", 100))
     pivot = dates[len(dates) // 2]
+    shown = shown_value(rtype, param, pivot)   # a patient's birth date is masked in what the report keeps
     totals = {}
     for prefix, keep in (("ge", lambda d: d >= pivot), ("le", lambda d: d <= pivot), ("eq", lambda d: d == pivot)):
         query = prefix + pivot
         bundle = search(http, rtype, {param: query, "_count": 100}, f"{rtype}?{param}={query}")
         found = resources_of(bundle)
         totals[query] = bundle.get("total", len(found))
-        stray = [f"{r.get('id')} ({values_at(r, element)[:1]})" for r in found
+        stray = [f"{r.get('id')} ({shown_value(rtype, param, str(values_at(r, element)[:1]))})" for r in found
                  if not any(keep(str(v)[:10]) for v in values_at(r, element))]
         if stray:
             failed(f"{rtype}?{param}={query} returned resources outside the range: {stray[:3]}")
         if not found:
-            failed(f"{rtype}?{param}={query} found nothing, yet a served {rtype} has {element} {pivot}")
-    outcome.measure(pivot=pivot, totals=totals)
+            failed(f"{rtype}?{param}={query} found nothing, yet a served {rtype} has {element} {shown}")
+    outcome.measure(pivot=shown, totals={k.replace(pivot, shown): v for k, v in totals.items()})
     # ge and le overlap exactly on the pivot day
     if all(isinstance(t, int) for t in totals.values()) and \
             totals[f"eq{pivot}"] > min(totals[f"ge{pivot}"], totals[f"le{pivot}"]):
-        failed(f"eq{pivot} matches more than ge{pivot} or le{pivot}")
-    passed(f"{rtype}?{param} with ge, le and eq{pivot} returns only resources in range: {totals}")
+        failed(f"eq{shown} matches more than ge{shown} or le{shown}")
+    passed(f"{rtype}?{param} with ge, le and eq{shown} returns only resources in range "
+           f"({', '.join(str(t) for t in totals.values())} found)")
 
 
 @check("fhir.paging")

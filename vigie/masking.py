@@ -45,6 +45,11 @@ _PLACES = {"address", "address-city", "address-state", "address-country"}
 PERSON_SEARCH_PARAMS = _NAMES | _DATES | _CONTACTS | _PLACES | {"address-postalcode", "identifier"}
 
 
+def shown_value(rtype: str, param: str, value: str) -> str:
+    """A value of a person's searched element as a summary may quote it: masked as the resource masks it."""
+    return _masked_value(param, str(value)) if rtype in PERSONS else str(value)
+
+
 def _masked_search(m: re.Match) -> str:
     pairs = m.group(2).split("&")
     for i, pair in enumerate(pairs):
