@@ -10,6 +10,7 @@ import tarfile
 import zipfile
 
 import pytest
+from peak import measured, peak_mb
 from test_fhir_data import ANNUAIRE_TGZ, CORE_TGZ, FRCORE21_TGZ, FRCORE_TGZ, PACKAGES, SAS_TGZ, needs_packages
 
 from fixtures.hostile import engines
@@ -278,10 +279,10 @@ def test_a_package_expanding_a_thousandfold_is_refused_in_bounded_memory(tmp_pat
     bomb = engines.expanding_package(tmp_path / "bomb.tgz")       # 960 MiB in 1 MB
     assert bomb.stat().st_size < 1024 ** 2
     env = dict(os.environ, FHIR_PACKAGE_CACHE=str(tmp_path / "cache"))
-    result, peak_mb = vigie_measured(["packages", "add", str(bomb)], env)
+    result, peak = vigie_measured(["packages", "add", str(bomb)], env, tmp_path / "peak")
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "refused: the package announces 1006642688 bytes once expanded" in result.stderr
-    assert peak_mb < 100, peak_mb
+    assert peak < 100, peak
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
@@ -319,15 +320,8 @@ def vigie(*args, env=None):
                           check=False, env=env)
 
 
-# a small process starts vigie and reports its peak RSS (kB): measured from pytest's own process, the peak
-# would include pytest's memory, which the child holds between fork and exec
-MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
-
-
-def vigie_measured(args, env):
+def vigie_measured(args, env, peak_file):
     """`vigie ARGS` and its peak RSS in MB."""
-    result = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "vigie", *args],
-                            capture_output=True, text=True, timeout=300, check=False, env=env)
-    stderr, _, peak = result.stderr.rstrip().rpartition("\n")
-    return subprocess.CompletedProcess(args, result.returncode, result.stdout, stderr), int(peak) / 1024
+    result = subprocess.run(measured(peak_file, *args), capture_output=True, text=True, timeout=300, check=False,
+                            env=env)
+    return result, peak_mb(peak_file)

@@ -9,8 +9,8 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 import requests
 from checkcall import conclude
+from peak import measured, peak_mb
 
 from fixtures.hostile import BEHAVIOURS, start_hostile
 from vigie.campaign import Target
@@ -55,25 +56,21 @@ class Result:
 def run_against(behaviour: str, out: Path, *args: str) -> Result:
     """`vigie run` against one hostile system; the peak RSS covers vigie and the children it waited for."""
     with start_hostile(behaviour, workdir=out.parent / f"{out.name}-tls") as system:
-        log = out.parent / f"{out.name}.log"
+        log, peak_file = out.parent / f"{out.name}.log", out.parent / f"{out.name}.peak"
         started = time.monotonic()
         with open(log, "w") as sink:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "vigie", "run", "--fhir", system.url, "--ca-file", str(system.ca_file),
-                 "--token", "x", "--out", str(out), *LIMITS, *args],
-                stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "VIGIE_LOAD_DURATION": "1"})
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() - started > WALL_S:
-                    proc.kill()
-                    _, status, usage = os.wait4(proc.pid, 0)
-                    break
-                time.sleep(0.1)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+                measured(peak_file, "run", "--fhir", system.url, "--ca-file", str(system.ca_file), "--token", "x",
+                         "--out", str(out), *LIMITS, *args),
+                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "VIGIE_LOAD_DURATION": "1"})
+            try:
+                proc.wait(timeout=WALL_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else None
-        return Result(proc.returncode, time.monotonic() - started, usage.ru_maxrss / 1024, log.read_text(),
+        return Result(proc.returncode, time.monotonic() - started, peak_mb(peak_file), log.read_text(),
                       report, system.connections, system.sentinel_connections)
 
 

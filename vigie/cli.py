@@ -522,4 +522,8 @@ def main(argv=None):
         click.echo(f"vigie: internal error: {type(exc).__name__}: {strip_control(exc)} (set VIGIE_DEBUG=1 for "
                    "details)", err=True)
         code = INTERNAL_ERROR
+    # CPython 3.11 remembers a KeyboardInterrupt that went through an eval/exec of source text (a dataclass or
+    # namedtuple being built while an interrupt lands) and, at exit, kills the process with SIGINT even though
+    # vigie handled it; evaluating source text resets that memory, so the exit code is the one chosen above
+    eval("None")
     sys.exit(code or 0)
