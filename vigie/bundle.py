@@ -25,6 +25,9 @@ def report_schema_validator():
 def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
     head = records[0]
     end = next((r for r in records if r["type"] == "end"), None)
+    # a run stopped by a signal closes its journal with that record instead of `end`
+    stop = next((r for r in records if r["type"] == "interrupted"), None) if end is None else None
+    interrupted = str(stop.get("signal") or "SIGINT") if stop else None
     complete = end is not None
     finished = {}
     for r in records:
@@ -38,7 +41,9 @@ def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
             outcomes.append(finished[(req_id, target_id)])
             continue
         profile, req = requirements[req_id]
-        if not complete:
+        if interrupted:
+            why = f"not run: the run was interrupted ({interrupted}) before this requirement was checked"
+        elif not complete:
             why = "not run: the run ended before this requirement was checked"
         elif req["check"] == "attestation":
             why = "attestation: no vendor document was supplied"
@@ -53,10 +58,11 @@ def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
         profiles.append({k: v for k, v in p.items() if k != "requirements"} |
                         {"verdict": verdict(mine, complete), "counts": counts(mine)})
     run = {k: head[k] for k in ("id", "started", "tool_version", "suite_digest", "command")}
-    run |= {"finished": end["finished"] if end else None, "lang": lang or head["lang"], "complete": complete,
-            "suite_errors": end.get("suite_errors", []) if end else [],
+    last = end or stop or {}
+    run |= {"finished": last.get("finished"), "lang": lang or head["lang"], "complete": complete,
+            "interrupted": interrupted, "suite_errors": last.get("suite_errors", []),
             # journals written before these fields existed still rebuild
-            "environment": head.get("environment", {}), "fhir_packages": (end or {}).get("fhir_packages") or head.get("fhir_packages", []),
+            "environment": head.get("environment", {}), "fhir_packages": last.get("fhir_packages") or head.get("fhir_packages", []),
             "limits": head.get("limits", {}),
             # journals written before masking existed kept patient data as the target sent it
             "patient_data": head.get("patient_data", "as sent")}

@@ -1,5 +1,5 @@
 """The command line. Every error is one line on stderr; exit codes: 0 conformant (or with
-reservations), 1 non-conformant, 2 incomplete, 3 usage or configuration error."""
+reservations), 1 non-conformant, 2 incomplete, 3 usage or configuration error, 130 interrupted."""
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +20,11 @@ from .errors import VigieError
 from .load.options import apply as apply_load_flags
 from .load.options import load_options, serve_worker
 from .model import EXIT_CODES
+from .suite import FIXTURES_DIR
 
 USAGE_ERROR = 3
 INTERNAL_ERROR = 4
+INTERRUPTED = 130   # 128 + SIGINT, as shells report a command ended by Ctrl-C
 LANGS = click.Choice(["en", "fr"])
 
 
@@ -126,6 +128,9 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
     report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
                           sign_key=key, limits=limits, formats=formats, product=product, replace_out=force)
     verdict_table(console, report, out)
+    if report["run"].get("interrupted"):
+        click.echo(f"vigie: interrupted ({report['run']['interrupted']})", err=True)
+        return INTERRUPTED
     return EXIT_CODES[report["verdict"]]
 
 
@@ -142,14 +147,13 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
-    from fixtures.practice import FLAWS, start_practice
-
     from .campaign import Target
+    from .fixtures.practice import FLAWS, start_practice
     key = _signing_key(sign_key)
     limits = _limits(None, limit_flags)
     if apply_load_flags(load_flags):
         raise VigieError("--worker lends load to another machine's `vigie run`, not to a demo")
-    from fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
+    from .fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
     unknown = [f for f in flaws if f not in FLAWS and f not in WAREHOUSE_FLAWS]
     if unknown:
         raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted({*FLAWS, *WAREHOUSE_FLAWS}))})")
@@ -186,14 +190,13 @@ def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load
 
 
 DEMO_PERSONS = 1000
-DEMO_SOURCE = Path(__file__).resolve().parent.parent / "fixtures" / "source" / "clean"
+DEMO_SOURCE = FIXTURES_DIR / "source" / "clean"
 
 
 def _demo_warehouse(work: Path, flaws: tuple):
     """The reference warehouse in DuckDB, as the demo's `warehouse` target."""
-    from fixtures.warehouse import build_reference
-
     from .campaign import Target
+    from .fixtures.warehouse import build_reference
     url = f"duckdb:///{work / 'warehouse.duckdb'}"
     try:
         build_reference(url, persons=DEMO_PERSONS, seed=42, flaws=flaws)
@@ -252,8 +255,9 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
     out = _bundle_dir(out or settings.get("out"), force)
-    return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits, formats,
-                    declared, force)
+    with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
+        return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits,
+                        formats, declared, force)
 
 
 @cli.group()
@@ -305,7 +309,12 @@ def report(bundle, formats, lang, sign_key, limit_flags):
     bounds = Bounds(limits.run_timeout_s, limits.max_memory, f"the time limit of {limits.run_timeout_s:g} s was reached")
     with memory_ceiling(limits.max_memory):
         result = build_bundle(Path(bundle), lang, formats, sign_key=key, bounds=bounds)
-    click.echo(f"{bundle}: {result['verdict']}" + ("" if result["run"]["complete"] else " (the run did not finish)"))
+    run = result["run"]
+    if run.get("interrupted"):
+        ending = f" (the run was interrupted by {run['interrupted']})"
+    else:
+        ending = "" if run["complete"] else " (the run did not finish)"
+    click.echo(f"{bundle}: {result['verdict']}{ending}")
     if was_signed and key is None:
         click.echo(f"{bundle}: re-rendered, so its previous signature was removed; sign it again with --sign-key")
     return EXIT_CODES[result["verdict"]]
@@ -414,8 +423,8 @@ def reference():
 @click.option("--seed", type=int, default=42, show_default=True)
 def reference_practice(port, flaws, state, seed):
     """Serve the reference practice system (FHIR R4 over HTTPS) until interrupted."""
-    from fixtures.practice import FLAWS, start_practice
-    from fixtures.practice.private import UnsafeFolder
+    from .fixtures.practice import FLAWS, start_practice
+    from .fixtures.practice.private import UnsafeFolder
     unknown = [f for f in flaws if f not in FLAWS]
     if unknown:
         raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted(FLAWS))})")
@@ -466,8 +475,7 @@ def reference_warehouse(dburl, persons, seed, flaws):
     duckdb:///file.duckdb, or postgresql://user@host/db?schema=name (with a read-only role for the harness)."""
     import time
 
-    from fixtures.warehouse import build_reference
-
+    from .fixtures.warehouse import build_reference
     from .warehouse.url import public_url
     started = time.monotonic()
     try:
@@ -505,7 +513,7 @@ def main(argv=None):
         code = exc.exit_code
     except click.exceptions.Abort:
         click.echo("vigie: interrupted", err=True)
-        code = 130
+        code = INTERRUPTED
     except click.ClickException as exc:
         click.echo(f"vigie: error: {strip_control(exc.format_message())}", err=True)
         code = USAGE_ERROR
@@ -515,7 +523,7 @@ def main(argv=None):
         code = USAGE_ERROR
     except KeyboardInterrupt:
         click.echo("vigie: interrupted", err=True)
-        code = 130
+        code = INTERRUPTED
     except Exception as exc:  # a bug of vigie's own: one line, the traceback only on request
         if os.environ.get("VIGIE_DEBUG"):
             raise

@@ -50,6 +50,9 @@ def verdict_table(console, report: dict, out: Path) -> None:
     console.print(table)
     for line in report["run"].get("suite_errors", []):
         console.print(f"[red]suite error:[/] {_shown(line)}")
+    if report["run"].get("interrupted"):
+        console.print(f"[bold magenta]run interrupted[/] ({_shown(report['run']['interrupted'])}): the requirements "
+                      "not reached are not_tested, the results are partial")
     console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
     html = Path(out) / "report.html"
     console.print(f"report: {_shown(html if html.exists() else Path(out) / 'report.json')}")

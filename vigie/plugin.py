@@ -6,6 +6,7 @@ the way each test ended into an outcome and appends it to the journal as soon as
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from . import checks as conclusions
 from .checks import Concluded
 from .errors import ObservationError
 from .evidence import safe_name
+from .interrupts import signal_name
 from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
@@ -95,6 +97,7 @@ class VigiePlugin:
     def __init__(self, run):
         self.run = run            # vigie.runner.Run: cases, store, cache, journal, clients, callbacks
         self.checks: dict[str, str] = {}
+        self.current = None       # the item being run: an interrupt concludes it
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "vigie_check(id): the check id a test implements")
@@ -136,6 +139,7 @@ class VigiePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):
+        self.current = item
         item.stash[RECORDER] = Recorder(self.run.store)
         conclusions.begin()
         for client in self.run.clients.values():
@@ -179,6 +183,24 @@ class VigiePlugin:
         if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
             item.stash[DONE] = True
             self._finish(item, params[CASE], call.excinfo)
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        # pytest's own Interrupted (a stop it decided on) and pytest.exit are not a signal from the user
+        if type(excinfo.value) is not KeyboardInterrupt:
+            return
+        self.run.interrupted = signal_name(excinfo.value)
+        item, self.current = self.current, None
+        if item is None:
+            return
+        with contextlib.suppress(TimeLimitExceeded):   # a limit that fell due meanwhile: the interrupt wins
+            self._stop_timers(item)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if isinstance(params.get(CASE), tuple) and RECORDER in item.stash and not item.stash.get(DONE, False):
+            # what the check had observed stays linked to its outcome; the report's other requirements not
+            # reached are recorded when it is built
+            item.stash[DONE] = True
+            self._finish(item, params[CASE], None, ended=(
+                "not_tested", f"interrupted ({self.run.interrupted}) while this requirement was being checked"))
 
     def _finish(self, item, case, excinfo, ended=None):
         requirement, target = case

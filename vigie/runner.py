@@ -13,6 +13,7 @@ from .bundle import build_bundle
 from .errors import VigieError
 from .evidence import EvidenceStore, Redactor
 from .http import RecordingClient
+from .interrupts import shielded, signal_name
 from .journal import NAME as JOURNAL
 from .journal import Journal
 from .limits import Limits, memory_ceiling
@@ -20,13 +21,16 @@ from .limits import activate as activate_limits
 from .observations import ObservationCache
 from .outdir import claim as claim_output
 from .plugin import VigiePlugin
-from .rendering import Bounds
+from .rendering import DEFAULT_FORMATS, Bounds
 from .suite import CHECK_DIRS, ROOT, suite_digest
 
 PYTEST_INI = Path(__file__).parent / "suite.ini"
 # the renderings get what is left of the run time, and at least this: the quick ones (summary, JUnit) are
 # written even when the checks used all of it
 RENDER_FLOOR_S = 10.0
+# after an interrupt: the renderings that take seconds wait for `vigie report`, the others get this long
+SLOW_FORMATS = ("pdf",)
+INTERRUPTED_RENDER_S = 5.0
 
 
 def now() -> str:
@@ -86,6 +90,7 @@ class Run:
         self.clients: dict[str, RecordingClient] = {}
         self.suite_errors: list[str] = []
         self.on_outcome = on_outcome
+        self.interrupted: str | None = None   # the name of the signal that stopped the run
         self.journal = Journal(self.out / JOURNAL)
         self.journal.append({
             "type": "run", "id": self.id, "started": now(), "tool_version": __version__,
@@ -115,6 +120,13 @@ class Run:
     def execute(self) -> dict:
         with memory_ceiling(self.limits.max_memory):
             self.run_checks()
+            if self.interrupted:
+                # the user asked to stop: the quick renderings only, in a few seconds (a further interrupt ends
+                # vigie at once); `vigie report` makes the others from the journal
+                formats = [f for f in self.formats or DEFAULT_FORMATS if f not in SLOW_FORMATS]
+                bounds = Bounds(seconds=INTERRUPTED_RENDER_S, memory=self.limits.max_memory,
+                                why=f"the run was interrupted ({self.interrupted})")
+                return build_bundle(self.out, formats=formats, sign_key=self.sign_key, bounds=bounds)
             return build_bundle(self.out, formats=self.formats, sign_key=self.sign_key, bounds=self.render_bounds())
 
     def render_bounds(self) -> Bounds:
@@ -123,27 +135,47 @@ class Run:
                       why=f"the run time limit of {self.limits.run_timeout_s:g} s was reached")
 
     def run_checks(self) -> None:
-        """Runs the checks, then closes the journal with its end record."""
+        """Runs the checks, then closes the journal with its last record: the end of the run, or its
+        interruption (Ctrl-C, SIGTERM, SIGHUP) with the signal's name."""
         # a check module that cannot be imported costs its own requirements (not_tested, with the suite
         # error in the report), not every requirement of the run. Plain assertions: every check's assert
         # carries the message that becomes the outcome's summary, and pytest's rewritten asserts would need
         # the terminal plugin (pytest 9.0 fails a comparison's explanation without it).
         args = ["-c", str(PYTEST_INI), "--rootdir", str(ROOT), "-p", "no:locust", "-p", "no:cacheprovider",
-                "-p", "no:terminal", "--assert=plain", "--continue-on-collection-errors",
+                "-p", "no:terminal", "-p", "no:unraisableexception", "--assert=plain", "--continue-on-collection-errors",
                 *[str(ROOT / d) for d in CHECK_DIRS if (ROOT / d).is_dir()]]
+        end = None
         try:
-            code = pytest.main(args, plugins=[VigiePlugin(self)])
-        finally:
-            for client in self.clients.values():
-                client.close()
-        if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
-            self.suite_errors.append(f"pytest ended with {code.name}")
-        from .fhirvalidation import packages_used
-        self.journal.append({"type": "end", "finished": now(), "suite_errors": self.suite_errors,
-                             "fhir_packages": packages_used(self.cache.values("fhir-packages")),
-                             "software": self._software()})
-        self.journal.close()
+            try:
+                # pytest catches an interrupt that lands in a check: the plugin names its signal in
+                # self.interrupted, and pytest returns at once
+                code = pytest.main(args, plugins=[VigiePlugin(self)])
+            finally:
+                for client in self.clients.values():
+                    client.close()
+            if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+                self.suite_errors.append(f"pytest ended with {code.name}")
+            if not self.interrupted:
+                end = {"type": "end", "finished": now(), "software": self._software()}
+        except KeyboardInterrupt as exc:
+            # outside a check (pytest starting, the CapabilityStatement read for the product's name), or a
+            # second interrupt while pytest winds down: that one ends vigie at once, the journal closed first
+            second = self.interrupted is not None
+            self.interrupted = self.interrupted or signal_name(exc)
+            self._close_journal(None)
+            if second:
+                raise
+            return
+        self._close_journal(end)
 
+    def _close_journal(self, end: dict | None) -> None:
+        """Appends the run's last record (`end`, or the interruption when None) and closes the journal."""
+        from .fhirvalidation import packages_used
+        last = end or {"type": "interrupted", "signal": self.interrupted, "finished": now()}
+        with shielded():
+            self.journal.append({**last, "suite_errors": self.suite_errors,
+                                 "fhir_packages": packages_used(self.cache.values("fhir-packages"))})
+            self.journal.close()
 
     def _software(self) -> dict:
         """target id -> what its CapabilityStatement says of the software (name, version, releaseDate)."""
