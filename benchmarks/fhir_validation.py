@@ -139,7 +139,7 @@ def agreement(cases: Path, core) -> tuple[dict, list]:
 
 
 def throughput(packages_dir: Path, seconds: float = 5.0) -> dict:
-    from fixtures.practice import data
+    from vigie.fixtures.practice import data
     frc = load_packages(packages_dir / "hl7.fhir.fr.core-2.2.0.tgz")
     validator = Validator(frc)
     examples = [res for _, res in frc.packages[0].examples()]

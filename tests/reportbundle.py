@@ -45,7 +45,7 @@ def signed_bundle() -> SignedBundle:
 
 
 def _make() -> SignedBundle:
-    from fixtures.practice import start_practice
+    from vigie.fixtures.practice import start_practice
 
     root = Path(tempfile.mkdtemp(prefix="vigie-report-tests-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)

@@ -10,7 +10,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from fixtures.practice import tlsmaterial
+from vigie.fixtures.practice import tlsmaterial
+
 from vigie.campaign import Target
 from vigie.http import RecordingClient
 

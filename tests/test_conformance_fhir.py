@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from vigie.fixtures.practice.data import build
 
-from fixtures.practice.data import build
 from vigie.fhirrest import Capability, claimed_profiles, link_of, objects_at, resources_of, text_at, values_at
 from vigie.fhirvalidation import identity_status, must_support
 
@@ -147,7 +147,7 @@ def test_data_flaws_change_only_their_element():
 
 
 def test_reference_search_includes():
-    from fixtures.practice import search
+    from vigie.fixtures.practice import search
     store = build(42)
     roles = list(store["PractitionerRole"].values())[:2]
     everything = lambda r: True
@@ -169,7 +169,7 @@ def test_reference_search_includes():
 
 def test_reference_include_iterate():
     """SAS slot searches: _include=Slot:schedule then _include:iterate=Schedule:actor."""
-    from fixtures.practice import search
+    from vigie.fixtures.practice import search
     store = build(42)
     if "Slot" not in store:
         pytest.fail("the reference system serves no Slot")

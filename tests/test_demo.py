@@ -19,10 +19,9 @@ import jsonschema
 import pytest
 import yaml
 from conftest import practice_process
-
-from fixtures.practice import FLAWS
-from fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
-from fixtures.warehouse import NEEDS_ROLES
+from vigie.fixtures.practice import FLAWS
+from vigie.fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
+from vigie.fixtures.warehouse import NEEDS_ROLES
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "vigie/schema/report.schema.json").read_text())
 
@@ -183,7 +182,7 @@ WAREHOUSE_PROFILES = ["--profile", "omop-cdm-5.4", "--profile", "omop-dq", "--pr
 @pytest.fixture
 def postgres_url():
     """The machine's PostgreSQL (CI starts it): a missing server fails the test, it is not skipped."""
-    from fixtures.warehouse.testing import POSTGRES, postgres_reachable
+    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
     why = postgres_reachable()
     if why:
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
@@ -217,7 +216,7 @@ def test_warehouse_flaw_matrix(run, tmp_path):
 @pytest.mark.parametrize("flaw", sorted(NEEDS_ROLES))
 def test_warehouse_role_flaw_matrix(flaw, tmp_path, postgres_url):
     """Flaws that only roles express: the reference warehouse in PostgreSQL, then `vigie run` as its reader."""
-    from fixtures.warehouse.postgres import drop
+    from vigie.fixtures.warehouse.postgres import drop
     schema = f"vigie_t_{uuid.uuid4().hex[:10]}"
     built = vigie("reference", "warehouse", f"{postgres_url}?schema={schema}", "--flaw", flaw)
     try:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from fhirstub import FhirStub, capability
-
-from fixtures.practice.data import build
+from vigie.fixtures.practice.data import build
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir-packages"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/fhir-packages is not beside the repo")

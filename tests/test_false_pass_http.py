@@ -9,8 +9,8 @@ import pytest
 from checkcall import Outcome, conclude
 from nginxserver import NGINX, Site, nginx, standard_pki
 from test_security_checks import plain_server, requirement
+from vigie.fixtures.practice import start_practice
 
-from fixtures.practice import start_practice
 from security import test_http_hardening
 from vigie.campaign import Target
 from vigie.http import RecordingClient

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 from checkcall import Outcome, conclude
+from vigie.fixtures.practice import start_practice
 
-from fixtures.practice import start_practice
 from security import test_traceability as trace
 from vigie.campaign import Target
 from vigie.fhirrest import Capability
@@ -167,7 +167,7 @@ def test_empty_pages_linked_forever_are_undetermined(unaudited, monkeypatch):
     def search(role, rtype, params, headers):
         response = original(role, rtype, params, headers)
         if rtype == "AuditEvent":
-            from fixtures.practice.app import _json
+            from vigie.fixtures.practice.app import _json
             return _json(200, {"resourceType": "Bundle", "type": "searchset", "entry": [],
                                "link": [{"relation": "next", "url": f"{unaudited.url}/AuditEvent?_count=100"}]})
         return response
@@ -197,7 +197,7 @@ def test_a_failing_audit_search_is_undetermined(unaudited, monkeypatch):
 
     def search(role, rtype, params, headers):
         if rtype == "AuditEvent":
-            from fixtures.practice.app import FhirError
+            from vigie.fixtures.practice.app import FhirError
             raise FhirError(500, "exception", "audit store unavailable")
         return original(role, rtype, params, headers)
     monkeypatch.setattr(unaudited._app, "_search", search)

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 from checkcall import Outcome, conclude
+from vigie.fixtures.warehouse import build_reference
 
 from conformance import test_omop_dq, test_omop_schema
-from fixtures.warehouse import build_reference
 from security import test_eds_privacy, test_source
 from vigie.campaign import Target
 from vigie.source import DependencyAudit, observe_bandit, observe_pip_audit, observe_sbom, observe_semgrep
@@ -276,8 +276,8 @@ def test_least_privilege_without_the_role_attributes_is_not_verified():
 
 def test_no_audit_log_in_postgres_leaves_immutability_unverified(tmp_path):
     """The same on the machine's PostgreSQL: the reference warehouse without its audit log."""
-    from fixtures.warehouse.postgres import drop
-    from fixtures.warehouse.testing import POSTGRES, postgres_reachable
+    from vigie.fixtures.warehouse.postgres import drop
+    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
     why = postgres_reachable()
     if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from checkcall import Outcome, conclude
 from fhirstub import FhirStub, capability, requirement
+from vigie.fixtures.practice.data import build
 
 from conformance import (
     test_fhir_ig,
@@ -17,7 +18,6 @@ from conformance import (
     test_fr_core,
     test_fr_identifiers,
 )
-from fixtures.practice.data import build
 from vigie.fhirvalidation import FhirPackages
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir-packages"

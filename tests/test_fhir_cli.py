@@ -18,7 +18,7 @@ def _env(tmp_path):
 
 @needs_packages
 def test_validate_patient_ins_prints_fhirpath_locations_and_exits_1(tmp_path):
-    from fixtures.practice import data
+    from vigie.fixtures.practice import data
     patient = next(iter(data.build(42)["Patient"].values()))
     good = tmp_path / "good.json"
     good.write_text(json.dumps(patient))

@@ -12,8 +12,8 @@ import zipfile
 import pytest
 from peak import measured, peak_mb
 from test_fhir_data import ANNUAIRE_TGZ, CORE_TGZ, FRCORE21_TGZ, FRCORE_TGZ, PACKAGES, SAS_TGZ, needs_packages
+from vigie.fixtures.hostile import engines
 
-from fixtures.hostile import engines
 from vigie.fhir import PackageCache, PackageError, load_packages, open_package, pins, registry, tarball
 
 

@@ -19,7 +19,7 @@ def frcore():
 
 @pytest.fixture(scope="module")
 def patient():
-    from fixtures.practice import data
+    from vigie.fixtures.practice import data
     return next(iter(data.build(42)["Patient"].values()))
 
 
@@ -42,7 +42,7 @@ def test_every_shipped_example_is_accepted(tgz):
 
 
 def test_generated_patients_conform_to_fr_core_patient_ins(frcore):
-    from fixtures.practice import data
+    from vigie.fixtures.practice import data
     patients = list(data.build(7)["Patient"].values())[:50]
     for p in patients:
         out = frcore.validate(p, profiles=[PATIENT_INS])
@@ -580,7 +580,7 @@ def test_a_required_binding_to_a_code_system_not_loaded_is_not_judged(frcore, pa
 
 def test_everything_judged_leaves_no_such_issue(frcore):
     """A Practitioner of the reference data: every binding FR Core gives it is checkable here."""
-    from fixtures.practice import data
+    from vigie.fixtures.practice import data
     practitioner = next(iter(data.build(42)["Practitioner"].values()))
     assert _not_judged(frcore.validate(practitioner)) == []
 

@@ -22,8 +22,8 @@ import pytest
 import requests
 from checkcall import conclude
 from peak import measured, peak_mb
+from vigie.fixtures.hostile import BEHAVIOURS, start_hostile
 
-from fixtures.hostile import BEHAVIOURS, start_hostile
 from vigie.campaign import Target
 from vigie.errors import ObservationError, VigieError
 from vigie.fhirrest import Capability, json_body

@@ -8,8 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from vigie.fixtures.hostile import engines
 
-from fixtures.hostile import engines
 from vigie.errors import ObservationError
 from vigie.warehouse.catalogue import open_warehouse
 

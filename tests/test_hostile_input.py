@@ -72,9 +72,9 @@ def test_credentials_in_a_url_query_are_public_nowhere_and_known_to_the_redactor
 @pytest.fixture
 def pg_reader():
     """A reference warehouse of 30 persons in its own schema of the machine's PostgreSQL, and its reader URL."""
-    from fixtures.warehouse import build_reference
-    from fixtures.warehouse.postgres import drop
-    from fixtures.warehouse.testing import POSTGRES, postgres_reachable
+    from vigie.fixtures.warehouse import build_reference
+    from vigie.fixtures.warehouse.postgres import drop
+    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
     why = postgres_reachable()
     if why:   # CI starts PostgreSQL: its absence is a failure, not a skip
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")

@@ -50,7 +50,7 @@ def _kill_all(pids) -> None:
 @contextlib.contextmanager
 def _counting_practice(tmp_path):
     """The reference practice system in this process, counting the requests it answers."""
-    from fixtures.practice import start_practice
+    from vigie.fixtures.practice import start_practice
     system = start_practice(port=0, workdir=tmp_path / "practice")
     app, count, lock = system._app, [0], threading.Lock()
     answer = app.handle
@@ -162,7 +162,7 @@ def vigie(*args, timeout=120):
 
 @pytest.fixture(scope="module")
 def practice_config(tmp_path_factory):
-    from fixtures.practice import start_practice
+    from vigie.fixtures.practice import start_practice
     work = tmp_path_factory.mktemp("practice")
     with start_practice(port=0, workdir=work / "system") as system:
         yield system.write_state(work / "state")

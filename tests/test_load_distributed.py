@@ -24,7 +24,7 @@ RUN = {"users": 4, "spawn_rate": 20, "duration_s": 2}
 
 @pytest.fixture(scope="module")
 def practice(tmp_path_factory):
-    from fixtures.practice import start_practice
+    from vigie.fixtures.practice import start_practice
     workdir = tmp_path_factory.mktemp("practice")
     with start_practice(port=0, workdir=workdir) as system:
         system.config = system.write_state(workdir / "state")

@@ -140,7 +140,7 @@ def _search(app, token):
 
 @pytest.mark.parametrize("connections, failing", [(1, []), (3, []), (4, [20, 40, 60]), (6, [20, 40, 60])])
 def test_errors_flaw_fails_every_20th_search_only_with_four_clients_connected(connections, failing):
-    from fixtures.practice.app import Practice
+    from vigie.fixtures.practice.app import Practice
     app = Practice(42, ("errors",))
     app.connections = connections
     statuses = [_search(app, app.tokens["clinician"]) for _ in range(60)]
@@ -152,7 +152,7 @@ def test_errors_flaw_fails_every_20th_search_only_with_four_clients_connected(co
 
 
 def test_the_clean_system_never_fails_a_search_under_concurrency():
-    from fixtures.practice.app import Practice
+    from vigie.fixtures.practice.app import Practice
     app = Practice(42, ())
     app.connections = 10
     assert {_search(app, app.tokens["clinician"]) for _ in range(60)} == {200}

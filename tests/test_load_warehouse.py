@@ -24,7 +24,7 @@ SCENARIOS = {"demographics", "t2dm-cohort", "metformin-after-t2dm", "hypertensio
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    from fixtures.warehouse import build_reference
+    from vigie.fixtures.warehouse import build_reference
     path = tmp_path_factory.mktemp("wh") / "cdm.duckdb"
     return build_reference(f"duckdb:///{path}", persons=300)
 

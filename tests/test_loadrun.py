@@ -312,7 +312,7 @@ def test_hung_subprocess_is_killed_at_the_deadline(tmp_path):
 
 
 def test_practice_reference_system_serves_every_scenario(tmp_path):
-    from fixtures.practice import start_practice
+    from vigie.fixtures.practice import start_practice
     with start_practice(port=0, workdir=tmp_path / "practice") as system:
         result = run_load(PRACTICE, system.url, env={"VIGIE_LOAD_CA_FILE": str(system.ca_file),
                                                       "VIGIE_LOAD_TOKEN": system.token},

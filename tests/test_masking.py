@@ -3,8 +3,8 @@ summaries, and must not carry the identities of the patients the target served."
 import json
 
 from reportbundle import signed_bundle
+from vigie.fixtures.practice.data import build
 
-from fixtures.practice.data import build
 from vigie.evidence import Redactor
 from vigie.masking import mask_data, mask_text
 

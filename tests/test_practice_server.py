@@ -13,10 +13,10 @@ import warnings
 
 import pytest
 import requests
+from vigie.fixtures.practice import FLAWS, start_practice
+from vigie.fixtures.practice.app import SLOW_SEARCH_S
+from vigie.fixtures.practice.data import build
 
-from fixtures.practice import FLAWS, start_practice
-from fixtures.practice.app import SLOW_SEARCH_S
-from fixtures.practice.data import build
 from vigie import identifiers as ids
 
 pytestmark = pytest.mark.timeout(60)
@@ -434,7 +434,7 @@ def test_stop_releases_port_and_threads(tmp_path):
 
 
 def test_command_line(tmp_path):
-    command = [sys.executable, "-m", "fixtures.practice", "--port", "0", "--state", str(tmp_path)]
+    command = [sys.executable, "-m", "vigie.fixtures.practice", "--port", "0", "--state", str(tmp_path)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url, token = proc.stdout.readline().strip(), proc.stdout.readline().strip()

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from checkcall import Outcome, conclude
+from vigie.fixtures.practice import start_practice
 
 from conformance import test_fhir_search
-from fixtures.practice import start_practice
 from vigie.campaign import Target
 from vigie.errors import ObservationError
 from vigie.evidence import EvidenceStore, Redactor

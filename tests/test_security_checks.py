@@ -9,8 +9,8 @@ import pytest
 from checkcall import Outcome, conclude
 from scripted import TOKEN, bearer, bundle, reply, scripted
 from scripted import outcome as oo
+from vigie.fixtures.practice import start_practice
 
-from fixtures.practice import start_practice
 from security import test_access, test_http_hardening, test_robustness
 from vigie import fuzz, jwt
 from vigie.campaign import Target
@@ -179,7 +179,8 @@ def test_fuzz_finds_nothing_on_the_clean_system(practice):
 
 
 def test_fuzzing_stops_when_the_target_stops_answering():
-    from fixtures.practice.capability import capability_statement
+    from vigie.fixtures.practice.capability import capability_statement
+
     from vigie.errors import ObservationError
 
     class Silent:

@@ -3,10 +3,10 @@ import time
 
 import pytest
 import requests
+from vigie.fixtures.practice import start_practice
+from vigie.fixtures.practice.ratelimit import RateLimiter
+from vigie.fixtures.practice.tokens import Issuer, TokenError
 
-from fixtures.practice import start_practice
-from fixtures.practice.ratelimit import RateLimiter
-from fixtures.practice.tokens import Issuer, TokenError
 from vigie import jwt
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sslyze.mozilla_tls_profile import tls_config_checker
 from test_tls_scan import _cert, _checks, _now_cert, _requirements, _run, _scan, tls_server
+from vigie.fixtures.practice import tlsmaterial
 
-from fixtures.practice import tlsmaterial
 from vigie.tls import (
     FEATURES,
     encrypt_then_mac_problems,

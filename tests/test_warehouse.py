@@ -11,9 +11,9 @@ import sys
 
 import duckdb
 import pytest
+from vigie.fixtures.warehouse import build_reference
+from vigie.fixtures.warehouse.testing import OMOP_DATA
 
-from fixtures.warehouse import build_reference
-from fixtures.warehouse.testing import OMOP_DATA
 from vigie import identifiers
 from vigie.campaign import make_target
 from vigie.errors import ObservationError, VigieError

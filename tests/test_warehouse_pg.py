@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 from test_warehouse import CLEAN, EXPECTED, TEXTS
+from vigie.fixtures.warehouse import build_reference
+from vigie.fixtures.warehouse.postgres import connect, drop
+from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
 
-from fixtures.warehouse import build_reference
-from fixtures.warehouse.postgres import connect, drop
-from fixtures.warehouse.testing import POSTGRES, postgres_reachable
 from vigie.errors import ObservationError
 from vigie.warehouse import privacy
 from vigie.warehouse.catalogue import open_warehouse

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from test_warehouse import omop_data
 from test_warehouse_pg import pg  # noqa: F401 - the PostgreSQL fixture
-
-from fixtures.warehouse.postgres import connect
-from fixtures.warehouse.real import load_zip_duckdb, load_zip_postgres
+from vigie.fixtures.warehouse.postgres import connect
+from vigie.fixtures.warehouse.real import load_zip_duckdb, load_zip_postgres
 
 
 def run_schema_profile(url, out):

@@ -20,6 +20,7 @@ from .errors import VigieError
 from .load.options import apply as apply_load_flags
 from .load.options import load_options, serve_worker
 from .model import EXIT_CODES
+from .suite import FIXTURES_DIR
 
 USAGE_ERROR = 3
 INTERNAL_ERROR = 4
@@ -146,14 +147,13 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
-    from fixtures.practice import FLAWS, start_practice
-
     from .campaign import Target
+    from .fixtures.practice import FLAWS, start_practice
     key = _signing_key(sign_key)
     limits = _limits(None, limit_flags)
     if apply_load_flags(load_flags):
         raise VigieError("--worker lends load to another machine's `vigie run`, not to a demo")
-    from fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
+    from .fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
     unknown = [f for f in flaws if f not in FLAWS and f not in WAREHOUSE_FLAWS]
     if unknown:
         raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted({*FLAWS, *WAREHOUSE_FLAWS}))})")
@@ -190,14 +190,13 @@ def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load
 
 
 DEMO_PERSONS = 1000
-DEMO_SOURCE = Path(__file__).resolve().parent.parent / "fixtures" / "source" / "clean"
+DEMO_SOURCE = FIXTURES_DIR / "source" / "clean"
 
 
 def _demo_warehouse(work: Path, flaws: tuple):
     """The reference warehouse in DuckDB, as the demo's `warehouse` target."""
-    from fixtures.warehouse import build_reference
-
     from .campaign import Target
+    from .fixtures.warehouse import build_reference
     url = f"duckdb:///{work / 'warehouse.duckdb'}"
     try:
         build_reference(url, persons=DEMO_PERSONS, seed=42, flaws=flaws)
@@ -424,8 +423,8 @@ def reference():
 @click.option("--seed", type=int, default=42, show_default=True)
 def reference_practice(port, flaws, state, seed):
     """Serve the reference practice system (FHIR R4 over HTTPS) until interrupted."""
-    from fixtures.practice import FLAWS, start_practice
-    from fixtures.practice.private import UnsafeFolder
+    from .fixtures.practice import FLAWS, start_practice
+    from .fixtures.practice.private import UnsafeFolder
     unknown = [f for f in flaws if f not in FLAWS]
     if unknown:
         raise VigieError(f"unknown flaw '{unknown[0]}' (known: {', '.join(sorted(FLAWS))})")
@@ -476,8 +475,7 @@ def reference_warehouse(dburl, persons, seed, flaws):
     duckdb:///file.duckdb, or postgresql://user@host/db?schema=name (with a read-only role for the harness)."""
     import time
 
-    from fixtures.warehouse import build_reference
-
+    from .fixtures.warehouse import build_reference
     from .warehouse.url import public_url
     started = time.monotonic()
     try:

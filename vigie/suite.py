@@ -6,10 +6,22 @@ import functools
 import hashlib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# where a built wheel carries the suite: the repository's folders, same layout (setup.py maps them there)
+BUNDLED = PACKAGE / "bundled"
+
+
+def suite_root() -> Path:
+    """The folder holding the suite: profiles/, the check folders and fixtures/ (the reference systems).
+    An installed wheel carries them in vigie/bundled/; a checkout (editable install) has them at its root."""
+    return BUNDLED if BUNDLED.is_dir() else PACKAGE.parent
+
+
+ROOT = suite_root()
 # the suite's folders; each is also the family of the checks it holds (what a check is about)
 CHECK_DIRS = ("conformance", "security", "load")
 PROFILE_DIR = ROOT / "profiles"
+FIXTURES_DIR = ROOT / "fixtures"
 
 
 def suite_files() -> list[Path]:
