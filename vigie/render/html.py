@@ -84,7 +84,7 @@ def _view(report: dict, out: Path, lang: str, bundle_dir: Path | None) -> dict:
             profiles.append(by_id[row["profile"]])
         by_id[row["profile"]]["rows"].append(row)
     # optional fields get explicit defaults: the template is strict so that a typo in it fails loudly
-    run = {"finished": None, "suite_digest": "", "command": "", "complete": None, "signer": None,
+    run = {"finished": None, "suite_digest": "", "command": "", "complete": None, "interrupted": None, "signer": None,
            "patient_data": None, "environment": {}, "fhir_packages": [], **report.get("run", {})}
     run |= {"started_text": date_text(run.get("started"), lang), "finished_text": date_text(run["finished"], lang)}
     env = run["environment"] if isinstance(run["environment"], dict) else {}

@@ -34,6 +34,13 @@ _LABELS: dict[str, dict[str, str]] = {
         "fr": "Cette exécution s'est arrêtée avant que chaque exigence sélectionnée ait un résultat : "
         "les résultats ci-dessous sont partiels.",
     },
+    "run_interrupted": {
+        "en": "This run was interrupted ({signal}) before every selected requirement had an outcome: the "
+        "requirements not reached are not tested, the results below are partial.",
+        "fr": "Cette exécution a été interrompue ({signal}) avant que chaque exigence sélectionnée ait un "
+        "résultat : les exigences non atteintes sont non testées, les résultats ci-dessous sont partiels.",
+    },
+    "interrupted": {"en": "interrupted ({signal})", "fr": "interrompue ({signal})"},
     "contents": {"en": "Contents", "fr": "Sommaire"},
     "targets": {"en": "Targets", "fr": "Cibles"},
     "targets_caption": {"en": "Systems under test", "fr": "Systèmes évalués"},

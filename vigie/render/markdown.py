@@ -27,7 +27,9 @@ def render_markdown(report: dict, out: Path, lang: str = "en") -> None:
         f"{_code(run.get('id', ''))} · vigie {_esc(run.get('tool_version', ''))} · {_esc(run.get('started', ''))}",
         "",
     ]
-    if run.get("complete") is False:
+    if run.get("interrupted"):
+        lines += [f"> {_esc(t('run_interrupted', lang, signal=run['interrupted']))}", ""]
+    elif run.get("complete") is False:
         lines += [f"> {_esc(t('run_incomplete', lang))}", ""]
     statuses = [t(f"status.{s}", lang) for s in STATUSES]
     lines.append(

@@ -44,7 +44,7 @@ def pdf_html(report: dict, lang: str = "en", bundle_dir: Path | None = None) -> 
     # a profile's row of a finding links to the finding's section
     anchors = {id(o): f"f-{i}" for i, o in enumerate(findings(outcomes), 1)}
     profiles = [_profile(p, i, outcomes, anchors, lang) for i, p in enumerate(report.get("profiles", []), 1)]
-    run = {"signer": None, "suite_digest": "", "command": "", "finished": None, "complete": None,
+    run = {"signer": None, "suite_digest": "", "command": "", "finished": None, "complete": None, "interrupted": None,
            "patient_data": None,
            **report.get("run", {})}
     run |= {"started_text": date_text(run.get("started"), lang),

@@ -64,6 +64,8 @@ def render_sarif(report: dict, out: Path, lang: str = "en") -> None:
             rules.append(_rule(o, profiles.get(o["profile"]) or {}, lang))
     results = [_result(o, index[o["requirement"]], urls) for o in outcomes if o["status"] in FINDINGS]
     invocation = {"executionSuccessful": bool(run.get("complete", True))}
+    if run.get("interrupted"):
+        invocation["exitSignalName"] = str(run["interrupted"])
     if run.get("command"):
         invocation["commandLine"] = run["command"]
     for key, name in (("started", "startTimeUtc"), ("finished", "endTimeUtc")):
