@@ -425,7 +425,9 @@ def test_stop_releases_port_and_threads(tmp_path):
     idle = socket.create_connection((system.host, system.port), timeout=T)  # never handshakes
     started = time.monotonic()
     system.stop()
-    assert time.monotonic() - started < 3
+    # stop() does not wait for the idle connection to time out (CONNECTION_TIMEOUT_S = 10 s), even when it
+    # comes before the connection's thread has started
+    assert time.monotonic() - started < 8
     assert set(threading.enumerate()) <= before
     idle.close()
     session.close()
