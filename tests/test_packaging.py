@@ -34,8 +34,8 @@ def installed(built, tmp_path_factory):
 
 
 def in_venv(bin_dir: Path, *args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=venv_env(bin_dir), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=venv_env(bin_dir),
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def checkout_files(folder: str) -> set[str]:
@@ -66,14 +66,17 @@ def test_the_sdist_carries_the_suite_at_the_repository_layout(built):
 
 def test_the_installed_package_is_vigie_alone_and_runs_outside_the_checkout(installed, tmp_path):
     site = site_packages(installed)
-    assert {p.name.split("-")[0] for p in site.iterdir() if p.name != "__pycache__"} == {"vigie", "vigie_sante"}
+    top_level = {p.name.split("-")[0] for p in site.iterdir() if p.name != "__pycache__"}
+    assert top_level == {"vigie", "vigie_sante"}   # the package and its dist-info
     assert not (site / "fixtures").exists()
-    where = in_venv(installed, "python", "-c", "import vigie, vigie.suite as s, vigie.fixtures.practice as p; "
-                    "print(vigie.__file__); print(s.suite_root()); print(p.__file__)", cwd=tmp_path)
+    script = ("import vigie, vigie.suite as s, vigie.fixtures.practice as p; "
+              "print(vigie.__file__); print(s.suite_root()); print(p.__file__)")
+    where = in_venv(installed, "python", "-c", script, cwd=tmp_path)
     assert where.returncode == 0, where.stderr
     module, root, practice = (Path(line) for line in where.stdout.split())
     # the wheel's code and suite, not the checkout's (the machine's editable install is visible in the venv)
-    assert module.is_relative_to(site) and root == site / "vigie" / "bundled" and practice.is_relative_to(root)
+    assert module.is_relative_to(site) and root == site / "vigie" / "bundled"
+    assert practice.is_relative_to(root)
 
 
 def test_profiles_list_from_the_wheel_lists_every_profile(installed, tmp_path):

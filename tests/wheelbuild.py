@@ -37,8 +37,8 @@ def build(dest: Path) -> tuple[Path, Path]:
         tar.extractall(dest / "unpacked", filter="data")
     (unpacked,) = (dest / "unpacked").iterdir()
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(dest / "dist"), str(unpacked)], capture_output=True, text=True, timeout=300,
-                           check=False, env=env)
+                            "-w", str(dest / "dist"), str(unpacked)],
+                           capture_output=True, text=True, timeout=300, check=False, env=env)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (dest / "dist").glob("*.whl")
     return sdist, wheel
@@ -53,8 +53,10 @@ def venv(path: Path) -> Path:
 
 
 def site_packages(bin_dir: Path) -> Path:
-    return Path(subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True, timeout=60).stdout.strip())
+    script = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    found = subprocess.run([str(bin_dir / "python"), "-c", script], capture_output=True, text=True,
+                           check=True, timeout=60)
+    return Path(found.stdout.strip())
 
 
 def venv_env(bin_dir: Path) -> dict:
