@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from rich.markup import escape
@@ -52,7 +53,8 @@ def verdict_table(console, report: dict, out: Path) -> None:
         console.print(f"[red]suite error:[/] {_shown(line)}")
     if report["run"].get("interrupted"):
         console.print(f"[bold magenta]run interrupted[/] ({_shown(report['run']['interrupted'])}): the requirements "
-                      "not reached are not_tested, the results are partial")
+                      "not reached are not_tested, the results are partial; "
+                      f"`vigie report {_shown(shlex.quote(str(out)))}` renders the HTML and PDF reports")
     console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
     html = Path(out) / "report.html"
     console.print(f"report: {_shown(html if html.exists() else Path(out) / 'report.json')}")

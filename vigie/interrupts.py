@@ -1,14 +1,44 @@
 """Interruptions of a run: which signal ended it, and the few writes a further signal must not cut.
 
-Ctrl-C raises KeyboardInterrupt without arguments; vigie.cli turns SIGTERM and SIGHUP into a KeyboardInterrupt
-that carries the signal's name, so that the report can say which signal stopped the run.
+During a run, Ctrl-C, SIGTERM and SIGHUP raise a KeyboardInterrupt that carries the signal's name, so that the
+report can say which signal stopped the run; elsewhere Ctrl-C's KeyboardInterrupt has no name (SIGINT).
+Each signal is also remembered: a KeyboardInterrupt raised while a finaliser runs (a socket or an HTTP
+response collected as garbage) is printed and dropped by Python, and the run must stop all the same.
 """
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_received: list[str] = []   # the stopping signals received during the run, first first
+
+
+def _interrupt(signum, frame):
+    name = signal.Signals(signum).name
+    _received.append(name)
+    raise KeyboardInterrupt(name)
+
+
+@contextlib.contextmanager
+def watched():
+    """For the block, each stopping signal raises KeyboardInterrupt(its name) and is remembered (pending())."""
+    _received.clear()
+    if threading.current_thread() is not threading.main_thread():   # only the main thread takes signals
+        yield
+        return
+    previous = {s: signal.signal(s, _interrupt) for s in STOPPING_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def pending() -> str | None:
+    """The first stopping signal received in the watched block, whether or not its interrupt got through."""
+    return _received[0] if _received else None
 
 
 def signal_name(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from . import checks as conclusions
 from .checks import Concluded
 from .errors import ObservationError
 from .evidence import safe_name
-from .interrupts import signal_name
+from .interrupts import pending, signal_name
 from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
@@ -93,6 +93,10 @@ def unconcluded(excinfo) -> tuple[str, str]:
     return "error", f"{type(exc).__name__}: {exc}{_where(excinfo, True)}"
 
 
+def interrupted_while_checked(signame: str) -> tuple[str, str]:
+    return "not_tested", f"interrupted ({signame}) while this requirement was being checked"
+
+
 class VigiePlugin:
     def __init__(self, run):
         self.run = run            # vigie.runner.Run: cases, store, cache, journal, clients, callbacks
@@ -127,6 +131,10 @@ class VigiePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
+        if pending() and not self.run.interrupted:
+            # the user's interrupt was swallowed where Python drops exceptions (a finaliser): it stops the
+            # run here, before the next check, as pytest stops on any interrupt
+            raise KeyboardInterrupt(pending())
         # past the run's time limit, the requirements not reached are not tested, and say why
         params = getattr(getattr(item, "callspec", None), "params", {})
         if not isinstance(params.get(CASE), tuple) or time.monotonic() < self.run.deadline:
@@ -199,8 +207,7 @@ class VigiePlugin:
             # what the check had observed stays linked to its outcome; the report's other requirements not
             # reached are recorded when it is built
             item.stash[DONE] = True
-            self._finish(item, params[CASE], None, ended=(
-                "not_tested", f"interrupted ({self.run.interrupted}) while this requirement was being checked"))
+            self._finish(item, params[CASE], None, ended=interrupted_while_checked(self.run.interrupted))
 
     def _finish(self, item, case, excinfo, ended=None):
         requirement, target = case
@@ -208,6 +215,10 @@ class VigiePlugin:
         # the check's own conclusion, made through vigie.checks; anything else is never a pass
         conclusion = conclusions.end()
         details = []
+        if not ended and pending():
+            # the user's interrupt landed while this check ran, and a library turned it into an error of its own
+            # (DuckDB: "Query interrupted"): what it concluded may rest on an observation cut short
+            ended = interrupted_while_checked(pending())
         if ended:
             status, summary = ended
         elif conclusion is not None:

@@ -13,7 +13,7 @@ from .bundle import build_bundle
 from .errors import VigieError
 from .evidence import EvidenceStore, Redactor
 from .http import RecordingClient
-from .interrupts import shielded, signal_name
+from .interrupts import pending, shielded, signal_name, watched
 from .journal import NAME as JOURNAL
 from .journal import Journal
 from .limits import Limits, memory_ceiling
@@ -28,8 +28,9 @@ PYTEST_INI = Path(__file__).parent / "suite.ini"
 # the renderings get what is left of the run time, and at least this: the quick ones (summary, JUnit) are
 # written even when the checks used all of it
 RENDER_FLOOR_S = 10.0
-# after an interrupt: the renderings that take seconds wait for `vigie report`, the others get this long
-SLOW_FORMATS = ("pdf",)
+# after an interrupt, vigie ends within a couple of seconds: the renderings that take seconds on a large report
+# (the HTML embeds every evidence excerpt) wait for `vigie report`, the others get at most this long
+SLOW_FORMATS = ("html", "pdf")
 INTERRUPTED_RENDER_S = 5.0
 
 
@@ -119,7 +120,8 @@ class Run:
 
     def execute(self) -> dict:
         with memory_ceiling(self.limits.max_memory):
-            self.run_checks()
+            with watched():
+                self.run_checks()
             if self.interrupted:
                 # the user asked to stop: the quick renderings only, in a few seconds (a further interrupt ends
                 # vigie at once); `vigie report` makes the others from the journal
@@ -155,6 +157,8 @@ class Run:
                     client.close()
             if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
                 self.suite_errors.append(f"pytest ended with {code.name}")
+            # an interrupt that a finaliser swallowed in the last check still stops the run
+            self.interrupted = self.interrupted or pending()
             if not self.interrupted:
                 end = {"type": "end", "finished": now(), "software": self._software()}
         except KeyboardInterrupt as exc:
