@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -221,3 +222,35 @@ def test_a_second_interrupt_while_the_bundle_is_written_ends_vigie_and_report_fi
     assert rebuilt.returncode == 2, rebuilt.stderr
     _assert_interrupted(bundle, "SIGINT")
     assert (bundle / "manifest.json").is_file()
+
+
+def test_the_journal_s_last_record_is_written_whole_whatever_is_pressed_meanwhile():
+    from vigie.interrupts import shielded
+    written, idle = [], threading.Event()
+    # another thread, as in a demo (the reference server's): the kernel may hand it the signal, and Python then
+    # runs the handler in the main thread all the same
+    other = threading.Thread(target=idle.wait)
+    other.start()
+    time.sleep(0.1)   # until it waits
+    try:
+        with pytest.raises(KeyboardInterrupt), shielded():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)   # an fsync's wait: the other thread has long taken the signal
+            written.append("the whole record")
+    finally:
+        idle.set()
+        other.join()
+    assert written == ["the whole record"]
+
+
+def test_a_run_under_nohup_ignores_hangups():
+    from vigie.interrupts import pending, shielded, watched
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with watched(), shielded():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+            assert pending() is None
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -28,12 +28,21 @@ def watched():
     if threading.current_thread() is not threading.main_thread():   # only the main thread takes signals
         yield
         return
-    previous = {s: signal.signal(s, _interrupt) for s in STOPPING_SIGNALS}
+    previous = _install(_interrupt)
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        _restore(previous)
+
+
+def _install(handler) -> dict:
+    """Puts `handler` on each stopping signal that is not ignored (`nohup` ignores SIGHUP: so does vigie)."""
+    return {s: signal.signal(s, handler) for s in STOPPING_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+
+
+def _restore(previous: dict) -> None:
+    for s, handler in previous.items():
+        signal.signal(s, handler if handler is not None else signal.SIG_DFL)   # None: set outside Python
 
 
 def pending() -> str | None:
@@ -50,14 +59,17 @@ def signal_name(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def shielded():
-    """Holds back the stopping signals (delivered when the block ends): a record that says how the run ended
-    is written whole, whatever the user presses meanwhile."""
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
-    except (AttributeError, ValueError, OSError):   # no signal masks here, or not the main thread
+    """Holds back the stopping signals until the block ends, then delivers the first: a record that says how
+    the run ended is written whole, whatever the user presses meanwhile. (Python runs signal handlers in the
+    main thread whichever thread the kernel picked, so the handlers defer, not a signal mask.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    deferred: list[int] = []
+    previous = _install(lambda signum, frame: deferred.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _restore(previous)
+        if deferred:
+            signal.raise_signal(deferred[0])
