@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 import yaml
 from conftest import practice_process
+from french import english_sentences
 from vigie.fixtures.practice import FLAWS
 from vigie.fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
 from vigie.fixtures.warehouse import NEEDS_ROLES
@@ -201,6 +202,8 @@ def assert_fails_exactly(report, expected, returncode):
     verdict = "non-conformant" if shall else "incomplete" if unjudged else "conformant-with-reservations"
     assert report["verdict"] == verdict
     assert returncode == {"non-conformant": 1, "incomplete": 2}.get(verdict, 0)
+    # what the flaws make vigie write reads as French in a French report
+    assert not english_sentences(report), english_sentences(report)[:10]
 
 
 @pytest.mark.parametrize("run", sorted(WAREHOUSE_RUNS))

@@ -104,7 +104,7 @@ def test_dq_on_empty_tables_is_not_verified(emptied):
     for name in set(dq.TYPES) - structure:
         assert outcomes[name].status == "error", (name, outcomes[name].summary)
     assert "has rows to examine" in outcomes["isRequired"].summary and "empty" in outcomes["isRequired"].summary
-    assert "table person is empty" in outcomes["measurePersonCompleteness"].summary
+    assert "empty table: person" in outcomes["measurePersonCompleteness"].summary
 
 
 @pytest.mark.partial_observation("omop.dq")

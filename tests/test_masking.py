@@ -69,3 +69,14 @@ def test_a_bundle_holds_no_patient_identity_of_the_reference_system():
     assert '"birthDate": "' in unescaped and '"family": "' in unescaped
     report = json.loads((bundle / "report.json").read_text())
     assert report["run"]["patient_data"] == "masked"
+
+
+def test_a_search_a_sentence_puts_in_parentheses_keeps_its_closing_one():
+    masked = mask_text("3 errors; first: answered 500 (GET https://h/fhir/Patient?family=Martin&_count=1)")
+    assert masked.endswith("_count=1)") and "Martin" not in masked
+    masked = mask_text("first: answered 500 (GET https://h/fhir/Patient?family=Martin)")
+    assert masked.endswith(")") and "Martin" not in masked, masked
+    assert mask_text("Patient?family=O)Brien&_count=1").startswith("Patient?family=O") and "Brien" not in mask_text(
+        "Patient?family=O)Brien&_count=1")
+    masked = mask_text("(GET Observation?subject:Patient.family=Martin)")
+    assert masked.endswith(")") and "Martin" not in masked, masked

@@ -568,5 +568,5 @@ def test_fuzzer_counts_refusals_per_operation_and_stops_on_vigies_token(serve):
 def test_certificate_failures_keep_openssls_reason(text, reason):
     from vigie.http import _reason, _verification_failure
     assert _verification_failure(text) == reason
-    assert _reason(Exception(text)) == f"certificate verification failed ({reason})"
+    assert _reason(Exception(text)) == f"certificate verification failed (\"{reason}\")"
     assert _verification_failure("Connection refused") is None

@@ -192,7 +192,7 @@ def test_mozilla_evaluation():
     scan = _scan(mozilla={"intermediate": {"issues": {"tls_versions": "TLS versions {'TLSv1'} ...",
                                                       "dh_param_size": "DH parameter size is 1024 ..."}}})
     (problem,) = mozilla_problems(scan, {"configuration": "intermediate", "rules": ["tls_versions"]})
-    assert problem.summary.startswith("tls_versions: TLS versions")
+    assert problem.summary.startswith("tls_versions: \"TLS versions")
     assert mozilla_problems(scan, {"configuration": "intermediate", "rules": ["ciphers"]}) == []
     # path validation failed: the certificate's own analysis says why, in the reader's words
     rules = {"configuration": "intermediate", "rules": ["certificate_path_validation"]}

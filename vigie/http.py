@@ -16,6 +16,7 @@ import urllib3
 from .errors import ObservationError
 from .evidence import register_secret
 from .limits import Deadline, budget_for
+from .messages import quote
 
 BODY_CAP = 10 * 1024 * 1024       # never hold more of a response than this
 EVIDENCE_BODY_CAP = 64 * 1024      # nor keep more of it in the evidence
@@ -53,7 +54,7 @@ class Response(requests.Response):
         except json.JSONDecodeError as exc:
             raise requests.JSONDecodeError(exc.msg, exc.doc, exc.pos) from None
         except ValueError as exc:   # a number out of range: 1e999999, an integer of thousands of digits
-            raise ObservationError(f"{where}: JSON number out of the range vigie reads ({str(exc)[:80]})") \
+            raise ObservationError(f"{where}: JSON number out of the range vigie reads ({quote(str(exc)[:80])})") \
                 from None
 
 
@@ -178,7 +179,7 @@ class RecordingClient:
             verification = _verification_failure(str(exc))
             if verification:
                 raise CertificateRejected(f"{method} {shown} failed: certificate verification failed "
-                                          f"({verification})", verification) from None
+                                          f"({quote(verification)})", verification) from None
             raise ObservationError(f"{method} {shown} failed: {_reason(exc)}") from None
         except BaseException as exc:  # a deadline (this request's, the check's): keep what was seen
             self.budget.answered(in_time=False)
@@ -310,12 +311,12 @@ def _reason(exc: Exception) -> str:
     text = str(exc)
     verification = _verification_failure(text)
     if verification:
-        return f"certificate verification failed ({verification})"
+        return f"certificate verification failed ({quote(verification)})"
     for marker, reason in _REASONS.items():
         if marker in text:
             return reason
     # what a hostile target sent may be anything: keep the reason one printable line
-    return "".join(c if c.isprintable() else "?" for c in (text.splitlines() or [""])[0][:300])
+    return quote("".join(c if c.isprintable() else "?" for c in (text.splitlines() or [""])[0][:300]))
 
 
 _REASONS = {"Connection refused": "connection refused", "timed out": "timed out",

@@ -36,8 +36,10 @@ def mask_text(text: str) -> str:
 # a FHIR search of persons in a URL or a request line: Patient?family=Mar&birthdate=ge1985-05-12 (also
 # Patient/_search?...); the parameters that name, date, reach, locate or identify the person are masked as in
 # the resource. Chained parameters (subject:Patient.family=, patient.birthdate=) are masked in any search.
-_PERSON_SEARCH = re.compile(r"(?<![A-Za-z])((?:Patient|RelatedPerson|Person)(?:/_search)?\?)([^\s\"'<>#]+)")
-_CHAINED_PARAM = re.compile(r"(?<=[?&])([\w:-]+(?:\.[\w:-]+)*\.([\w-]+))=([^&\s\"'<>#]*)")
+# (a URL a sentence puts in parentheses keeps its closing one: "(GET Patient?family=X)")
+_PERSON_SEARCH = re.compile(
+    r"(?<![A-Za-z])((?:Patient|RelatedPerson|Person)(?:/_search)?\?)([^\s\"'<>#]+?)(?=\)?(?:[\s\"'<>#]|$))")
+_CHAINED_PARAM = re.compile(r"(?<=[?&])([\w:-]+(?:\.[\w:-]+)*\.([\w-]+))=([^&\s\"'<>#]*?)(?=\)?(?:[&\s\"'<>#]|$))")
 _NAMES = {"name", "family", "given", "phonetic"}
 _DATES = {"birthdate", "death-date"}
 _CONTACTS = {"email", "phone", "telecom"}

@@ -178,7 +178,9 @@ def _size(count: int) -> str:
 
 
 def _render_each(bundle: Path, formats, report: dict, say=None) -> list[Rendering]:
-    """Renders each format in turn; `say` is told of each as it starts and ends."""
+    """Renders each format in turn, in the report's language; `say` is told of each as it starts and ends."""
+    from .messages import localized
+    report = localized(report, report["run"]["lang"])
     results = []
     for fmt in formats:
         result = Rendering(fmt, status=STARTED)

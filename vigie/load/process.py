@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ObservationError, VigieError
 from ..lifeline import PARENT_VARIABLE
+from ..messages import quote
 from .driver import ERROR_MARK, extension_s
 from .stats import LoadResult
 
@@ -200,7 +201,7 @@ def require_traffic(result: LoadResult) -> None:
     if agg.count == 0:
         raise ObservationError(f"the load run made no request ({top})")
     if result.http_responses == 0 and agg.failures == agg.count:
-        raise ObservationError(f"no HTTP response from {result.host} in {agg.count} requests: {top}")
+        raise ObservationError(f"no HTTP response from {result.host} in {agg.count} requests: {quote(top)}")
     if agg.failures == agg.count and set(result.status_codes) - {0} and set(result.status_codes) <= {0, 401, 403}:
         # the load observed the authorisation layer, not the service: a configuration problem, not a measure
         codes = ", ".join(f"HTTP {c} x{n}" for c, n in sorted(result.status_codes.items()) if c)

@@ -37,7 +37,10 @@ def load_report(path: Path, validate: bool = True) -> dict:
 
 
 def render(report: dict, fmt: str, out: Path, lang: str = "en", bundle_dir: Path | None = None) -> Path:
-    """Render `report` in `fmt` (one of FORMATS) to `out`; returns `out`."""
+    """Render `report` in `fmt` (one of FORMATS) to `out`, its sentences in `lang`; returns `out`."""
+    from ..messages import localized
+
+    report = localized(report, lang)
     out = Path(out)
     if fmt == "html":
         from .html import render_html

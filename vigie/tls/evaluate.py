@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from typing import NamedTuple
 
+from ..messages import quote
 from .scan import ENCRYPT_THEN_MAC_PART, PROTOCOLS, SERVER_ORDER_PART, SUITE_PARTS, TlsScan
 
 CERTIFICATE_PART = "certificate_info"
@@ -168,7 +169,7 @@ def _trust_problems(cert: dict, now: dt.datetime) -> list[Problem]:
             problems.append(_name_problem(cert))
         elif cause == "chain":
             problems.append(Problem("certificate chain not trusted",
-                                    f"chain not trusted ({cert['trust_store']}): {cert['trust_error']}"))
+                                    f"chain not trusted ({cert['trust_store']}): {quote(cert['trust_error'])}"))
         else:
             problems += _validity_problems(cert, now)
     return problems
@@ -342,7 +343,7 @@ def mozilla_problems(scan: TlsScan, params: dict, now: dt.datetime | None = None
             if why is not None:
                 problems += [Problem(p.summary, f"Mozilla {configuration} ({key}): {p.detail}") for p in why]
                 continue
-        problems.append(Problem(f"{key}: {message}", f"Mozilla {configuration} ({key}): {message}"))
+        problems.append(Problem(f"{key}: {quote(message)}", f"Mozilla {configuration} ({key}): {quote(message)}"))
     return problems
 
 

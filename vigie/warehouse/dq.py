@@ -263,7 +263,7 @@ def _applies(m, c: DqCheck) -> None:
     tables = COUNTED.get(c.name, (t,)) + JOINED.get(c.name, ())
     empty = [x for x in tables if m.present(x) and m.value(x, "rows") == 0]
     if empty:
-        raise NotApplicable(f"table {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty", "empty")
+        raise NotApplicable(f"empty table: {', '.join(empty)}", "empty")
     if c.level != "TABLE" and c.name not in ON_EMPTY_FIELDS and m.value(t, ("nonnull", f)) == 0:
         raise NotApplicable(f"field {t}.{f} holds no value", "rows")
 
@@ -273,8 +273,7 @@ def _resolved(m, t: str, f: str, what: str) -> dict:
     concept that is not there cannot be read (isForeignKey reports such values)."""
     fk = m.foreign_key(t, f)
     if fk["orphans"]:
-        raise ObservationError(f"{fk['orphans']} value{'s' if fk['orphans'] > 1 else ''} of {t}.{f} "
-                               f"{'are' if fk['orphans'] > 1 else 'is'} not in the concept table: their {what} "
+        raise ObservationError(f"values of {t}.{f} not in the concept table ({fk['orphans']}): their {what} "
                                "cannot be read")
     return fk
 

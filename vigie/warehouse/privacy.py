@@ -151,8 +151,8 @@ def cells(m, params, floor_param: str) -> Findings:
     if small:
         sample = m.samples(f"SELECT * FROM ({grouped}) g WHERE n < {floor} ORDER BY n")
         f.samples["cells_below"] = [dict(zip([*qis, "n"], row)) for row in sample]
-        f.violation(f"{small} combination{'s' if small > 1 else ''} of {', '.join(qis)} "
-                    f"hold{'s' if small == 1 else ''} fewer than {floor} persons ({people} persons; smallest: {smallest})")
+        f.violation(f"{small} combination{'s' if small > 1 else ''} of {', '.join(qis)} with fewer than {floor} "
+                    f"persons ({people} persons; smallest: {smallest})")
     return f
 
 
