@@ -244,10 +244,10 @@ def test_the_journal_s_last_record_is_written_whole_whatever_is_pressed_meanwhil
 
 
 def test_a_run_under_nohup_ignores_hangups():
-    from vigie.interrupts import pending, shielded, watched
+    from vigie.interrupts import like_ctrl_c, pending, shielded, watched
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with watched(), shielded():
+        with like_ctrl_c(), watched(), shielded():
             os.kill(os.getpid(), signal.SIGHUP)
             time.sleep(0.2)
             assert pending() is None

@@ -2,11 +2,9 @@
 reservations), 1 non-conformant, 2 incomplete, 3 usage or configuration error, 130 interrupted."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import shlex
-import signal
 import sys
 import tempfile
 import threading
@@ -451,18 +449,11 @@ def reference_practice(port, flaws, state, seed):
     return 0
 
 
-@contextlib.contextmanager
 def _stopped_like_ctrl_c():
     """SIGTERM and SIGHUP end the command as Ctrl-C does (KeyboardInterrupt), so that its cleanup runs (servers
     stopped, temporary folders with keys removed) instead of the process dying where it stands."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    from .interrupts import like_ctrl_c
+    return like_ctrl_c()
 
 
 @reference.command("warehouse")

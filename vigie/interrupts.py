@@ -21,28 +21,42 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(name)
 
 
-@contextlib.contextmanager
 def watched():
     """For the block, each stopping signal raises KeyboardInterrupt(its name) and is remembered (pending())."""
     _received.clear()
-    if threading.current_thread() is not threading.main_thread():   # only the main thread takes signals
+    return _handled(_interrupt)
+
+
+def like_ctrl_c():
+    """For the block, SIGTERM and SIGHUP raise KeyboardInterrupt(their name), as Ctrl-C raises one."""
+    return _handled(_interrupt, (signal.SIGTERM, signal.SIGHUP))
+
+
+@contextlib.contextmanager
+def shielded():
+    """Holds back the stopping signals until the block ends, then delivers the first: a record that says how
+    the run ended is written whole, whatever the user presses meanwhile. (Python runs signal handlers in the
+    main thread whichever thread the kernel picked, so the handlers defer, not a signal mask.)"""
+    deferred: list[int] = []
+    with _handled(lambda signum, frame: deferred.append(signum)):
+        yield
+    if deferred:
+        signal.raise_signal(deferred[0])
+
+
+@contextlib.contextmanager
+def _handled(handler, signals=STOPPING_SIGNALS):
+    """For the block, `handler` takes each of `signals` that is not ignored (`nohup` ignores SIGHUP: so does
+    vigie). Only the main thread may set handlers, and only it runs them."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = _install(_interrupt)
+    previous = {s: signal.signal(s, handler) for s in signals if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        _restore(previous)
-
-
-def _install(handler) -> dict:
-    """Puts `handler` on each stopping signal that is not ignored (`nohup` ignores SIGHUP: so does vigie)."""
-    return {s: signal.signal(s, handler) for s in STOPPING_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
-
-
-def _restore(previous: dict) -> None:
-    for s, handler in previous.items():
-        signal.signal(s, handler if handler is not None else signal.SIG_DFL)   # None: set outside Python
+        for s, before in previous.items():
+            signal.signal(s, before if before is not None else signal.SIG_DFL)   # None: set outside Python
 
 
 def pending() -> str | None:
@@ -55,21 +69,3 @@ def signal_name(exc: BaseException) -> str:
     args = getattr(exc, "args", ())
     named = args[0] if args and isinstance(args[0], str) else ""
     return named if named in {s.name for s in STOPPING_SIGNALS} else signal.SIGINT.name
-
-
-@contextlib.contextmanager
-def shielded():
-    """Holds back the stopping signals until the block ends, then delivers the first: a record that says how
-    the run ended is written whole, whatever the user presses meanwhile. (Python runs signal handlers in the
-    main thread whichever thread the kernel picked, so the handlers defer, not a signal mask.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    deferred: list[int] = []
-    previous = _install(lambda signum, frame: deferred.append(signum))
-    try:
-        yield
-    finally:
-        _restore(previous)
-        if deferred:
-            signal.raise_signal(deferred[0])
