@@ -1,6 +1,7 @@
 """One validation run: walks a resource against a plan's nodes and collects issues."""
 from __future__ import annotations
 
+from ..messages import quote
 from . import fhirpath
 from .extensions import ExtensionChecks
 from .plan import Node, Plan, TypeRef
@@ -384,7 +385,7 @@ class Run(ExtensionChecks, ValueChecks):
             if violated:
                 # best-practice invariants (dom-6: narrative) are advice, not conformance
                 severity = "information" if c.best_practice else ("error" if c.severity == "error" else "warning")
-                self.add(severity, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'"
+                self.add(severity, "invariant", path, f"Constraint failed: {c.key}: {quote(c.human)}"
                          + _from(plan), plan.label)
 
     def _not_evaluated(self, constraint, path, message, missing):
