@@ -46,7 +46,7 @@ def test_reproducibility_fields(report):
     run = report["run"]
     env = run["environment"]
     assert env["python"] == platform.python_version() and env["platform"] == platform.platform()
-    for name in ("vigie", "pytest", "sslyze", "locust", "cryptography", "requests", "weasyprint"):
+    for name in ("vigie-sante", "pytest", "sslyze", "locust", "cryptography", "requests", "weasyprint"):
         assert env["packages"][name] == metadata.version(name), name
     # the packages the run's validators loaded (fhir-r4-rest validates against R4 core), with digests
     packages = {p["name"]: p for p in run["fhir_packages"]}

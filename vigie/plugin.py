@@ -23,8 +23,8 @@ from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
 
-# vigie's own code: the suite's folders and the engine
-VIGIE_DIRS = tuple(f"{ROOT / d}{os.sep}" for d in (*CHECK_DIRS, "vigie"))
+# vigie's own code: the suite's folders and the engine (this package, wherever it is installed)
+VIGIE_DIRS = tuple(f"{d}{os.sep}" for d in (*(ROOT / c for c in CHECK_DIRS), Path(__file__).resolve().parent))
 
 RECORDER = pytest.StashKey()
 DONE = pytest.StashKey()

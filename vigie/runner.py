@@ -43,7 +43,7 @@ def new_run_id() -> str:
 
 
 # the distributions whose versions decide what a run observes and how it is reported
-ENVIRONMENT_PACKAGES = ("vigie", "pytest", "sslyze", "cryptography", "locust", "requests", "urllib3", "jinja2",
+ENVIRONMENT_PACKAGES = ("vigie-sante", "pytest", "sslyze", "cryptography", "locust", "requests", "urllib3", "jinja2",
                         "jsonschema", "pyyaml", "weasyprint")
 
 
