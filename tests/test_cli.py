@@ -1,6 +1,7 @@
 """Bad input on the command line: one clear line on stderr, exit code 3, never a traceback."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,15 @@ def test_profiles_list_and_show():
     assert listed.returncode == 0 and "fhir-r4-rest" in listed.stdout
     shown = vigie("profiles", "show", "fhir-r4-rest", "--lang", "fr")
     assert shown.returncode == 0 and "FHIR-REST-01" in shown.stdout and "CapabilityStatement" in shown.stdout
+
+
+def test_a_relative_ca_file_is_kept_as_the_file_it_names(tmp_path, monkeypatch):
+    # `--ca-file state/ca.pem` as the README writes it: the load process, which runs from another folder,
+    # must still find it
+    from vigie.campaign import make_target
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.chdir(tmp_path)
+    target = make_target({"kind": "fhir", "url": "https://127.0.0.1:9/fhir", "ca_file": "state/ca.pem"},
+                         "--fhir")
+    assert Path(target.ca_file).is_absolute() and Path(target.ca_file) == tmp_path / "state" / "ca.pem"

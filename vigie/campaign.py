@@ -70,6 +70,8 @@ def make_target(data: dict, where: str) -> Target:
     ca_file = data.get("ca_file")
     if ca_file is not None and not (isinstance(ca_file, str) and Path(ca_file).is_file()):
         raise VigieError(f"{where}: CA file '{ca_file}' not found")
+    if ca_file is not None:   # the load process and the TLS scan work from other folders
+        ca_file = str(Path(ca_file).resolve())
     if data.get("token") is not None and not isinstance(data.get("token"), str):
         raise VigieError(f"{where}: token must be a string")
     tokens = data.get("tokens") or {}
