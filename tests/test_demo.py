@@ -315,6 +315,12 @@ def test_unreachable_target_gives_error_outcomes(tmp_path):
     assert {o["status"] for o in report["outcomes"]} == {"error"}
     assert all("refused" in o["summary"] or "failed" in o["summary"] for o in report["outcomes"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    # under the verdicts, each reason once, in full, with the requirements it left unverified
+    below = result.stdout.split("not verified (error, not tested), and why:")[1]
+    from vigie.display import MAX_REASONS, unverified_reasons
+    shown = unverified_reasons(report)[:MAX_REASONS]
+    assert shown and all(" ".join(reason.split()) in " ".join(below.split()) for _, reason in shown), below
+    assert "FHIR-REST-01" in below and "ANSSI-TLS-01" in below
 
 
 # ---- a profile built at run time from an implementation guide: the Annuaire subset and its flawed twin ----

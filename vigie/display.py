@@ -31,12 +31,35 @@ VERDICT_STYLE = {"conformant": "bold green", "conformant-with-reservations": "bo
                  "not_applicable": "bold"}
 
 
+SHOWN_CHARS = 300   # of a summary on its live line: the report holds all of it
+
+
 def outcome_line(console, o) -> None:
     mark, colour = STYLE[o.status]
     console.print(f" [{colour}]{mark} {o.status:<14}[/] {_shown(o.requirement)}@{_shown(o.target)} "
                   # a summary may quote the target ("[/x]" would be markup, "[redacted]" would vanish)
-                  f"[dim]{_shown(o.level)}[/] {_shown(o.summary[:100])}",
-                  markup=True, soft_wrap=False, overflow="ellipsis", crop=True)
+                  f"[dim]{_shown(o.level)}[/] {_shown(_cut(o.summary, SHOWN_CHARS))}",
+                  markup=True, overflow="fold")
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut at a word before `limit` characters, with an ellipsis when it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+MAX_REASONS = 8   # distinct reasons listed under the verdicts; the report lists every outcome
+
+
+def unverified_reasons(report: dict) -> list[tuple[list[str], str]]:
+    """The requirements that could not be verified (error, not tested), grouped by their reason, the reasons
+    shared by most requirements first: what the user can act on (a package to add, a token to give)."""
+    by_reason: dict[str, list[str]] = {}
+    for o in report.get("outcomes", []):
+        if o["status"] in ("error", "not_tested"):
+            by_reason.setdefault(o.get("summary") or "", []).append(o["requirement"])
+    return sorted(((sorted(set(ids)), reason) for reason, ids in by_reason.items()), key=lambda r: -len(r[0]))
 
 
 def verdict_table(console, report: dict, out: Path) -> None:
@@ -51,6 +74,13 @@ def verdict_table(console, report: dict, out: Path) -> None:
     console.print(table)
     for line in report["run"].get("suite_errors", []):
         console.print(f"[red]suite error:[/] {_shown(line)}")
+    reasons = unverified_reasons(report)
+    if reasons:
+        console.print("[bold]not verified[/] (error, not tested), and why:")
+        for ids, reason in reasons[:MAX_REASONS]:
+            console.print(f" [magenta]{_shown(', '.join(ids))}[/]: {_shown(reason)}", overflow="fold")
+        if len(reasons) > MAX_REASONS:
+            console.print(f" and {len(reasons) - MAX_REASONS} other reasons: see the report")
     if report["run"].get("interrupted"):
         console.print(f"[bold magenta]run interrupted[/] ({_shown(report['run']['interrupted'])}): the requirements "
                       "not reached are not_tested, the results are partial; "
