@@ -68,3 +68,14 @@ def test_a_relative_ca_file_is_kept_as_the_file_it_names(tmp_path, monkeypatch):
     target = make_target({"kind": "fhir", "url": "https://127.0.0.1:9/fhir", "ca_file": "state/ca.pem"},
                          "--fhir")
     assert Path(target.ca_file).is_absolute() and Path(target.ca_file) == tmp_path / "state" / "ca.pem"
+
+
+def test_a_language_vigie_does_not_write_is_refused_before_the_campaign(tmp_path):
+    config = tmp_path / "vigie.toml"
+    config.write_text('lang = "de"\n[[targets]]\nid = "p"\nkind = "fhir"\nurl = "https://127.0.0.1:9/fhir"\n')
+    result = subprocess.run([sys.executable, "-m", "vigie", "run", "--config", str(config), "--profile",
+                             "http-hardening", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 3 and result.stderr.strip() == (
+        f"vigie: error: {config}: lang must be one of en, fr, not 'de'"), result.stderr
+    assert not (tmp_path / "b").exists() and "HTTP-01" not in result.stdout

@@ -136,6 +136,11 @@ def load_config(path: Path) -> dict:
     for key in ("out", "lang"):
         if key in data:
             result[key] = str(data[key])
+    from .render.i18n import LANGS
+
+    # checked now, not once the campaign has run
+    if result.get("lang", LANGS[0]) not in LANGS:
+        raise VigieError(f"{path}: lang must be one of {', '.join(LANGS)}, not '{result['lang']}'")
     ids = [t.id for t in result["targets"]]
     if len(set(ids)) != len(ids):
         raise VigieError(f"{path}: two targets share an id")
