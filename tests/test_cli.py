@@ -79,3 +79,22 @@ def test_a_language_vigie_does_not_write_is_refused_before_the_campaign(tmp_path
     assert result.returncode == 3 and result.stderr.strip() == (
         f"vigie: error: {config}: lang must be one of en, fr, not 'de'"), result.stderr
     assert not (tmp_path / "b").exists() and "HTTP-01" not in result.stdout
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_verdict_table_shows_every_verdict_whole(width):
+    import io
+
+    from rich.console import Console
+
+    from vigie.display import verdict_table
+    counts = {"passed": 1, "failed": 2, "error": 3, "not_tested": 4, "not_applicable": 5}
+    report = {"profiles": [{"id": "mozilla-tls-intermediate", "version": "5.7-vigie.1", "verdict": verdict,
+                            "counts": counts} for verdict in ("conformant-with-reservations", "non-conformant")],
+              "run": {}, "verdict": "non-conformant", "outcomes": []}
+    out = io.StringIO()
+    verdict_table(Console(width=width, file=out), report, Path("/nonexistent"))
+    shown = out.getvalue()
+    assert "conformant-with-reservations" in shown and "non-conformant" in shown and "…" not in shown, shown
+    assert max(len(line) for line in shown.splitlines()) <= width
+    assert "not applicable" in shown   # the counts say what they count, in the heading or in the caption

@@ -26,6 +26,7 @@ def _shown(text) -> str:
 
 STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "error": ("!", "magenta"), "skipped": ("-", "yellow"),
          "not_applicable": ("·", "dim"), "not_tested": ("?", "yellow")}
+WIDE = 110   # columns the verdict table needs with its counts' headings in words
 VERDICT_STYLE = {"conformant": "bold green", "conformant-with-reservations": "bold yellow",
                  "non-conformant": "bold red", "incomplete": "bold magenta",
                  "not_applicable": "bold"}
@@ -63,9 +64,17 @@ def unverified_reasons(report: dict) -> list[tuple[list[str], str]]:
 
 
 def verdict_table(console, report: dict, out: Path) -> None:
-    table = Table(title="Verdicts")
-    for col in ("profile", "version", "verdict", "passed", "failed", "error", "not tested", "not applicable"):
-        table.add_column(col, justify="right" if col not in ("profile", "version", "verdict") else "left")
+    # on a narrow terminal the verdict stays whole: the names fold, the counts are headed by the live lines' marks
+    counted = ("passed", "failed", "error", "not_tested", "not_applicable")
+    narrow = console.width < WIDE
+    table = Table(title="Verdicts", caption="  ".join(f"{STYLE[s][0]} {s.replace('_', ' ')}" for s in counted)
+                  if narrow else None)
+    table.add_column("profile", overflow="fold")
+    table.add_column("version", overflow="fold")
+    table.add_column("verdict", no_wrap=True, min_width=max((len(p["verdict"]) for p in report["profiles"]),
+                                                             default=7))
+    for status in counted:
+        table.add_column(STYLE[status][0] if narrow else status.replace("_", " "), justify="right")
     for p in report["profiles"]:
         c = p["counts"]
         table.add_row(_shown(p["id"]), _shown(p["version"]), f"[{VERDICT_STYLE[p['verdict']]}]{p['verdict']}[/]",
