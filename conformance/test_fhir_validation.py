@@ -5,7 +5,7 @@ package (a required binding to a code system not loaded, a missing extension def
 could not evaluate) leaves the requirement undetermined, naming the package to add."""
 from vigie.checks import check, not_applicable, passed
 from vigie.errors import ObservationError
-from vigie.fhirrest import claimed_profiles, none_served, search_all
+from vigie.fhirrest import claimed_profiles, none_served, served_data
 from vigie.fhirvalidation import Judgement
 
 
@@ -16,7 +16,7 @@ def served(http, capability, max_resources: int) -> list[dict]:
     if not types:
         not_applicable("the CapabilityStatement declares no search-type interaction")
     share = max(1, max_resources // len(types))
-    resources = [r for t in types for r in search_all(http, t, limit=share, page_size=min(share, 100))]
+    resources = [r for t in types for r in served_data(http, t, share, page_size=min(share, 100))]
     if not resources:
         none_served(", ".join(types) if len(types) < 4 else f"{len(types)} types: {', '.join(types[:3])}...")
     return resources

@@ -8,7 +8,7 @@ passes only when the validator judged all of it: a required binding to a code sy
 an extension whose definition is missing or an invariant that could not be evaluated leave the requirement
 undetermined, naming the package to add."""
 from vigie.checks import check, failed, not_applicable, passed, undetermined
-from vigie.fhirrest import declared_search, none_served, search_all, values_at
+from vigie.fhirrest import declared_search, none_served, served_data, values_at
 from vigie.fhirvalidation import Judgement, identity_status, must_support
 
 FRC = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
@@ -18,7 +18,7 @@ def _selected(requirement, http, capability):
     rtype = requirement.params["resource"]
     declared_search(capability, rtype)
     limit = int(requirement.params.get("max_resources", 300))
-    served = list(search_all(http, rtype, limit=limit))
+    served = served_data(http, rtype, limit)
     if not served:
         none_served(rtype)
     status = requirement.params.get("identity_status")

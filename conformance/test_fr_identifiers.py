@@ -3,7 +3,7 @@ identifier type must use."""
 from vigie import identifiers as ids
 from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.errors import ObservationError
-from vigie.fhirrest import declared_search, none_served, objects_at, search_all, text_at
+from vigie.fhirrest import created_by_vigie, declared_search, none_served, objects_at, search_all, text_at
 
 NIR_SYSTEMS = {"urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.10", "urn:oid:1.2.250.1.213.1.4.11",
                "urn:oid:1.2.250.1.213.1.4.13"}
@@ -20,10 +20,11 @@ def _served(http, capability, rtype: str, limit: int) -> tuple[list[dict], bool]
     """The rtype resources served (at most `limit`), and whether that is all of them. Not applicable when
     rtype is not declared searchable; undetermined when it is and serves nothing."""
     declared_search(capability, rtype)
-    resources = list(search_all(http, rtype, limit=limit))
+    read = list(search_all(http, rtype, limit=limit))
+    resources = [r for r in read if not created_by_vigie(r)]
     if not resources:
         none_served(rtype)
-    return resources, len(resources) < limit
+    return resources, len(read) < limit
 
 
 def _none_carried(what: str, seen: dict, complete: bool) -> None:

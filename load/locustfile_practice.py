@@ -37,6 +37,8 @@ from urllib.parse import quote
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from vigie.fhirrest import CREATED_TAG  # what the load creates is never judged as the vendor's data
+
 CA_FILE = os.environ.get("VIGIE_LOAD_CA_FILE") or None
 TOKEN = os.environ.get("VIGIE_LOAD_TOKEN") or ""
 FAMILIES = [f for f in (os.environ.get("VIGIE_LOAD_FAMILIES") or "Mar,Ber,Dur,Pet,Rob,Ler,Mor,Fou").split(",")
@@ -145,7 +147,7 @@ class PracticeUser(FastHttpUser):
         if patient is None:
             return
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        encounter = {"resourceType": "Encounter", "status": "in-progress",
+        encounter = {"resourceType": "Encounter", "status": "in-progress", "meta": {"tag": [CREATED_TAG]},
                      "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB",
                                "display": "ambulatory"},
                      "subject": {"reference": f"Patient/{patient['id']}"}, "period": {"start": now}}

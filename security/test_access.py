@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from vigie import jwt
 from vigie.checks import check, failed, not_applicable, not_tested, passed, undetermined
 from vigie.errors import ObservationError
-from vigie.fhirrest import answered_resources, objects_at, resource_ids, text_at
+from vigie.fhirrest import answered_resources, objects_at, resource_ids, tagged, text_at
 
 REFUSED = (401, 403)
 # another patient's record may also be hidden as if it did not exist (404)
@@ -185,8 +185,8 @@ def test_read_only_token_cannot_write(requirement, http, capability, target, out
     if readable.status_code != 200:
         raise ObservationError(f"the '{role}' token cannot even search {rtype} ({readable.status_code}): a "
                                "refused write would prove nothing of its scope")
-    body = {"resourceType": rtype, **({"name": [{"family": "Vigie-Probe", "given": ["Lecture"]}]}
-                                      if rtype == "Patient" else {})}
+    body = tagged({"resourceType": rtype, **({"name": [{"family": "Vigie-Probe", "given": ["Lecture"]}]}
+                                             if rtype == "Patient" else {})})
     # the token was just accepted: a 401 to its write is the target's refusal of the write
     response = http.post(rtype, auth=role, may_refuse=True, json=body,
                          headers={"Content-Type": "application/fhir+json"})

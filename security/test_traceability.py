@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from vigie import jwt
 from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.errors import ObservationError
-from vigie.fhirrest import json_body, json_object, link_of, objects_at, resource_ids, resources_of, text_at
+from vigie.fhirrest import (
+    json_body,
+    json_object,
+    link_of,
+    objects_at,
+    resource_ids,
+    resources_of,
+    tagged,
+    text_at,
+)
 
 POLL_S = 0.25
 PAGE = 100
@@ -135,8 +144,8 @@ def _create(http, capability, mark, action, started) -> Interaction:
     if not types:
         not_applicable("the server declares no create interaction")
     rtype = "Observation" if "Observation" in types else types[0]
-    body = {"resourceType": rtype, **({"status": "final", "code": {"text": mark}} if rtype == "Observation"
-                                      else {})}
+    body = tagged({"resourceType": rtype, **({"status": "final", "code": {"text": mark}}
+                                             if rtype == "Observation" else {})})
     response = http.post(rtype, json=body, headers={"Content-Type": "application/fhir+json"})
     if response.status_code != 201:
         raise ObservationError(f"POST {rtype} answered {response.status_code}: nothing was written to trace")

@@ -352,3 +352,33 @@ def test_annuaire_flawed_twin(tmp_path):
     assert {ANNUAIRE_PREFIX + "PractitionerRole-include-PractitionerRole-practitioner",
             ANNUAIRE_PREFIX + "Organization-revinclude-PractitionerRole-organization"} <= set(changed)
     assert changed == {r: ("passed", "failed") for r in includes if clean[r] == "passed"}, changed
+
+
+def test_a_second_run_against_the_same_system_gives_the_same_verdicts(served, tmp_path):
+    """vigie writes to the system it tests (the load phase's Encounters, a traced Observation): what it wrote
+    carries its tag and is never judged as the vendor's data, so a second run does not fail for the first."""
+    profiles = ["--profile", "load-baseline", "--profile", "traceability", "--profile", "fr-core",
+                "--profile", "fr-identifiers", "--profile", "fhir-r4-rest"]
+    statuses = []
+    for run in ("first", "second"):
+        result = vigie("run", "--config", str(served), *profiles, "--load-duration", "3", "--out",
+                       str(tmp_path / run), timeout=300)
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        report = load_report(tmp_path / run)
+        statuses.append(({o["requirement"]: o["status"] for o in report["outcomes"]}, report["verdict"]))
+    assert statuses[0] == statuses[1], [(r, s, statuses[1][0][r]) for r, s in statuses[0][0].items()
+                                        if statuses[1][0][r] != s]
+    # the first run did write: its Encounters are there, tagged, and left out of what was judged
+    target = tomllib.loads(served.read_text())["targets"][0]
+    import requests
+
+    from vigie.fhirrest import created_by_vigie
+    created, url = 0, f"{target['url']}/Encounter?_count=100"
+    for _ in range(50):   # every page
+        page = requests.get(url, verify=target["ca_file"], headers={"Authorization": f"Bearer {target['token']}"},
+                            timeout=30).json()
+        created += sum(created_by_vigie(e["resource"]) for e in page.get("entry", []))
+        url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+        if url is None:
+            break
+    assert created > 0

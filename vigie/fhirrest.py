@@ -159,6 +159,31 @@ def search_all(http, rtype: str, params: dict | None = None, limit: int = 1000, 
         bundle = searchset(http.get(nxt), f"GET {rtype} search, page {pages + 1}")
 
 
+# every resource vigie creates on a target carries this tag (meta.tag), so that what vigie wrote in one run
+# (the load phase's Encounters, a traced Observation) is never judged as the vendor's data in the next one
+CREATED_TAG = {"system": "http://vigie.invalid/CodeSystem/origin", "code": "created-by-vigie",
+               "display": "created by the vigie conformance harness"}
+
+
+def tagged(resource: dict) -> dict:
+    """`resource` with vigie's tag in its meta.tag."""
+    meta = dict(resource.get("meta") or {})
+    meta["tag"] = [*(meta.get("tag") or []), CREATED_TAG]
+    return {**resource, "meta": meta}
+
+
+def created_by_vigie(resource: dict) -> bool:
+    tags = (resource.get("meta") or {}).get("tag") if isinstance(resource.get("meta"), dict) else None
+    return any(isinstance(t, dict) and t.get("system") == CREATED_TAG["system"]
+               and t.get("code") == CREATED_TAG["code"] for t in (tags if isinstance(tags, list) else []))
+
+
+def served_data(http, rtype: str, limit: int, page_size: int = 100) -> list[dict]:
+    """The rtype resources the target serves as its own data (at most `limit` read): search_all, without
+    the resources vigie created (this run's or an earlier run's)."""
+    return [r for r in search_all(http, rtype, limit=limit, page_size=page_size) if not created_by_vigie(r)]
+
+
 def link_of(bundle: dict, relation: str) -> str | None:
     links = bundle.get("link")
     url = next((link.get("url") for link in (links if isinstance(links, list) else [])
