@@ -12,13 +12,13 @@ import signal
 import stat
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 from fhirstub import FhirStub, capability
+from vigie.fixtures.hostile import engines
 
 from vigie.campaign import Target, load_config, make_target
 from vigie.catalogue import load_catalogue
@@ -149,16 +149,10 @@ def test_profile_and_requirement_ids_are_checked_at_load(tmp_path):
 
 
 def test_an_ig_package_named_like_a_path_is_refused_in_one_line(tmp_path):
-    path = tmp_path / "evil.tgz"
-    files = {"package/package.json": {"name": "../../evil", "version": "0.1.0", "fhirVersions": ["4.0.1"]},
-             "package/CapabilityStatement-x.json": {"resourceType": "CapabilityStatement", "id": "x",
-                                                    "rest": [{"mode": "server", "resource": []}]}}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, content in files.items():
-            data = json.dumps(content).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    statement = {"resourceType": "CapabilityStatement", "id": "x", "rest": [{"mode": "server", "resource": []}]}
+    path = engines.package_tgz(tmp_path / "evil.tgz",
+                               {"name": "../../evil", "version": "0.1.0", "fhirVersions": ["4.0.1"]},
+                               {"package/CapabilityStatement-x.json": json.dumps(statement).encode()})
     line = one_error_line(vigie("profiles", "show", f"ig:{path}", env={"FHIR_PACKAGE_CACHE": str(tmp_path / "c")}))
     assert "no valid name" in line and "../../evil" in line
 

@@ -4,19 +4,18 @@ bundle with --force (item 11)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from vigie.fixtures.hostile import engines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,17 +141,10 @@ def _ig_package(path: Path, resources: int) -> Path:
                  "url": "https://ig.vigie.example/CapabilityStatement/Big",
                  "rest": [{"mode": "server", "resource": [{"type": f"Type{i:05d}", "interaction": [{"code": "read"}]}
                                                           for i in range(resources)]}]}
-    files = {"package/package.json": {"name": "vigie.big.ig", "version": "0.1.0", "title": "Big IG",
-                                      "canonical": "https://ig.vigie.example", "fhirVersions": ["4.0.1"],
-                                      "dependencies": {}},
-             "package/CapabilityStatement-Big.json": statement}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, content in files.items():
-            data = json.dumps(content).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    manifest = {"name": "vigie.big.ig", "version": "0.1.0", "title": "Big IG", "canonical": "https://ig.vigie.example",
+                "fhirVersions": ["4.0.1"], "dependencies": {}}
+    return engines.package_tgz(path, manifest,
+                               {"package/CapabilityStatement-Big.json": json.dumps(statement).encode()})
 
 
 def vigie(*args, timeout=120):
