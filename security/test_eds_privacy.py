@@ -43,3 +43,8 @@ def test_audit_log_immutable(requirement, warehouse, outcome):
 @check("privacy.least-privilege")
 def test_least_privilege(requirement, warehouse, outcome):
     _role_rule(privacy.least_privilege, requirement, warehouse, outcome, "privileges")
+
+
+@check("privacy.extra-columns")
+def test_no_identity_in_columns_outside_the_cdm(requirement, warehouse, outcome):
+    _report(privacy.extra_columns(warehouse.measures, requirement.params), outcome, "columns")
