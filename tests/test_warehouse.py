@@ -291,3 +291,23 @@ def test_run_on_the_reference_warehouse(reference, tmp_path):
     logged = con.execute("SELECT COUNT(*) FROM audit_log WHERE db_user = 'vigie'").fetchone()[0]
     con.close()
     assert logged >= len(queries)
+
+
+def test_a_statement_past_its_limit_is_interrupted_in_duckdb_and_sqlite(tmp_path):
+    """DuckDB and SQLite run inside vigie's process, where no signal reaches their C code: a watchdog
+    interrupts the statement at its limit, and the session answers the next query."""
+    from vigie.warehouse.session import Session, StatementTimeout
+    sqlite3.connect(tmp_path / "w.db").close()
+    for url, slow in ((f"duckdb:///{tmp_path / 'w.duckdb'}", "SELECT COUNT(*) FROM range(100000000000)"),
+                      (f"sqlite:///{tmp_path / 'w.db'}", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                                        "FROM r) SELECT COUNT(*) FROM r")):
+        duckdb.connect(str(tmp_path / "w.duckdb")).close()
+        session = Session(url)
+        session.statement_timeout_s = 0.3
+        session.connect()
+        try:
+            with pytest.raises(StatementTimeout, match="the statement time limit of 0.3 s"):
+                session.rows(slow)
+            assert session.rows("SELECT 1") == [(1,)]
+        finally:
+            session.close()

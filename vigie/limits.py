@@ -181,6 +181,11 @@ def activate(limits: Limits) -> None:
     _budgets.clear()
 
 
+def current() -> Limits:
+    """The limits of the run under way (the defaults outside a run)."""
+    return _limits
+
+
 def budget_for(target) -> Budget:
     if target.id not in _budgets:
         _budgets[target.id] = Budget(_limits)
@@ -207,8 +212,8 @@ class Deadline:
     _held = False    # between two steps of a check: an expiry waits for release()
     _due = False
 
-    def __init__(self, seconds: float | None, error: BaseException):
-        self.seconds, self.error = seconds, error
+    def __init__(self, seconds: float | None, error: BaseException, scope: str = ""):
+        self.seconds, self.error, self.scope = seconds, error, scope
         self.expires: float | None = None
         self.fired = False
 
@@ -242,6 +247,13 @@ class Deadline:
 
     def __exit__(self, *exc) -> None:
         self.cancel()
+
+    @classmethod
+    def remaining(cls) -> float | None:
+        """Seconds until the earliest active deadline falls due (None without one): what a wait that signals
+        cannot interrupt (a query inside an engine's C code) must stop within."""
+        pending = [d.expires for d in cls._active if not d.fired]
+        return max(min(pending) - time.monotonic(), 0.0) if pending else None
 
     @classmethod
     def _arm(cls) -> None:
