@@ -102,12 +102,15 @@ def _running(pg, marker):
 
 
 def test_a_timeout_stops_the_statement_on_the_server_and_the_session_recovers(pg):
-    from vigie.limits import Deadline, TimeLimitExceeded
+    from vigie.limits import Deadline, Limits, TimeLimitExceeded, activate
     from vigie.warehouse.session import Session, StatementTimeout
-    session = Session(pg)
-    session.statement_timeout_s = 0.5
-    session.connect()
+    activate(Limits(statement_timeout_s=0.5, engine_threads=1))   # as [limits] in vigie.toml sets them
     try:
+        session = Session(pg).connect()
+    finally:
+        activate(Limits())
+    try:
+        assert session.rows("SHOW max_parallel_workers_per_gather") == [("0",)]
         # the statement limit: PostgreSQL stops the statement itself
         marker = f"vigie-{uuid.uuid4().hex}"
         with pytest.raises(StatementTimeout, match="stopped after .* s, the statement time limit of 0.5 s"):

@@ -25,13 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ObservationError
-from ..limits import Deadline
+from ..limits import Deadline, current
 from .dialect import dialect_for
 from .url import driver_url, option, public_url
 
 SAMPLE_CAP = 20
-STATEMENT_TIMEOUT_S = 600
-DUCKDB_MEMORY = "96MB"
 # a warehouse file is the vendor's: its views may call read_text('/path'), read_csv, httpfs... and so pull the
 # reviewer's files or the network into the report's samples. Such a view fails instead ("disabled by
 # configuration"), no extension is fetched or loaded, and no query can switch this back on. External access
@@ -64,7 +62,9 @@ class Session:
         self.memo: dict = {}          # results shared by every check of the run (one scan per table)
         self.audit = None             # set by audit.attach() when the warehouse has an audit log
         self.queries = 0
-        self.statement_timeout_s = float(STATEMENT_TIMEOUT_S)
+        limits = current()   # the run's [limits]: the statement's time, the in-process engine's memory and threads
+        self.statement_timeout_s = limits.statement_timeout_s
+        self.engine_memory, self.engine_threads = limits.engine_memory, limits.engine_threads
         self._interrupted = False
         self._backend_pid = None
         self._engine = None
@@ -82,9 +82,11 @@ class Session:
             # the engine runs inside vigie's process: cap its buffer pool so that memory stays flat as
             # warehouses grow (DuckDB spills larger hash tables to disk)
             spill = Path(tempfile.gettempdir()) / "vigie-duckdb"
-            kwargs["connect_args"] = {"read_only": read_only, "config": {
-                "memory_limit": DUCKDB_MEMORY, "temp_directory": str(spill),
-                "allocator_flush_threshold": "32MB", **DUCKDB_NO_EXTENSIONS}}
+            config = {"memory_limit": f"{int(self.engine_memory)}B", "temp_directory": str(spill),
+                      "allocator_flush_threshold": "32MB", **DUCKDB_NO_EXTENSIONS}
+            if self.engine_threads:
+                config["threads"] = int(self.engine_threads)
+            kwargs["connect_args"] = {"read_only": read_only, "config": config}
         elif self.backend == "sqlite":
             path = self.sa_url.database
             if not Path(path).is_file():
@@ -98,6 +100,8 @@ class Session:
                 options.append("-c default_transaction_read_only=on")
             if self.schema:
                 options.append(f"-c search_path={self.schema}")
+            if self.engine_threads:   # the backend itself and its parallel workers
+                options.append(f"-c max_parallel_workers_per_gather={int(self.engine_threads) - 1}")
             kwargs["connect_args"] = {"options": " ".join(options), "connect_timeout": 10}
             kwargs["isolation_level"] = "AUTOCOMMIT"
         try:
