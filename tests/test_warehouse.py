@@ -291,3 +291,78 @@ def test_run_on_the_reference_warehouse(reference, tmp_path):
     logged = con.execute("SELECT COUNT(*) FROM audit_log WHERE db_user = 'vigie'").fetchone()[0]
     con.close()
     assert logged >= len(queries)
+
+
+def test_a_statement_past_its_limit_is_interrupted_in_duckdb_and_sqlite(tmp_path):
+    """DuckDB and SQLite run inside vigie's process, where no signal reaches their C code: a watchdog
+    interrupts the statement at its limit, and the session answers the next query."""
+    from vigie.warehouse.session import Session, StatementTimeout
+    sqlite3.connect(tmp_path / "w.db").close()
+    for url, slow in ((f"duckdb:///{tmp_path / 'w.duckdb'}", "SELECT COUNT(*) FROM range(100000000000)"),
+                      (f"sqlite:///{tmp_path / 'w.db'}", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                                        "FROM r) SELECT COUNT(*) FROM r")):
+        duckdb.connect(str(tmp_path / "w.duckdb")).close()
+        session = Session(url)
+        session.statement_timeout_s = 0.3
+        session.connect()
+        try:
+            with pytest.raises(StatementTimeout, match="the statement time limit of 0.3 s"):
+                session.rows(slow)
+            assert session.rows("SELECT 1") == [(1,)]
+        finally:
+            session.close()
+
+
+def test_the_dq_checks_are_not_bounded_together_by_the_first_requirements_limit(reference):
+    """Each DataQualityDashboard check has the statement's limit; the whole set runs once, for the first
+    omop-dq requirement, and is not cut by that requirement's check_timeout (the run's limit still holds)."""
+    import time
+    from types import SimpleNamespace
+
+    from checkcall import Outcome, conclude
+    from conformance import test_omop_dq
+    from vigie.limits import Deadline, TimeLimitExceeded
+    w = open_warehouse(reference)
+    try:
+        view = SimpleNamespace(session=w.session, measures=measures_of(w.session, w.catalogue), target_id="warehouse")
+        started = time.monotonic()
+        with Deadline(0.2, TimeLimitExceeded("time limit of 0.2 s exceeded"), "check"):
+            first = conclude(test_omop_dq.test_dq_check_type, SimpleNamespace(params={"check": "cdmTable"}), view,
+                             Outcome())
+        assert time.monotonic() - started > 0.2 and first.status == "passed", first.summary
+    finally:
+        w.close()
+    w = open_warehouse(reference)
+    try:   # the run's own deadline is not suspended
+        view = SimpleNamespace(session=w.session, measures=measures_of(w.session, w.catalogue), target_id="warehouse")
+        with pytest.raises(TimeLimitExceeded), Deadline(0.2, TimeLimitExceeded("run time limit"), "run"):
+            test_omop_dq._results(view, Outcome(), ())
+    finally:
+        w.close()
+
+
+def test_engine_limits_from_the_configuration(tmp_path):
+    from vigie.limits import Limits, activate, make_limits
+    from vigie.warehouse.session import Session
+    limits = make_limits({"statement_timeout": 30, "engine_memory": "200M", "engine_threads": 1})
+    assert (limits.statement_timeout_s, limits.engine_memory, limits.engine_threads) == (30, 200 << 20, 1)
+    assert (Limits().statement_timeout_s, Limits().engine_memory, Limits().engine_threads) == (600, 96_000_000, None)
+    for key, bad in (("statement_timeout", "soon"), ("statement_timeout", 0), ("engine_memory", "lots"),
+                     ("engine_threads", 1.5), ("engine_threads", -2), ("engine_threads", True)):
+        with pytest.raises(VigieError, match=f"limits: {key} must be"):
+            make_limits({key: bad})
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()
+    activate(limits)
+    try:
+        session = Session(f"duckdb:///{tmp_path / 'w.duckdb'}").connect()
+        memory, threads = session.rows("SELECT current_setting('memory_limit'), current_setting('threads')")[0]
+        session.close()
+    finally:
+        activate(Limits())
+    assert (memory, threads) == ("200.0 MiB", 1)
+    # a bad value in vigie.toml: one line, exit 3, before anything runs
+    (tmp_path / "vigie.toml").write_text(f"[[targets]]\nkind = 'warehouse'\nurl = 'duckdb:///{tmp_path / 'w.duckdb'}'\n"
+                                         "[limits]\nengine_memory = 'a lot'\n")
+    result = vigie("run", "--config", str(tmp_path / "vigie.toml"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 3 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "[limits]: engine_memory must be a size such as 200M" in result.stderr and "Traceback" not in result.stderr

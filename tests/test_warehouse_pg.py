@@ -3,6 +3,7 @@ and audit function, identifiers found by PostgreSQL's regular expressions, read-
 in the bundle. Each test builds its own schema and role (unique names) and drops them."""
 import json
 import subprocess
+import time
 import sys
 import uuid
 
@@ -89,5 +90,66 @@ def test_identifiers_with_postgres_regular_expressions(pg, schema_name):
             findings = privacy.identifiers(m, {"kind": kind})
             assert findings.measurements["columns_with_identifiers"] == {"note.note_text": n}, kind
             assert all("*" in s for s in findings.samples["note.note_text"]), kind
+    finally:
+        w.close()
+
+
+def _running(pg, marker):
+    """Statements of other sessions still running on the server whose text holds the marker."""
+    with connect(pg) as con:
+        return con.execute("SELECT pid, state, query FROM pg_stat_activity WHERE state <> 'idle' "
+                           "AND pid <> pg_backend_pid() AND position(%s in query) > 0", (marker,)).fetchall()
+
+
+def test_a_timeout_stops_the_statement_on_the_server_and_the_session_recovers(pg):
+    from vigie.limits import Deadline, Limits, TimeLimitExceeded, activate
+    from vigie.warehouse.session import Session, StatementTimeout
+    activate(Limits(statement_timeout_s=0.5, engine_threads=1))   # as [limits] in vigie.toml sets them
+    try:
+        session = Session(pg).connect()
+    finally:
+        activate(Limits())
+    try:
+        assert session.rows("SHOW max_parallel_workers_per_gather") == [("0",)]
+        # the statement limit: PostgreSQL stops the statement itself
+        marker = f"vigie-{uuid.uuid4().hex}"
+        with pytest.raises(StatementTimeout, match="stopped after .* s, the statement time limit of 0.5 s"):
+            session.rows(f"SELECT pg_sleep(30) /* {marker} */")
+        assert _running(pg, marker) == [] and session.rows("SELECT 1") == [(1,)]
+        # a deadline of the run raised while the query waits: cancelled on the server, a new connection
+        session.statement_timeout_s = 60
+        session.connect()
+        marker = f"vigie-{uuid.uuid4().hex}"
+        with pytest.raises(TimeLimitExceeded), Deadline(0.5, TimeLimitExceeded("check deadline")):
+            session.rows(f"SELECT pg_sleep(30) /* {marker} */")
+        deadline = time.monotonic() + 5
+        while _running(pg, marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running(pg, marker) == []
+        assert session.rows("SELECT 2") == [(2,)]
+    finally:
+        session.close()
+
+
+def test_a_dq_check_that_times_out_is_an_error_and_the_next_checks_run(pg, schema_name):
+    from vigie.warehouse import dq
+    reader = build_reference(f"{pg}?schema={schema_name}", persons=30, seed=3)
+    with connect(pg) as con:   # the note table behind a view that takes 3 s to read
+        con.execute(f"ALTER TABLE {schema_name}.note RENAME TO note_data")
+        con.execute(f"CREATE VIEW {schema_name}.note AS SELECT n.* FROM {schema_name}.note_data n "
+                    "CROSS JOIN (SELECT pg_sleep(3)) AS slow")
+        con.execute(f"GRANT SELECT ON {schema_name}.note TO {schema_name}_reader")
+    w = open_warehouse(reader)
+    try:
+        w.session.statement_timeout_s = 0.5
+        w.session.connect()
+        results = {r.check.id: r for r in dq.run_checks(measures_of(w.session, w.catalogue))}
+        note = [r for r in results.values() if r.check.table == "note" and r.check.name not in ("cdmTable", "cdmField")]
+        assert note and all(r.status == "error" and "statement time limit of 0.5 s" in r.reason for r in note)
+        assert results["field_isrequired_person_person_id"].status == "passed"
+        assert results["field_isforeignkey_visit_occurrence_person_id"].status == "passed"
+        assert _running(pg, "pg_sleep") == [] and w.session.rows("SELECT 1") == [(1,)]
+        w.session.flush_audit()
+        assert w.session.audit.append_errors == 0
     finally:
         w.close()

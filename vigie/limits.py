@@ -1,4 +1,5 @@
-"""Limits of a run: time per check and per run, requests, bytes and request rate per target.
+"""Limits of a run: time per check and per run, requests, bytes and request rate per target; per warehouse
+statement, its time and the memory and threads of the engine.
 
 A hostile or broken target must not hang a run, fill the memory or receive more traffic than the user
 allowed. The limits come from vigie.toml's [limits] table and the command line; they are recorded in
@@ -11,6 +12,7 @@ the earliest one, and when it expires the error of that deadline is raised where
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import resource
 import signal
@@ -24,8 +26,10 @@ import pytest
 from .errors import ObservationError, VigieError
 
 KEYS = {"check_timeout": "check_timeout_s", "run_timeout": "run_timeout_s", "max_requests": "max_requests",
-        "max_bytes": "max_bytes", "rate": "rate", "max_memory": "max_memory"}
-SIZES = ("max_bytes", "max_memory")
+        "max_bytes": "max_bytes", "rate": "rate", "max_memory": "max_memory",
+        "statement_timeout": "statement_timeout_s", "engine_memory": "engine_memory", "engine_threads": "engine_threads"}
+SIZES = ("max_bytes", "max_memory", "engine_memory")
+INTEGERS = ("max_requests", "engine_threads")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 STALL_AFTER = 3     # requests in a row without an answer in time, after which a target is not asked again
@@ -41,6 +45,11 @@ class Limits:
     rate: float = 50.0                 # per target, requests per second of the checks
     request_timeout_s: float = 60.0    # one request, from connection to the last byte of its body
     max_memory: int = 4 << 30          # data of vigie's run process, and of its rendering process
+    statement_timeout_s: float = 600.0  # one SQL statement on a warehouse, hence one DataQualityDashboard check
+                                        # (whose checks are not bounded by check_timeout together)
+    engine_memory: int = 96_000_000    # DuckDB's buffer pool (it runs inside vigie's process; larger operators
+                                       # spill to disk): 96 MB kept the 1M-person run at 281 MiB
+    engine_threads: int | None = None  # DuckDB's threads, PostgreSQL's parallel workers + 1; None: the engine's
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,6 +83,13 @@ def _positive(value, what: str, kind=float):
     return number
 
 
+def _whole(value, what: str) -> int:
+    number = _positive(value, what)
+    if number != int(number):
+        raise VigieError(f"{what} must be a whole number, not {value!r}")
+    return int(number)
+
+
 def make_limits(settings: dict | None, where: str = "limits") -> Limits:
     """Limits from a [limits] table or flags ({"check_timeout": 10, "max_bytes": "200M", ...}); unset
     values keep their defaults."""
@@ -86,8 +102,8 @@ def make_limits(settings: dict | None, where: str = "limits") -> Limits:
         label = f"{where}: {key}"
         if key in SIZES:
             values[KEYS[key]] = parse_size(value, label)
-        elif key == "max_requests":
-            values[KEYS[key]] = _positive(value, label, int)
+        elif key in INTEGERS:
+            values[KEYS[key]] = _whole(value, label)
         else:
             values[KEYS[key]] = _positive(value, label)
     return Limits(**values)
@@ -181,6 +197,11 @@ def activate(limits: Limits) -> None:
     _budgets.clear()
 
 
+def current() -> Limits:
+    """The limits of the run under way (the defaults outside a run)."""
+    return _limits
+
+
 def budget_for(target) -> Budget:
     if target.id not in _budgets:
         _budgets[target.id] = Budget(_limits)
@@ -207,8 +228,8 @@ class Deadline:
     _held = False    # between two steps of a check: an expiry waits for release()
     _due = False
 
-    def __init__(self, seconds: float | None, error: BaseException):
-        self.seconds, self.error = seconds, error
+    def __init__(self, seconds: float | None, error: BaseException, scope: str = ""):
+        self.seconds, self.error, self.scope = seconds, error, scope
         self.expires: float | None = None
         self.fired = False
 
@@ -244,8 +265,36 @@ class Deadline:
         self.cancel()
 
     @classmethod
+    def remaining(cls) -> float | None:
+        """Seconds until the earliest active deadline falls due (None without one): what a wait that signals
+        cannot interrupt (a query inside an engine's C code) must stop within."""
+        pending = [d.expires for d in cls._active if not d.fired and d.expires != math.inf]
+        return max(min(pending) - time.monotonic(), 0.0) if pending else None
+
+    @classmethod
+    @contextlib.contextmanager
+    def suspended(cls, scope: str):
+        """The active deadlines of `scope` stop running while the block runs and resume with the time they
+        had left: work shared by many checks (every DataQualityDashboard check, run by the first omop-dq
+        requirement) is bounded by its own limits, not charged to the check that happens to start it."""
+        now = time.monotonic()
+        paused = [(d, d.expires - now) for d in cls._active if d.scope == scope and not d.fired
+                  and d.expires != math.inf]
+        for d, _ in paused:
+            d.expires = math.inf
+        cls._arm()
+        try:
+            yield
+        finally:
+            now = time.monotonic()
+            for d, left in paused:
+                d.expires = now + left
+            if cls._active:
+                cls._arm()
+
+    @classmethod
     def _arm(cls) -> None:
-        pending = [d.expires for d in cls._active if not d.fired]
+        pending = [d.expires for d in cls._active if not d.fired and d.expires != math.inf]
         if not pending:
             signal.setitimer(signal.ITIMER_REAL, 0)
             return

@@ -156,7 +156,7 @@ class VigiePlugin:
         limits = self.run.limits
         item.stash[TIMERS] = [
             Deadline(limits.check_timeout_s,
-                     TimeLimitExceeded(f"time limit of {limits.check_timeout_s:g} s exceeded")).start(),
+                     TimeLimitExceeded(f"time limit of {limits.check_timeout_s:g} s exceeded"), "check").start(),
             Deadline(max(self.run.deadline - time.monotonic(), 0),
                      TimeLimitExceeded(f"the run time limit of {limits.run_timeout_s:g} s was reached")).start()]
 

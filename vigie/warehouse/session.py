@@ -3,12 +3,20 @@
 Checks never pull tables into Python: they send aggregate queries and read counts, plus samples capped at
 SAMPLE_CAP rows. Each query is timed and handed to the listeners (the outcome being measured keeps it as
 evidence), and appended to the warehouse's audit log when it has one (see `audit.py`).
+
+A query has a time limit, and a query stopped for any reason is stopped on the server too, the session left
+usable for the next check: PostgreSQL's own `statement_timeout`, and a watchdog thread that interrupts DuckDB
+and SQLite (their C code does not return to Python, where the run's deadlines are raised). A query
+interrupted in Python (a check's deadline, Ctrl-C) is cancelled on the server (a cancel request, as
+`pg_cancel_backend` does) and the connection replaced: a statement left running would hold the server's
+resources after vigie is gone, and a connection left mid-statement fails every later query.
 """
 from __future__ import annotations
 
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -17,12 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ObservationError
+from ..limits import Deadline, current
 from .dialect import dialect_for
 from .url import driver_url, option, public_url
 
 SAMPLE_CAP = 20
-STATEMENT_TIMEOUT_S = 600
-DUCKDB_MEMORY = "96MB"
 # a warehouse file is the vendor's: its views may call read_text('/path'), read_csv, httpfs... and so pull the
 # reviewer's files or the network into the report's samples. Such a view fails instead ("disabled by
 # configuration"), no extension is fetched or loaded, and no query can switch this back on. External access
@@ -30,6 +37,10 @@ DUCKDB_MEMORY = "96MB"
 DUCKDB_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
                         "allow_community_extensions": False}
 DUCKDB_LOCKDOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
+
+
+class StatementTimeout(ObservationError):
+    """A query outlived its time limit and was stopped."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -51,6 +62,11 @@ class Session:
         self.memo: dict = {}          # results shared by every check of the run (one scan per table)
         self.audit = None             # set by audit.attach() when the warehouse has an audit log
         self.queries = 0
+        limits = current()   # the run's [limits]: the statement's time, the in-process engine's memory and threads
+        self.statement_timeout_s = limits.statement_timeout_s
+        self.engine_memory, self.engine_threads = limits.engine_memory, limits.engine_threads
+        self._interrupted = False
+        self._backend_pid = None
         self._engine = None
         self.conn = None
 
@@ -66,9 +82,11 @@ class Session:
             # the engine runs inside vigie's process: cap its buffer pool so that memory stays flat as
             # warehouses grow (DuckDB spills larger hash tables to disk)
             spill = Path(tempfile.gettempdir()) / "vigie-duckdb"
-            kwargs["connect_args"] = {"read_only": read_only, "config": {
-                "memory_limit": DUCKDB_MEMORY, "temp_directory": str(spill),
-                "allocator_flush_threshold": "32MB", **DUCKDB_NO_EXTENSIONS}}
+            config = {"memory_limit": f"{int(self.engine_memory)}B", "temp_directory": str(spill),
+                      "allocator_flush_threshold": "32MB", **DUCKDB_NO_EXTENSIONS}
+            if self.engine_threads:
+                config["threads"] = int(self.engine_threads)
+            kwargs["connect_args"] = {"read_only": read_only, "config": config}
         elif self.backend == "sqlite":
             path = self.sa_url.database
             if not Path(path).is_file():
@@ -77,11 +95,13 @@ class Session:
                 self.sa_url = self.sa_url.set(database=f"file:{Path(path).resolve()}?mode=ro",
                                               query={**self.sa_url.query, "uri": "true"})
         elif self.backend == "postgresql":
-            options = [f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"]
+            options = [f"-c statement_timeout={max(int(self.statement_timeout_s * 1000), 1)}"]
             if read_only:
                 options.append("-c default_transaction_read_only=on")
             if self.schema:
                 options.append(f"-c search_path={self.schema}")
+            if self.engine_threads:   # the backend itself and its parallel workers
+                options.append(f"-c max_parallel_workers_per_gather={int(self.engine_threads) - 1}")
             kwargs["connect_args"] = {"options": " ".join(options), "connect_timeout": 10}
             kwargs["isolation_level"] = "AUTOCOMMIT"
         try:
@@ -94,6 +114,7 @@ class Session:
         except SQLAlchemyError as exc:
             self.close()
             raise ObservationError(f"cannot connect to {self.public_url}: {one_line(exc)}") from None
+        self._backend_pid = self._pid()
         self.read_only = read_only and self.backend in ("duckdb", "sqlite", "postgresql")
         if self.schema is None:
             self.schema = self.scalar("SELECT current_schema()", record=False) if self.backend != "sqlite" else None
@@ -117,25 +138,116 @@ class Session:
     # queries ------------------------------------------------------------------------------------
 
     def rows(self, sql: str, record: bool = True) -> list[tuple]:
-        """Runs one query and returns its rows; a database error raises ObservationError."""
+        """Runs one query and returns its rows; a database error raises ObservationError, a query stopped at
+        its time limit StatementTimeout."""
         if self.conn is None:
             raise ObservationError(f"{self.public_url}: not connected")
         started = time.monotonic()
+        limit = self.statement_limit()
+        watchdog = None
+        if self.backend in ("duckdb", "sqlite"):
+            watchdog = threading.Timer(limit, self._interrupt)
+            watchdog.daemon = True
+            watchdog.fired = False
         try:
             # drivers with format-style placeholders (psycopg) read a lone % as one
             raw = sql.replace("%", "%%") if self.conn.dialect.paramstyle in ("format", "pyformat") else sql
-            result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
+            if watchdog is not None:
+                watchdog.start()
+            try:
+                result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
         except SQLAlchemyError as exc:
-            self._rollback()
+            timed_out = (watchdog is not None and self._interrupted) or _server_timeout(exc)
+            self._interrupted = False
+            self._recover()
+            message = (f"stopped after {time.monotonic() - started:.1f} s, the statement time limit of {limit:g} s"
+                       if timed_out else one_line(exc))
             if record:
-                self._tell({"sql": sql, "error": one_line(exc), "seconds": round(time.monotonic() - started, 4)})
-            raise ObservationError(f"query failed on {self.public_url}: {one_line(exc)}") from None
+                self._tell({"sql": sql, "error": message, "seconds": round(time.monotonic() - started, 4)})
+            if timed_out:
+                raise StatementTimeout(f"query on {self.public_url} {message}") from None
+            raise ObservationError(f"query failed on {self.public_url}: {message}") from None
+        except BaseException:
+            # interrupted in Python (a deadline, Ctrl-C): SQLAlchemy has dropped the connection, the statement
+            # may still run on the server
+            backend_pid = self._backend_pid
+            self._recover(replace=True)
+            self._cancel(backend_pid)
+            if record:
+                self._tell({"sql": sql, "error": "interrupted", "seconds": round(time.monotonic() - started, 4)})
+            raise
         if record:
             self.queries += 1
             self._tell({"sql": sql, "rows": len(result), "seconds": round(time.monotonic() - started, 4)})
             if self.audit is not None:
                 self.audit.append(self, sql)
         return result
+
+    def statement_limit(self) -> float:
+        """Seconds the next query may run: the statement limit, or less if a deadline of the run falls due
+        sooner (the watchdog stops the engines that a deadline's signal cannot interrupt)."""
+        left = Deadline.remaining()
+        return max(min(self.statement_timeout_s, left) if left is not None else self.statement_timeout_s, 0.001)
+
+    def _dbapi(self):
+        try:
+            return self.conn.connection.dbapi_connection
+        except (SQLAlchemyError, AttributeError):
+            return None
+
+    def _interrupt(self) -> None:
+        """From the watchdog thread: stops the statement running in the engine (DuckDB, SQLite)."""
+        dbapi = self._dbapi()
+        if dbapi is not None:
+            self._interrupted = True
+            try:
+                dbapi.interrupt()
+            except Exception:  # noqa: BLE001 - the statement may have ended meanwhile
+                pass
+
+    def _cancel(self, backend_pid) -> None:
+        """Stops the interrupted statement on the server: PostgreSQL's pg_cancel_backend from the new
+        connection (the old one is closed, which the server notices only when it next writes to it); the
+        in-process engines stopped with their connection."""
+        if self.backend != "postgresql" or backend_pid is None or self.conn is None:
+            return
+        try:
+            self.conn.exec_driver_sql(f"SELECT pg_cancel_backend({int(backend_pid)})").fetchall()
+        except SQLAlchemyError:
+            self._recover()
+
+    def _recover(self, replace: bool = False) -> None:
+        """Rolls back what the failed statement left; a connection interrupted mid-statement (replace) or
+        that SQLAlchemy invalidated is replaced by a new one, so that the next check runs."""
+        if self.conn is None:
+            return
+        if not replace and not self.conn.invalidated:
+            try:
+                self.conn.rollback()
+                return
+            except SQLAlchemyError:
+                pass
+        try:
+            self.conn.invalidate()
+        except SQLAlchemyError:
+            pass
+        try:
+            self.conn.close()
+        except SQLAlchemyError:
+            pass
+        try:
+            self.conn = self._engine.connect()
+        except SQLAlchemyError:
+            self.conn = None   # the next query says "not connected"
+        self._backend_pid = self._pid()
+
+    def _pid(self):
+        """The server process of the connection (PostgreSQL), to cancel its statement from another."""
+        dbapi = self._dbapi() if self.backend == "postgresql" else None
+        return getattr(getattr(dbapi, "info", None), "backend_pid", None)
 
     def scalar(self, sql: str, record: bool = True):
         rows = self.rows(sql, record)
@@ -149,12 +261,6 @@ class Session:
         self.conn.execute(text(sql), params or {})
         if self.backend != "postgresql":
             self.conn.commit()
-
-    def _rollback(self) -> None:
-        try:
-            self.conn.rollback()
-        except SQLAlchemyError:
-            pass
 
     def _tell(self, record: dict) -> None:
         for listener in list(self.listeners):
@@ -172,6 +278,12 @@ class Session:
             return str(self.scalar(sql, record=False))
         except ObservationError:
             return "unknown"
+
+
+def _server_timeout(exc: SQLAlchemyError) -> bool:
+    """PostgreSQL stopped the statement at its statement_timeout (SQLSTATE 57014 with that reason)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "57014" and "timeout" in str(orig)
 
 
 def _duckdb_lockdown(dbapi_conn, _record):
