@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ObservationError
 from ..limits import Deadline, current
-from .dialect import dialect_for
+from .dialect import RenderError, dialect_for
 from .url import driver_url, option, public_url
 
 SAMPLE_CAP = 20
@@ -142,6 +142,10 @@ class Session:
         its time limit StatementTimeout."""
         if self.conn is None:
             raise ObservationError(f"{self.public_url}: not connected")
+        try:   # the checks write DuckDB's SQL: the engine's own is what runs and what the evidence shows
+            sql = self.dialect.render(sql)
+        except RenderError as exc:
+            raise ObservationError(f"{self.public_url}: {exc}") from None
         started = time.monotonic()
         limit = self.statement_limit()
         watchdog = None
@@ -297,11 +301,11 @@ def _sqlite_setup(dbapi_conn, _record):
     dbapi_conn.execute("PRAGMA trusted_schema = OFF")
     dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
 
-    def regexp(pattern, value, icase):
-        return value is not None and re.search(pattern, str(value), re.IGNORECASE if icase else 0) is not None
+    def regexp(pattern, value):   # `value REGEXP pattern` calls regexp(pattern, value)
+        return value is not None and re.search(pattern, str(value)) is not None
 
-    def extract(pattern, value):
+    def extract(value, pattern, group):
         m = re.search(pattern, str(value)) if value is not None else None
-        return m.group(1) if m else None
-    dbapi_conn.create_function("vigie_regexp", 3, regexp, deterministic=True)
-    dbapi_conn.create_function("vigie_regexp_extract", 2, extract, deterministic=True)
+        return m.group(group) if m else None
+    dbapi_conn.create_function("regexp", 2, regexp, deterministic=True)
+    dbapi_conn.create_function("regexp_extract", 3, extract, deterministic=True)
