@@ -63,6 +63,10 @@ def make_target(data: dict, where: str) -> Target:
     if kind == "warehouse":  # a database URL: its scheme must name a dialect vigie can load
         from .warehouse.url import check_url
         check_url(url, where)
+    if kind == "documents":  # a folder of CDA documents, or one document
+        if not Path(url).exists():
+            raise VigieError(f"{where}: documents folder or file '{url}' not found")
+        url = str(Path(url).resolve())
     if kind == "source":  # the url of a source target is a folder of the vendor's code
         if not Path(url).is_dir():
             raise VigieError(f"{where}: source folder '{url}' not found")
@@ -120,7 +124,7 @@ def load_config(path: Path) -> dict:
     for t in targets:
         if isinstance(t.get("ca_file"), str) and not Path(t["ca_file"]).is_absolute():
             t["ca_file"] = str((path.parent / t["ca_file"]).resolve())
-        if t.get("kind") == "source" and isinstance(t.get("url"), str) and t["url"] \
+        if t.get("kind") in ("source", "documents") and isinstance(t.get("url"), str) and t["url"] \
                 and not Path(t["url"]).is_absolute():   # so is a source folder
             t["url"] = str((path.parent / t["url"]).resolve())
     result = {"targets": [make_target(t, f"{path}: target {i + 1}") for i, t in enumerate(targets)]}

@@ -13,7 +13,7 @@ from .evidence import check_id
 from .model import LEVELS
 from .suite import PROFILE_DIR, check_families
 
-KINDS = ("fhir", "warehouse", "source")
+KINDS = ("fhir", "warehouse", "source", "documents")
 PROFILE_KEYS = {"id": True, "version": True, "title": True, "source": True, "applies_to": True,
                 "requirements": True, "description": False, "default_campaign": False,
                 # params shared by every requirement of the profile (a requirement's own params win)

@@ -210,6 +210,7 @@ def _demo_warehouse(work: Path, flaws: tuple):
 @click.option("--token", metavar="TOKEN", help="Bearer token for --fhir.")
 @click.option("--warehouse", metavar="DBURL", help="Database URL of a health data warehouse.")
 @click.option("--source", type=click.Path(file_okay=False), help="Folder of the vendor's source code.")
+@click.option("--documents", metavar="DIR", help="Folder of CDA R2 documents (*.xml), or one document, to check.")
 @click.option("--profile", "profiles", multiple=True, metavar="ID", help="Profile to run (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default=None, help="Report language (en or fr).")
@@ -222,7 +223,7 @@ def _demo_warehouse(work: Path, flaws: tuple):
 @FORMAT_OPTION
 @limit_options
 @load_options
-def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, product, product_version,
+def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, out, lang, sign_key, product, product_version,
         product_commit, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
@@ -237,6 +238,9 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     if source:
         targets = [t for t in targets if t.kind != "source"]
         targets.append(make_target({"id": "source", "kind": "source", "url": source}, "--source"))
+    if documents:
+        targets = [t for t in targets if t.kind != "documents"]
+        targets.append(make_target({"id": "documents", "kind": "documents", "url": documents}, "--documents"))
     if fhir:
         targets = [t for t in targets if t.kind != "fhir"]
         targets.append(make_target({"id": "fhir", "kind": "fhir", "url": fhir, "ca_file": ca_file,
@@ -244,7 +248,8 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     elif ca_file or token:
         raise VigieError("--ca-file and --token go with --fhir")
     if not targets:
-        raise VigieError("no target: give --fhir URL, --warehouse DBURL, --source DIR or --config vigie.toml")
+        raise VigieError("no target: give --fhir URL, --warehouse DBURL, --source DIR, --documents DIR or --config "
+                         "vigie.toml")
     selected = _campaign_profiles(profiles or settings["profiles"], sorted({t.kind for t in targets}))
     if master:  # --worker: no campaign here, only this machine's share of the master's load
         return serve_worker(targets, selected, master, _out_dir(out or settings.get("out")))

@@ -15,7 +15,7 @@ from .limits import TimeLimitExceeded
 MODULES = {"tls": "vigie.tls", "load": "vigie.loadrun", "capability": "vigie.fhirrest",
            "fhir-packages": "vigie.fhirvalidation", "fuzz": "vigie.fuzz",
            "bandit": "vigie.source", "semgrep": "vigie.source", "sbom": "vigie.source", "pip-audit": "vigie.source",
-           "warehouse-catalogue": "vigie.warehouse.catalogue"}
+           "warehouse-catalogue": "vigie.warehouse.catalogue", "cda-documents": "vigie.cda.observation"}
 _REGISTRY: dict = {}
 
 

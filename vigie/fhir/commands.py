@@ -112,3 +112,15 @@ def packages_install(specs, no_dependencies, replace):
     for f in failed:
         click.echo(f"vigie: warning: dependency not installed: {f}", err=True)
     return 0
+
+
+@packages_group.command("add-cisis")
+@click.argument("source", type=click.Path())
+def packages_add_cisis(source):
+    """Record a copy of the ANS's CI-SIS test content (TestContenuCDA: a folder or a zip) for the cda-r2 and
+    ci-sis profiles; vigie ships none."""
+    from ..cda.content import add_content
+    content = add_content(source)
+    click.echo(f"added the CI-SIS content {content.version} (dated {content.date}, {content.digest}) to "
+               f"{content.root}")
+    return 0

@@ -1,0 +1,95 @@
+"""The `cda-documents` observation: the documents of a `documents` target read once per run, with what each
+check needs computed on first use and kept (schema errors, volet, schematron findings), and the CI-SIS content
+with its compiled schematrons."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ObservationError
+from ..observations import observation
+from .content import ContentError, find_content
+from .document import CdaDocument, clinical_bytes, read_document
+from .volets import SHARED, Volet, detect
+
+MAX_DOCUMENTS = 10_000
+
+
+def document_files(target) -> list[Path]:
+    root = Path(target.url)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ObservationError(f"the documents folder {root} does not exist")
+    files = sorted(p for p in root.rglob("*.xml") if p.is_file() and not p.is_symlink())
+    if len(files) > MAX_DOCUMENTS:
+        raise ObservationError(f"{len(files)} documents in {root}: more than the {MAX_DOCUMENTS} vigie checks in a run")
+    return files
+
+
+@dataclass
+class CdaSet:
+    folder: str
+    documents: list[CdaDocument]
+    content: object = None
+    content_error: str | None = None
+    _schematrons: object = field(default=None, repr=False)
+    _volets: dict = field(default_factory=dict, repr=False)
+    _findings: dict = field(default_factory=dict, repr=False)
+    seconds: dict = field(default_factory=dict)
+
+    def require_content(self):
+        if self.content is None:
+            raise ObservationError(self.content_error)
+        return self.content
+
+    def readable(self) -> list[CdaDocument]:
+        return [d for d in self.documents if d.ok]
+
+    def schematrons(self):
+        if self._schematrons is None:
+            from .schematron import Schematrons
+            content = self.require_content()
+            self._schematrons = Schematrons(content, content.root / "compiled")
+        return self._schematrons
+
+    def volet(self, doc: CdaDocument) -> Volet | None:
+        if doc.name not in self._volets:
+            self._volets[doc.name] = detect(doc.clinical, self.require_content().schematrons)
+        return self._volets[doc.name]
+
+    def findings(self, doc: CdaDocument) -> list:
+        """Every failed assertion of the document's volet schematron and the shared profiles; ObservationError
+        when a schematron cannot run (missing from the content, or stopped on the document)."""
+        if doc.name not in self._findings:
+            volet = self.volet(doc)
+            relatives = ([volet.schematron] if volet and volet.schematron else []) + list(SHARED)
+            started = time.monotonic()
+            try:
+                xml = clinical_bytes(doc)
+                self._findings[doc.name] = [f for r in relatives for f in self.schematrons().validate(r, xml)]
+            except ObservationError as exc:
+                self._findings[doc.name] = exc
+            self.seconds[doc.name] = round(time.monotonic() - started, 3)
+        found = self._findings[doc.name]
+        if isinstance(found, ObservationError):
+            raise found
+        return found
+
+    def to_json(self) -> dict:
+        return {"folder": self.folder, "content": self.content.to_json() if self.content else None,
+                "content_error": self.content_error,
+                "documents": [{"name": d.name, "problem": d.problem} for d in self.documents]}
+
+
+@observation("cda-documents", kinds=("documents",))
+def observe_documents(target, store) -> CdaSet:
+    root = Path(target.url)
+    docs = [read_document(p, p.relative_to(root).as_posix() if root.is_dir() else p.name)
+            for p in document_files(target)]
+    try:
+        content, error = find_content(), None
+    except ContentError as exc:
+        content, error = None, str(exc)
+    return CdaSet(str(root), docs, content, error)
