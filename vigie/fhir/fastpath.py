@@ -32,6 +32,17 @@ def _truth(coll):
     raise Unsupported("a collection of several items in a boolean context")
 
 
+# the types a choice element can take (R4 datatypes, "Open Type Element"), as they end its JSON names: a
+# name such as implementationGuide is another element, not a type of `implementation`
+CHOICE_SUFFIXES = frozenset((
+    "Base64Binary", "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant", "Integer",
+    "Markdown", "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri", "Url", "Uuid", "Address", "Age",
+    "Annotation", "Attachment", "CodeableConcept", "Coding", "ContactPoint", "Count", "Distance", "Duration",
+    "HumanName", "Identifier", "Money", "Period", "Quantity", "Range", "Ratio", "Reference", "SampledData",
+    "Signature", "Timing", "ContactDetail", "Contributor", "DataRequirement", "Expression", "ParameterDefinition",
+    "RelatedArtifact", "TriggerDefinition", "UsageContext", "Dosage", "Meta"))
+
+
 def _member(items, name):
     out = []
     for item in items:
@@ -41,8 +52,7 @@ def _member(items, name):
         if v is None:
             # a choice element: `value` finds valueQuantity, valueString...
             for key, x in item.items():
-                if isinstance(key, str) and key.startswith(name) and len(key) > len(name) and \
-                        key[len(name)].isupper():
+                if isinstance(key, str) and key.startswith(name) and key[len(name):] in CHOICE_SUFFIXES:
                     v = x
                     break
             if v is None:

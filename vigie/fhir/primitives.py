@@ -35,7 +35,33 @@ REGEX = {
     "time": _TIME,
     "xhtml": None,
 }
-COMPILED = {k: re.compile(v, re.DOTALL) if v else None for k, v in REGEX.items()}
+
+
+def _xml_schema(regex: str) -> str:
+    """The Python form of a regex written with XML Schema's classes \\s and \\S."""
+    out, in_class, i = [], False, 0
+    while i < len(regex):
+        two = regex[i:i + 2]
+        if two in (r"\s", r"\S"):
+            if in_class:     # the spec's classes: [ \r\n\t\S] (anything), [^\s] (no whitespace)
+                out.append(r" \t\n\r" if two == r"\s" else r"\s\S")
+            else:
+                out.append(r"[ \t\n\r]" if two == r"\s" else r"[^ \t\n\r]")
+            i += 2
+            continue
+        if two[:1] == "\\":
+            out.append(two)
+            i += 2
+            continue
+        in_class = (in_class or regex[i] == "[") and regex[i] != "]"
+        out.append(regex[i])
+        i += 1
+    return "".join(out)
+
+
+# the specification's regexes are XML Schema ones, whose \s is [ \t\n\r] only (XML Schema 2, F.1.1): a
+# non-breaking space (French typography puts one before ':') is content, as it is for the HL7 validator
+COMPILED = {k: re.compile(_xml_schema(v), re.DOTALL) if v else None for k, v in REGEX.items()}
 PRIMITIVES = frozenset(REGEX)
 INTEGERS = frozenset({"integer", "unsignedInt", "positiveInt"})
 NUMBERS = INTEGERS | {"decimal"}

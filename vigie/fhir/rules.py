@@ -147,11 +147,14 @@ def _code_system_properties(run, cs, path):
                     run.add("warning", "business-rule", f"{concept_path}.property[{j}]",
                             f"The property '{code}' has no definition in CodeSystem.property")
                 continue
-            given = next((k[5:6].lower() + k[6:] for k in value if k.startswith("value")), None)
-            if given is not None and defined[code] and given != defined[code]:
+            # value[x]'s JSON name ends with the type's name, capitalised: valueCoding is 'Coding', valueCode 'code'
+            given = next((k[5:] for k in value if k.startswith("value")), None)
+            kind = defined[code]
+            if given is not None and isinstance(kind, str) and kind and given != kind[:1].upper() + kind[1:]:
+                given = given if given == "Coding" else given[:1].lower() + given[1:]
                 run.add("error", "business-rule", f"{concept_path}.property[{j}]",
                         f"The property '{code}' has the type '{given}', when it is defined to have the type "
-                        f"'{defined[code]}'")
+                        f"'{kind}'")
 
 
 def _answer_coding(run, answer, path):
@@ -245,40 +248,28 @@ def _concepts(concepts, path):
 
 
 def _concept_map_codes(run, cm, path):
-    """ConceptMap.group: the codes mapped from (and to) are in the map's source (target) value set, or in the
-    group's code system when the map names no value set. Only what the loaded packages can tell is judged."""
+    """ConceptMap.group: the codes mapped from are in the map's source value set ("the source value set that
+    contains the concepts that are being mapped", R4 ConceptMap.source[x]), or in the group's source code
+    system when the map names no value set. The codes mapped to are not judged: the target value set only
+    "provides context for the mappings" (ConceptMap.target[x]), and the HL7 validator does not check them
+    either. Only what the loaded packages can tell is judged."""
     groups = cm.get("group")
-    for side in ("source", "target"):
-        vs_url = cm.get(f"{side}Canonical") or cm.get(f"{side}Uri")
-        expansion = run.v.tx.expand(vs_url) if isinstance(vs_url, str) else None
-        for i, group in enumerate(groups if isinstance(groups, list) else []):
-            system = group.get(side) if isinstance(group, dict) else None
-            if not isinstance(system, str):
+    vs_url = cm.get("sourceCanonical") or cm.get("sourceUri")
+    expansion = run.v.tx.expand(vs_url) if isinstance(vs_url, str) else None
+    for i, group in enumerate(groups if isinstance(groups, list) else []):
+        system = group.get("source") if isinstance(group, dict) else None
+        elements = group.get("element") if isinstance(system, str) else None
+        for j, element in enumerate(elements if isinstance(elements, list) else []):
+            code = element.get("code") if isinstance(element, dict) else None
+            if not isinstance(code, str):
                 continue
-            for where, code in _mapped_codes(group, side, f"{path}.group[{i}]"):
-                if expansion is not None:
-                    if expansion.contains(system, code) is False:
-                        run.add("error", "code-invalid", f"{where}.code",
-                                f"The {side} code '{code}' is not valid in the value set {vs_url}")
-                elif vs_url is None and run.v.tx.code_known(system, code) is False:
-                    run.add("error", "code-invalid", f"{where}.code",
-                            f"The {side} code '{code}' is not in the code system {system}")
-
-
-def _mapped_codes(group, side, path):
-    """(path, code) of a group's source codes (element.code) or target codes (element.target.code)."""
-    elements = group.get("element")
-    for j, element in enumerate(elements if isinstance(elements, list) else []):
-        if not isinstance(element, dict):
-            continue
-        if side == "source":
-            if isinstance(element.get("code"), str):
-                yield f"{path}.element[{j}]", element["code"]
-            continue
-        targets = element.get("target")
-        for k, target in enumerate(targets if isinstance(targets, list) else []):
-            if isinstance(target, dict) and isinstance(target.get("code"), str):
-                yield f"{path}.element[{j}].target[{k}]", target["code"]
+            where = f"{path}.group[{i}].element[{j}].code"
+            if expansion is not None:
+                if expansion.contains(system, code) is False:
+                    run.add("error", "code-invalid", where,
+                            f"The source code '{code}' is not valid in the value set {vs_url}")
+            elif vs_url is None and run.v.tx.code_known(system, code) is False:
+                run.add("error", "code-invalid", where, f"The source code '{code}' is not in the code system {system}")
 
 
 _FILTER_VALUE = {"boolean": re.compile(r"true|false"), "integer": re.compile(r"-?[0-9]+"),
@@ -293,11 +284,17 @@ def _filter_values(run, include, path):
     if cs is None:
         return
     types = {p.get("code"): p.get("type") for p in cs.get("property", ()) if isinstance(p, dict)}
+    # R4 ValueSet.compose.include.filter.value: "either a code defined by the system, or a string value ... of
+    # the system filter value (if the filter represents a filter defined in CodeSystem)": a filter the code
+    # system defines takes the values its CodeSystem.filter.value describes, and a code of the system is a value
+    declared = {f.get("code") for f in cs.get("filter", ()) if isinstance(f, dict)}
     for i, flt in enumerate(filters):
         if not isinstance(flt, dict) or flt.get("op") != "=" or not isinstance(flt.get("value"), str):
             continue
         prop, value, where = flt.get("property"), flt["value"], f"{path}.filter[{i}]"
         kind = types.get(prop)
+        if prop in declared or (kind in _FILTER_VALUE and run.v.tx.code_known(system, value)):
+            continue
         if kind == "Coding":
             coding = re.fullmatch(r"([^|#\s]+)(\|[^#\s]*)?#(\S+)", value)
             if coding is None:

@@ -255,7 +255,7 @@ class Run(ExtensionChecks, ValueChecks):
                     continue
                 items.append((value, ext, t, item_path))
         count = len(items)
-        if count < child.min:
+        if count < child.min and not self._in_differential(path):
             self.add("error", "required", path,
                      f"{child.path}: minimum required = {child.min}, but only found {count}"
                      + _from(plan), plan.label)
@@ -382,11 +382,22 @@ class Run(ExtensionChecks, ValueChecks):
                                     f"could not be answered from the loaded packages",
                                     self._undecided[0].split("'")[1])
                 continue
+            if violated and self._in_differential(path):
+                continue    # a differential's element is partial: its snapshot element is judged whole
             if violated:
                 # best-practice invariants (dom-6: narrative) are advice, not conformance
                 severity = "information" if c.best_practice else ("error" if c.severity == "error" else "warning")
                 self.add(severity, "invariant", path, f"Constraint failed: {c.key}: {quote(c.human)}"
                          + _from(plan), plan.label)
+
+    def _in_differential(self, path: str) -> bool:
+        """Inside a StructureDefinition's differential, whose elements state only what differs from the base
+        ("a statement of differences", R4 StructureDefinition.differential): an element may lack what the
+        base gives (binding.strength, slicing.discriminator), so required elements and invariants are judged
+        on the snapshot, which the differential and its base make whole."""
+        return ".differential.element[" in path and bool(self._resource_stack) and \
+            self._resource_stack[-1].get("resourceType") == "StructureDefinition" and \
+            ".differential.element[" in path.rsplit("*/", 1)[-1]
 
     def _not_evaluated(self, constraint, path, message, missing):
         """An invariant left unjudged: one that could make the resource invalid (severity error) is an issue
