@@ -7,6 +7,7 @@ import re
 from .plan import Node, Plan, TypeRef
 from .primitives import PRIMITIVES
 
+SYSTEM_TYPE = "http://hl7.org/fhirpath/System."
 EXT_CONTEXT_ANY = {"Element", "Base", "Resource", "DomainResource", "BackboneElement"}
 
 
@@ -27,6 +28,18 @@ class ExtensionChecks:
                 return
             for i, e in enumerate(exts):
                 self.walk_extension(e, None, None, f"{path}.extension[{i}]", plan, holder)
+
+    def extensible(self, node: Node | None, path: str) -> bool:
+        """Whether the element may carry a `_name` companion (id, extensions): not when R4 types it with a
+        FHIRPath system type (Resource.id, Element.id, Extension.url), which is a bare value, not a FHIR
+        data type built on Element (R4 elementdefinition.html#type: "System.String" etc. for the primitive
+        values themselves; extensibility.html: extensions are allowed on every Element)."""
+        types = node.element.get("type") if node is not None else None
+        if types and all(isinstance(t, dict) and str(t.get("code", "")).startswith(SYSTEM_TYPE) for t in types):
+            self.add("error", "structure", path, f"The element {node.path} cannot have extensions: its type is a "
+                     f"FHIRPath system type, which is not an Element")
+            return False
+        return True
 
     # --- extensions --------------------------------------------------------------------------------
     def walk_extension(self, value, node: Node | None, tref: TypeRef | None, path: str, plan: Plan,

@@ -1,0 +1,131 @@
+"""Rules of the FHIR R4 specification that the HL7 Java validator enforces, each shown both ways: the flawed
+resource is reported at its location, the clean one is not (control characters in strings, extensions on
+elements that cannot have them, Bundle identity and versioned references, QuestionnaireResponse against its
+Questionnaire, extensions unknown in a loaded package's URL space)."""
+import copy
+
+import pytest
+from test_fhir_data import CORE_TGZ, FRCORE_TGZ, needs_packages
+
+from vigie.fhir import Validator, load_packages
+
+pytestmark = needs_packages
+
+
+@pytest.fixture(scope="module")
+def core():
+    return Validator(load_packages(CORE_TGZ))
+
+
+@pytest.fixture(scope="module")
+def frcore():
+    return Validator(load_packages(FRCORE_TGZ))
+
+
+def errors(outcome):
+    return [(i["expression"][0], i["details"]["text"]) for i in outcome["issue"] if i["severity"] in ("error", "fatal")]
+
+
+def issues(outcome, severity):
+    return [(i["expression"][0], i["details"]["text"]) for i in outcome["issue"] if i["severity"] == severity]
+
+
+# --- strings -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["Smith\x01", "A\x08B", "esc\x1b[0m", "nul\x00", "vt\x0b", "us\x1f"])
+def test_control_characters_in_strings_are_errors(core, text):
+    out = core.validate({"resourceType": "Patient", "name": [{"family": text}]})
+    assert [p for p, m in errors(out) if "control character" in m] == ["Patient.name[0].family"]
+
+
+def test_tab_carriage_return_and_line_feed_are_allowed(core):
+    out = core.validate({"resourceType": "Patient", "name": [{"text": "a\tb\r\nc"}], "gender": "male",
+                         "id": "p1"})
+    assert errors(out) == []
+
+
+def test_control_characters_in_other_string_types(core):
+    out = core.validate({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                         "note": [{"text": "bad\x07markdown"}], "identifier": [{"system": "urn:x\x02"}]})
+    paths = sorted(p for p, m in errors(out) if "control character" in m)
+    assert paths == ["Observation.identifier[0].system", "Observation.note[0].text"]
+
+
+# --- elements that cannot carry extensions ------------------------------------------------------------------
+EXT = {"extension": [{"url": "http://example.org/fhir/StructureDefinition/x", "valueString": "v"}]}
+
+
+def test_extensions_on_resource_id_are_errors(core):
+    out = core.validate({"resourceType": "Patient", "id": "p1", "_id": EXT})
+    assert [p for p, m in errors(out) if "cannot have extensions" in m] == ["Patient.id"]
+
+
+def test_extensions_on_element_id_and_extension_url_are_errors(core):
+    out = core.validate({"resourceType": "Patient", "name": [{"id": "n1", "_id": EXT, "family": "A"}],
+                         "extension": [{"url": "http://example.org/fhir/StructureDefinition/y", "_url": EXT,
+                                        "valueString": "v"}]})
+    assert sorted(p for p, m in errors(out) if "cannot have extensions" in m) == [
+        "Patient.extension[0].url", "Patient.name[0].id"]
+
+
+def test_extensions_on_primitive_data_types_stay_allowed(core):
+    out = core.validate({"resourceType": "Patient", "id": "p1", "gender": "male", "_gender": EXT,
+                         "_birthDate": {"id": "b1", **EXT}})
+    assert [m for _, m in errors(out) if "cannot have extensions" in m] == []
+
+
+# --- Bundles ------------------------------------------------------------------------------------------------
+def _patient(pid, version=None):
+    res = {"resourceType": "Patient", "id": pid}
+    if version:
+        res["meta"] = {"versionId": version}
+    return res
+
+
+def _bundle_errors(core, entries, kind="collection"):
+    return errors(core.validate({"resourceType": "Bundle", "type": kind, "entry": entries}))
+
+
+def test_the_same_resource_twice_in_a_bundle_is_an_error(core):
+    found = _bundle_errors(core, [{"resource": _patient("a")}, {"fullUrl": "Patient/a", "resource": _patient("a")}])
+    assert ("Bundle.entry[1]", "Entry 1 is the same resource as entry 0 (Patient/a): a resource can appear only "
+            "once in a Bundle, unless it is a history") in found
+    assert ("Bundle.entry[1].fullUrl", "The fullUrl 'Patient/a' is not an absolute URL: an entry's fullUrl "
+            "identifies its resource absolutely (a RESTful URL, or a urn:uuid: or urn:oid:)") in found
+
+
+def test_distinct_resources_and_versions_are_accepted(core):
+    base = "https://h.example.fr/fhir/Patient/"
+    assert _bundle_errors(core, [{"fullUrl": base + "a", "resource": _patient("a")},
+                                 {"fullUrl": base + "b", "resource": _patient("b")},
+                                 {"resource": _patient("c", "1")}, {"resource": _patient("c", "2")}]) == []
+    history = [{"resource": _patient("a", "1"), "request": {"method": "PUT", "url": "Patient/a"},
+                "response": {"status": "200"}}] * 2
+    assert [m for _, m in _bundle_errors(core, history, "history") if "same resource" in m] == []
+
+
+def test_a_fullurl_that_disagrees_with_its_resource_is_an_error(core):
+    found = _bundle_errors(core, [{"fullUrl": "https://h.example.fr/fhir/Patient/b", "resource": _patient("a")}])
+    assert [p for p, m in found if "does not agree" in m] == ["Bundle.entry[0].fullUrl"]
+    found = _bundle_errors(core, [{"fullUrl": "urn:uuid:6f1b3c2e-8a4d-4e0b-9c51-2b7f0f3d9a10",
+                                   "resource": _patient("a")}])
+    assert found == []
+
+
+def _document(subject_ref, patient_version):
+    return {"resourceType": "Bundle", "type": "document", "timestamp": "2024-01-01T00:00:00Z",
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+            "entry": [{"fullUrl": "https://h.example.fr/fhir/Composition/c",
+                       "resource": {"resourceType": "Composition", "id": "c", "status": "final", "type": {"text": "x"},
+                                    "date": "2024-01-01", "title": "t", "author": [{"display": "Dr A"}],
+                                    "subject": {"reference": subject_ref}}},
+                      {"fullUrl": "https://h.example.fr/fhir/Patient/p", "resource": _patient("p", patient_version)}]}
+
+
+def test_versioned_references_in_a_document_find_their_version(core):
+    out = core.validate(_document("Patient/p/_history/2", "1"))
+    assert errors(out) == [("Bundle.entry[0].resource/*Composition/c*/.subject",
+                            "The reference 'Patient/p/_history/2' names version 2, but entry 1 of the Bundle holds "
+                            "version 1 of that resource")]
+    assert errors(core.validate(_document("Patient/p/_history/1", "1"))) == []
+    assert errors(core.validate(_document("https://h.example.fr/fhir/Patient/p/_history/1", "1"))) == []
+    assert [m for _, m in errors(core.validate(_document("Patient/p/_history/1", None))) if "names version" in m]
