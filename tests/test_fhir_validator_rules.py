@@ -129,3 +129,98 @@ def test_versioned_references_in_a_document_find_their_version(core):
     assert errors(core.validate(_document("Patient/p/_history/1", "1"))) == []
     assert errors(core.validate(_document("https://h.example.fr/fhir/Patient/p/_history/1", "1"))) == []
     assert [m for _, m in errors(core.validate(_document("Patient/p/_history/1", None))) if "names version" in m]
+
+
+# --- QuestionnaireResponse against its Questionnaire ---------------------------------------------------------
+Q_URL = "https://h.example.fr/fhir/Questionnaire/intake"
+QUESTIONNAIRE = {
+    "resourceType": "Questionnaire", "id": "intake", "url": Q_URL, "status": "active",
+    "item": [
+        {"linkId": "weight", "type": "decimal", "required": True,
+         "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/maxDecimalPlaces", "valueInteger": 1}]},
+        {"linkId": "smoker", "type": "boolean"},
+        {"linkId": "packs", "type": "integer", "required": True,
+         "enableWhen": [{"question": "smoker", "operator": "=", "answerBoolean": True}]},
+        {"linkId": "colour", "type": "choice", "answerOption": [
+            {"valueCoding": {"system": "https://h.example.fr/colours", "code": "red"}},
+            {"valueCoding": {"system": "https://h.example.fr/colours", "code": "blue"}}]},
+        {"linkId": "initials", "type": "string", "maxLength": 3, "repeats": True},
+        {"linkId": "history", "type": "group", "item": [{"linkId": "history.note", "type": "text"}]},
+    ]}
+CLEAN_QR = {
+    "resourceType": "QuestionnaireResponse", "questionnaire": Q_URL, "status": "completed",
+    "item": [
+        {"linkId": "weight", "answer": [{"valueDecimal": 72.5}]},
+        {"linkId": "smoker", "answer": [{"valueBoolean": False}]},
+        {"linkId": "colour", "answer": [{"valueCoding": {"system": "https://h.example.fr/colours", "code": "red"}}]},
+        {"linkId": "initials", "answer": [{"valueString": "AB"}, {"valueString": "CD"}]},
+        {"linkId": "history", "item": [{"linkId": "history.note", "answer": [{"valueString": "none"}]}]},
+    ]}
+
+
+@pytest.fixture(scope="module")
+def with_questionnaire():
+    from vigie.fhir.packages import PackageSet
+    packages = load_packages(CORE_TGZ)
+    return Validator(PackageSet(packages.packages, packages.missing), resources=[QUESTIONNAIRE])
+
+
+def _qr(change):
+    qr = copy.deepcopy(CLEAN_QR)
+    change(qr)
+    return qr
+
+
+def test_a_response_that_follows_its_questionnaire_is_accepted(with_questionnaire):
+    assert errors(with_questionnaire.validate(CLEAN_QR)) == []
+
+
+def _set(item, **values):
+    def change(qr):
+        qr["item"][item].update(values)
+    return change
+
+
+@pytest.mark.parametrize("change, where, words", [
+    (_set(0, linkId="weigth"), "QuestionnaireResponse.item[0]", "The linkId 'weigth' is not an item"),
+    (_set(0, answer=[{"valueDecimal": 72.25}]), "QuestionnaireResponse.item[0].answer[0]", "maxDecimalPlaces"),
+    (_set(0, answer=[{"valueString": "72"}]), "QuestionnaireResponse.item[0].answer[0].value.ofType(string)",
+     "must be of type valueDecimal, not valueString"),
+    (_set(1, answer=[{"valueBoolean": True}, {"valueBoolean": False}]), "QuestionnaireResponse.item[1].answer[1]",
+     "does not repeat"),
+    (_set(1, answer=[{"valueBoolean": True}]), "QuestionnaireResponse",
+     "The required item 'packs' is missing from the completed response"),
+    (_set(2, answer=[{"valueCoding": {"system": "https://h.example.fr/colours", "code": "green"}}]),
+     "QuestionnaireResponse.item[2].answer[0]", "not one of the options"),
+    (_set(3, answer=[{"valueString": "ABCD"}]), "QuestionnaireResponse.item[3].answer[0]", "(maxLength)"),
+    (_set(4, answer=[{"valueString": "x"}]), "QuestionnaireResponse.item[4]", "group item, which takes no answer"),
+    (lambda qr: qr["item"].pop(0), "QuestionnaireResponse",
+     "The required item 'weight' is missing from the completed response"),
+    (lambda qr: qr["item"].insert(0, qr["item"].pop(1)), "QuestionnaireResponse.item[1]", "is out of order"),
+    (lambda qr: qr["item"].insert(1, copy.deepcopy(qr["item"][0])), "QuestionnaireResponse.item[1]",
+     "appears more than once"),
+    (lambda qr: qr["item"][4]["item"][0].update(linkId="note"), "QuestionnaireResponse.item[4].item[0]",
+     "The linkId 'note' is not an item"),
+])
+def test_each_departure_from_the_questionnaire_is_an_error(with_questionnaire, change, where, words):
+    found = errors(with_questionnaire.validate(_qr(change)))
+    assert [p for p, m in found if words in m] == [where], found
+
+
+def test_required_items_bind_only_completed_responses(with_questionnaire):
+    qr = _qr(lambda qr: (qr.update(status="in-progress"), qr["item"].pop(0)))
+    assert errors(with_questionnaire.validate(qr)) == []
+
+
+def test_an_unknown_questionnaire_is_not_judged_not_an_error(core):
+    out = core.validate(dict(CLEAN_QR, questionnaire="https://h.example.fr/fhir/Questionnaire/other"))
+    assert errors(out) == []
+    assert any("is not loaded: the answers are not checked" in m for _, m in issues(out, "information"))
+
+
+def test_a_contained_questionnaire_is_used(core):
+    qr = dict(copy.deepcopy(CLEAN_QR), questionnaire="#q", contained=[dict(QUESTIONNAIRE, id="q")])
+    assert errors(core.validate(qr)) == []
+    qr["item"][0]["answer"] = [{"valueDecimal": 72.25}]
+    assert [p for p, m in errors(core.validate(qr)) if "maxDecimalPlaces" in m] == [
+        "QuestionnaireResponse.item[0].answer[0]"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .bundles import check_bundle
+from .questionnaires import check_response
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
 _HTML_TAG = re.compile(r"<(?![a-zA-Z][a-zA-Z0-9+.-]*:)[a-zA-Z/!]")
@@ -336,6 +337,7 @@ RESOURCE_RULES = {
     "CodeSystem": _code_system,
     "StructureDefinition": _discriminator_paths,
     "ConceptMap": _concept_map_codes,
+    "QuestionnaireResponse": check_response,
 }
 
 TYPE_RULES = {
