@@ -224,3 +224,44 @@ def test_a_contained_questionnaire_is_used(core):
     qr["item"][0]["answer"] = [{"valueDecimal": 72.25}]
     assert [p for p, m in errors(core.validate(qr)) if "maxDecimalPlaces" in m] == [
         "QuestionnaireResponse.item[0].answer[0]"]
+
+
+# --- extensions unknown where their definition is expected ---------------------------------------------------
+FRC_SD = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
+
+
+def test_an_extension_missing_from_the_loaded_package_of_its_url_space_is_an_error(frcore):
+    out = frcore.validate({"resourceType": "Patient", "extension": [
+        {"url": FRC_SD + "fr-core-no-such-extension", "valueString": "x"}]})
+    assert errors(out) == [("Patient.extension[0]", f"The extension {FRC_SD}fr-core-no-such-extension could not be "
+                            "found so is not allowed here: hl7.fhir.fr.core#2.2.0, which publishes the URL space "
+                            "https://hl7.fr/ig/fhir/core, is loaded and does not define it")]
+
+
+def test_extensions_of_the_loaded_package_and_of_unknown_publishers_are_not_errors(frcore):
+    out = frcore.validate({"resourceType": "Patient", "extension": [
+        {"url": FRC_SD + "fr-core-identity-reliability",
+         "extension": [{"url": "identityStatus", "valueCoding": {
+             "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-identity-status", "code": "VALI"}}]},
+        {"url": "https://vendor.example.fr/fhir/StructureDefinition/colour", "valueString": "x"},
+        {"url": "https://vendor.example.fr/fhir/StructureDefinition/complex",
+         "extension": [{"url": "part", "valueString": "a"}]}]})
+    assert errors(out) == []
+    assert [p for p, _ in issues(out, "warning") if p.startswith("Patient.extension[") and p.endswith("]")
+            and p.count(".") == 1] == [
+        "Patient.extension[1]", "Patient.extension[2]"]
+
+
+def test_an_unknown_extension_is_not_judged_when_a_version_of_its_package_is_missing():
+    # SAS 1.1.0 depends on FR Core 1.1.0, which is not loaded: an FR Core extension may be defined there
+    from test_fhir_data import SAS_TGZ
+    sas = Validator(load_packages(SAS_TGZ))
+    out = sas.validate({"resourceType": "Patient", "extension": [
+        {"url": FRC_SD + "fr-core-no-such-extension", "valueString": "x"}]})
+    assert errors(out) == []
+
+
+def test_a_relative_extension_url_is_an_error(core):
+    out = core.validate({"resourceType": "Patient", "extension": [{"url": "colour", "valueString": "x"}]})
+    assert errors(out) == [("Patient.extension[0].url", "The extension url 'colour' is not an absolute URI, so it "
+                            "cannot identify the StructureDefinition that defines the extension")]

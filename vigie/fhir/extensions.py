@@ -61,6 +61,9 @@ class ExtensionChecks:
             if ext_plan:
                 break
         absolute = isinstance(url, str) and ("://" in url or url.startswith("urn:"))
+        if isinstance(url, str) and not absolute and ext_plan is None and (node is None or not node.slice_name) \
+                and not (holder or "").endswith("Extension"):
+            self.relative_extension_url(url, path)
         if ext_plan is None and absolute and (node is None or not node.slice_name):
             ext_plan = self.v.plan(url)
             if ext_plan is None:
@@ -95,12 +98,40 @@ class ExtensionChecks:
         elif self.v.packages.holder_of(url):
             self.cannot_judge(path, url, f"The extension {url} is not loaded, so it is not validated",
                               severity=severity, code="not-found")
+        elif self.owner_of_space(url) is not None:
+            owner = self.owner_of_space(url)
+            self.add("error", "structure", path, f"The extension {url} could not be found so is not allowed here: "
+                     f"{owner.key}, which publishes the URL space {owner.canonical}, is loaded and does not "
+                     f"define it")
         elif core:
             self.add("information", "not-found", path, f"The extension {url} is defined by HL7 in a package "
                      f"that is not loaded (hl7.fhir.uv.extensions): it is not validated")
         else:
             self.add("warning", "not-found", path,
                      f"The extension {url} is not loaded, so it is not validated")
+
+    def owner_of_space(self, url: str):
+        """The loaded package whose canonical URL space holds `url` when nothing else may define it there: a
+        StructureDefinition's url is the package's canonical followed by its path (R4 canonical URLs:
+        resource.html#canonical; packages: the manifest's `canonical`), so an extension that the package of
+        that space does not define is unknown, not merely not loaded. None for the core package, whose space
+        HL7 shares with its other publications, and when a version of that package that is not loaded could
+        define it."""
+        missing = {m.split("#")[0] for m in self.v.packages.missing}
+        for package in self.v.packages.packages:
+            canonical = package.canonical
+            if isinstance(canonical, str) and canonical.startswith(("http://", "https://")) and \
+                    canonical.rstrip("/") != "http://hl7.org/fhir" and url.startswith(canonical.rstrip("/") + "/") \
+                    and package.id not in missing:
+                return package
+        return None
+
+    def relative_extension_url(self, url: str, path: str):
+        """Extension.url "SHALL be a URI for the Structure Definition defining the extension" (R4
+        extensibility-definitions.html), and a StructureDefinition.url is an absolute URI: a relative url names
+        no definition (the nested extensions of a complex extension aside, whose urls are their names)."""
+        self.add("error", "structure", f"{path}.url", f"The extension url '{url}' is not an absolute URI, so it "
+                 f"cannot identify the StructureDefinition that defines the extension")
 
     def check_context(self, ext_plan: Plan, path: str, holder: str | None = None):
         contexts = ext_plan.sd.get("context") or []
