@@ -87,10 +87,10 @@ def _bundle_errors(core, entries, kind="collection"):
 
 def test_the_same_resource_twice_in_a_bundle_is_an_error(core):
     found = _bundle_errors(core, [{"resource": _patient("a")}, {"fullUrl": "Patient/a", "resource": _patient("a")}])
-    assert ("Bundle.entry[1]", "Entry 1 is the same resource as entry 0 (Patient/a): a resource can appear only "
-            "once in a Bundle, unless it is a history") in found
-    assert ("Bundle.entry[1].fullUrl", "The fullUrl 'Patient/a' is not an absolute URL: an entry's fullUrl "
-            "identifies its resource absolutely (a RESTful URL, or a urn:uuid: or urn:oid:)") in found
+    assert ("Bundle.entry[1]", ("Entry 1 is the same resource as entry 0 (Patient/a): a resource can appear only "
+            "once in a Bundle, unless it is a history")) in found
+    assert ("Bundle.entry[1].fullUrl", ("The fullUrl 'Patient/a' is not an absolute URL: an entry's fullUrl "
+            "identifies its resource absolutely (a RESTful URL, or a urn:uuid: or urn:oid:)")) in found
 
 
 def test_distinct_resources_and_versions_are_accepted(core):
@@ -124,8 +124,8 @@ def _document(subject_ref, patient_version):
 def test_versioned_references_in_a_document_find_their_version(core):
     out = core.validate(_document("Patient/p/_history/2", "1"))
     assert errors(out) == [("Bundle.entry[0].resource/*Composition/c*/.subject",
-                            "The reference 'Patient/p/_history/2' names version 2, but entry 1 of the Bundle holds "
-                            "version 1 of that resource")]
+                            ("The reference 'Patient/p/_history/2' names version 2, but entry 1 of the Bundle holds "
+                            "version 1 of that resource"))]
     assert errors(core.validate(_document("Patient/p/_history/1", "1"))) == []
     assert errors(core.validate(_document("https://h.example.fr/fhir/Patient/p/_history/1", "1"))) == []
     assert [m for _, m in errors(core.validate(_document("Patient/p/_history/1", None))) if "names version" in m]
@@ -233,9 +233,9 @@ FRC_SD = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
 def test_an_extension_missing_from_the_loaded_package_of_its_url_space_is_an_error(frcore):
     out = frcore.validate({"resourceType": "Patient", "extension": [
         {"url": FRC_SD + "fr-core-no-such-extension", "valueString": "x"}]})
-    assert errors(out) == [("Patient.extension[0]", f"The extension {FRC_SD}fr-core-no-such-extension could not be "
+    assert errors(out) == [("Patient.extension[0]", (f"The extension {FRC_SD}fr-core-no-such-extension could not be "
                             "found so is not allowed here: hl7.fhir.fr.core#2.2.0, which publishes the URL space "
-                            "https://hl7.fr/ig/fhir/core, is loaded and does not define it")]
+                            "https://hl7.fr/ig/fhir/core, is loaded and does not define it"))]
 
 
 def test_extensions_of_the_loaded_package_and_of_unknown_publishers_are_not_errors(frcore):
@@ -263,5 +263,5 @@ def test_an_unknown_extension_is_not_judged_when_a_version_of_its_package_is_mis
 
 def test_a_relative_extension_url_is_an_error(core):
     out = core.validate({"resourceType": "Patient", "extension": [{"url": "colour", "valueString": "x"}]})
-    assert errors(out) == [("Patient.extension[0].url", "The extension url 'colour' is not an absolute URI, so it "
-                            "cannot identify the StructureDefinition that defines the extension")]
+    assert errors(out) == [("Patient.extension[0].url", ("The extension url 'colour' is not an absolute URI, so it "
+                            "cannot identify the StructureDefinition that defines the extension"))]

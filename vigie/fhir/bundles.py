@@ -58,10 +58,9 @@ def _identity(run, entry, res, where) -> str | None:
                 f"The fullUrl '{full}' is not an absolute URL: an entry's fullUrl identifies its resource "
                 f"absolutely (a RESTful URL, or a urn:uuid: or urn:oid:)")
     restful = RESTFUL.fullmatch(full)
-    if restful:
-        if rtype != restful.group(4) and _is_type(run, restful.group(4)) or \
-                (isinstance(rid, str) and rid != restful.group(5)):
-            run.add("error", "invalid", f"{where}.fullUrl",
+    wrong_type = restful is not None and rtype != restful.group(4) and _is_type(run, restful.group(4))
+    if restful is not None and (wrong_type or (isinstance(rid, str) and rid != restful.group(5))):
+        run.add("error", "invalid", f"{where}.fullUrl",
                     f"The fullUrl '{full}' does not agree with the resource it identifies ({rtype}/{rid}): the "
                     f"type and id at its end must be the resource's")
     if restful and not ABSOLUTE.match(full):
