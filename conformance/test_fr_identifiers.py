@@ -5,14 +5,11 @@ from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.errors import ObservationError
 from vigie.fhirrest import created_by_vigie, declared_search, none_served, objects_at, search_all, text_at
 
-NIR_SYSTEMS = {"urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.10", "urn:oid:1.2.250.1.213.1.4.11",
-               "urn:oid:1.2.250.1.213.1.4.13"}
 REGISTERS = {  # params.register → (resource type, identifier systems, validity rule)
-    "NIR": ("Patient", NIR_SYSTEMS, ids.nir_is_valid),
+    "NIR": ("Patient", ids.NIR_SYSTEMS, ids.nir_is_valid),
     "RPPS": ("Practitioner", {ids.RPPS_SYSTEM}, ids.rpps_is_valid),
     "FINESS": ("Organization", {ids.FINESS_SYSTEM}, ids.finess_is_valid),
-    "SIREN/SIRET": ("Organization", {ids.SIRENE_SYSTEM},
-                    lambda v: ids.siret_is_valid(v) if len(v) == 14 else ids.siren_is_valid(v)),
+    "SIREN/SIRET": ("Organization", {ids.SIRENE_SYSTEM}, ids.sirene_is_valid),
 }
 
 

@@ -19,6 +19,8 @@ FINESS_SYSTEM = "https://finess.esante.gouv.fr"
 SIRENE_SYSTEM = "https://sirene.fr"  # SIREN and SIRET share it; only Identifier.type separates them
 IDNATPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 IDNATST_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
+# the systems of identifiers that are NIRs (INS-NIR and its test and demo systems, the billing NIR), not NIAs
+NIR_SYSTEMS = frozenset({INS_NIR_SYSTEM, INS_NIR_TEST_SYSTEM, INS_NIR_DEMO_SYSTEM, NIR_BILLING_SYSTEM})
 
 LA_POSTE_SIREN = "356000000"
 
@@ -83,6 +85,11 @@ def siret_is_valid(siret: str) -> bool:
     if siret.startswith(LA_POSTE_SIREN):
         return luhn_is_valid(siret) or sum(map(int, siret)) % 5 == 0
     return luhn_is_valid(siret)
+
+
+def sirene_is_valid(number: str) -> bool:
+    """A SIREN (9 digits) or a SIRET (14): https://sirene.fr carries both, Identifier.type tells which."""
+    return siret_is_valid(number) if isinstance(number, str) and len(number) == 14 else siren_is_valid(number)
 
 
 def finess_is_valid(finess: str) -> bool:

@@ -16,13 +16,20 @@ CORE_SPEC = f"{CORE_ID}#4.0.1"
 @click.command("validate")
 @click.option("--package", "packages", multiple=True, metavar="TGZ|DIR|ID#VER",
               help="FHIR package to load (repeatable), with its dependencies; hl7.fhir.r4.core from the cache if not given.")
+@click.option("--ig", "igs", multiple=True, metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="Folder of conformance resources (StructureDefinition, ValueSet, CodeSystem... JSON) without a "
+                   "package.json, such as an implementation guide's output (repeatable).")
 @click.option("--profile", "profiles", multiple=True, metavar="URL", help="Profile to validate against (repeatable).")
+@click.option("--fr-identifiers", is_flag=True,
+              help="Also check French identifiers: INS/NIR key, RPPS, FINESS, SIREN/SIRET.")
 @click.option("--no-invariants", is_flag=True, help="Do not evaluate FHIRPath invariants.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate_command(packages, profiles, no_invariants, files):
+def validate_command(packages, igs, profiles, fr_identifiers, no_invariants, files):
     """Validate FHIR R4 JSON resources; prints one OperationOutcome per file (indented for one file, one
     line each for several), exit 1 if any has an error."""
+    from .loose import conformance_resources
     from .validator import Validator, has_errors
+    local = [res for folder in igs for res in conformance_resources(Path(folder))]
     loaded = load_packages(*packages) if packages else None
     if loaded is None or not loaded.has(CORE_ID):
         cache = PackageCache()
@@ -30,13 +37,15 @@ def validate_command(packages, profiles, no_invariants, files):
             raise PackageError(f"{CORE_SPEC} is not loaded: give it with --package, or run "
                                f"`vigie packages install {CORE_SPEC}`")
         loaded = load_packages(*packages, CORE_SPEC)
-    validator = Validator(loaded, invariants=not no_invariants)
+    validator = Validator(loaded, invariants=not no_invariants, resources=local)
     for url in profiles:
         if validator.plan(url) is None:
             raise PackageError(f"profile {url} is not in the loaded packages")
     failed = False
     for name in files:
         outcome = validate_file(validator, Path(name), list(profiles))
+        if fr_identifiers:
+            add_identifier_issues(outcome, Path(name))
         failed = failed or has_errors(outcome)
         click.echo(json.dumps(outcome, ensure_ascii=False, indent=2 if len(files) == 1 else None))
     return 1 if failed else 0
@@ -54,6 +63,23 @@ def validate_file(validator, path: Path, profiles) -> dict:
             "severity": "fatal", "code": "structure",
             "details": {"text": f"{path.name}: not valid JSON: {exc}"}}]}
     return validator.validate(resource, profiles=profiles)
+
+
+def add_identifier_issues(outcome: dict, path: Path) -> None:
+    """The French identifier issues of the file's resource, added to its OperationOutcome."""
+    from .frenchids import identifier_issues
+    try:
+        resource = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return      # reported by the validation already
+    if not isinstance(resource, dict):
+        return
+    rt = resource.get("resourceType")
+    found = identifier_issues(resource, rt if isinstance(rt, str) and rt.isidentifier() else "$this")
+    issues = [i for i in outcome["issue"] if i.get("details", {}).get("text") != "No issues detected during validation"]
+    issues += [{"severity": severity, "code": "invalid", "details": {"text": message}, "expression": [where]}
+               for severity, where, message in found]
+    outcome["issue"] = issues or outcome["issue"]
 
 
 @click.group("packages")

@@ -10,6 +10,7 @@ from .primitives import PRIMITIVES
 
 CORE_EXTENSIONS = "http://hl7.org/fhir/StructureDefinition/"
 TOOLS_EXTENSIONS = "http://hl7.org/fhir/tools/StructureDefinition/"
+SYSTEM_TYPE = "http://hl7.org/fhirpath/System."
 EXT_CONTEXT_ANY = {"Element", "Base", "Resource", "DomainResource", "BackboneElement"}
 
 
@@ -30,6 +31,18 @@ class ExtensionChecks:
                 return
             for i, e in enumerate(exts):
                 self.walk_extension(e, None, None, f"{path}.extension[{i}]", plan, holder)
+
+    def extensible(self, node: Node | None, path: str) -> bool:
+        """Whether the element may carry a `_name` companion (id, extensions): not when R4 types it with a
+        FHIRPath system type (Resource.id, Element.id, Extension.url), which is a bare value, not a FHIR
+        data type built on Element (R4 elementdefinition.html#type: "System.String" etc. for the primitive
+        values themselves; extensibility.html: extensions are allowed on every Element)."""
+        types = node.element.get("type") if node is not None else None
+        if types and all(isinstance(t, dict) and str(t.get("code", "")).startswith(SYSTEM_TYPE) for t in types):
+            self.add("error", "structure", path, f"The element {node.path} cannot have extensions: its type is a "
+                     f"FHIRPath system type, which is not an Element")
+            return False
+        return True
 
     # --- extensions --------------------------------------------------------------------------------
     def walk_extension(self, value, node: Node | None, tref: TypeRef | None, path: str, plan: Plan,
@@ -53,6 +66,9 @@ class ExtensionChecks:
             if ext_plan:
                 break
         absolute = isinstance(url, str) and ("://" in url or url.startswith("urn:"))
+        if isinstance(url, str) and not absolute and ext_plan is None and (node is None or not node.slice_name) \
+                and not (holder or "").endswith("Extension"):
+            self.relative_extension_url(url, path)
         if ext_plan is None and absolute and (node is None or not node.slice_name):
             ext_plan = self.v.plan(url)
             if ext_plan is None:
@@ -92,12 +108,40 @@ class ExtensionChecks:
         elif self.v.packages.holder_of(url):
             self.cannot_judge(path, url, f"The extension {url} is not loaded, so it is not validated",
                               severity=severity, code="not-found")
+        elif self.owner_of_space(url) is not None:
+            owner = self.owner_of_space(url)
+            self.add("error", "structure", path, f"The extension {url} could not be found so is not allowed here: "
+                     f"{owner.key}, which publishes the URL space {owner.canonical}, is loaded and does not "
+                     f"define it")
         elif core:
             self.add("information", "not-found", path, f"The extension {url} is defined by HL7 in a package "
                      f"that is not loaded (hl7.fhir.uv.extensions): it is not validated")
         else:
             self.add("warning", "not-found", path,
                      f"The extension {url} is not loaded, so it is not validated")
+
+    def owner_of_space(self, url: str):
+        """The loaded package whose canonical URL space holds `url` when nothing else may define it there: a
+        StructureDefinition's url is the package's canonical followed by its path (R4 canonical URLs:
+        resource.html#canonical; packages: the manifest's `canonical`), so an extension that the package of
+        that space does not define is unknown, not merely not loaded. None for the core package, whose space
+        HL7 shares with its other publications, and when a version of that package that is not loaded could
+        define it."""
+        missing = {m.split("#")[0] for m in self.v.packages.missing}
+        for package in self.v.packages.packages:
+            canonical = package.canonical
+            if isinstance(canonical, str) and canonical.startswith(("http://", "https://")) and \
+                    canonical.rstrip("/") != "http://hl7.org/fhir" and url.startswith(canonical.rstrip("/") + "/") \
+                    and package.id not in missing:
+                return package
+        return None
+
+    def relative_extension_url(self, url: str, path: str):
+        """Extension.url "SHALL be a URI for the Structure Definition defining the extension" (R4
+        extensibility-definitions.html), and a StructureDefinition.url is an absolute URI: a relative url names
+        no definition (the nested extensions of a complex extension aside, whose urls are their names)."""
+        self.add("error", "structure", f"{path}.url", f"The extension url '{url}' is not an absolute URI, so it "
+                 f"cannot identify the StructureDefinition that defines the extension")
 
     def check_context(self, ext_plan: Plan, path: str, holder: str | None = None):
         contexts = ext_plan.sd.get("context") or []

@@ -70,6 +70,11 @@ DATES = frozenset({"date", "dateTime", "instant"})
 STRING_LIMIT = 1024 * 1024
 # how the reasons below begin when the JSON value has the wrong kind (a string for a number...)
 WRONG_JSON_KIND = ("the primitive value must be", "the value must be a JSON")
+# R4 datatypes.html#string: strings hold no character below U+0020 but tab, carriage return and line feed; the
+# XML format (R4 xml.html: XML 1.0) cannot carry them at all (XML 1.0 section 2.2, Char), so a value with one
+# could not be exchanged in both formats. Every string-based primitive inherits the rule (code, id, markdown,
+# uri...); xhtml is checked as XML by xhtml.py.
+_C0 = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _EXAMPLE_HOST = re.compile(r"(?i)[a-z][a-z0-9+.-]*://([^/?#@]*@)?([^/?#:]*\.)?example\.org([:/?#]|$)")
 
 
@@ -99,6 +104,11 @@ def check_primitive(type_code: str, value) -> str | None:
         return "an empty string is not a valid value (leave the element out)"
     if len(value) > STRING_LIMIT:
         return f"the value is longer than {STRING_LIMIT} characters"
+    control = _C0.search(value)
+    if control is not None:
+        char = f"U+{ord(control.group()):04X}"
+        return (f"the value contains the control character {char} (at position {control.start() + 1}): strings "
+                f"must not hold characters below U+0020 other than tab, carriage return and line feed")
     regex = COMPILED.get(type_code)
     if regex is not None and not regex.fullmatch(value):
         return f"not a valid {type_code}: '{_short(value)}'"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from .bundles import check_bundle
+from .questionnaires import check_response
+
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
 _HTML_TAG = re.compile(r"<(?![a-zA-Z][a-zA-Z0-9+.-]*:)[a-zA-Z/!]")
 
@@ -321,11 +324,17 @@ PRIMITIVE_RULES = {
 
 EVERY_RESOURCE_RULES = (contained_referenced, narrative_language)
 
+def _bundle(run, bundle, path):
+    _bundle_links(run, bundle, path)
+    check_bundle(run, bundle, path)
+
+
 RESOURCE_RULES = {
-    "Bundle": _bundle_links,
+    "Bundle": _bundle,
     "CodeSystem": _code_system,
     "StructureDefinition": _discriminator_paths,
     "ConceptMap": _concept_map_codes,
+    "QuestionnaireResponse": check_response,
 }
 
 TYPE_RULES = {

@@ -272,8 +272,14 @@ def assign_slices(run, items, child: Node, path: str, plan):
             continue
         count = slice_index.count(idx)
         if count < s.min:
-            run.add("error", "structure", path,
-                    f"Slice '{s.id}': a matching slice is required, but not found (from {plan.label})", plan.label)
+            url = extension_slice_url(s)
+            if url:     # say what to add: the extension's url, which is what tells extension slices apart
+                run.add("error", "structure", path, f"Slice '{s.id}': a matching slice is required, but not found "
+                        f"(from {plan.label}): add an extension with the url {url}", plan.label)
+            else:
+                run.add("error", "structure", path,
+                        f"Slice '{s.id}': a matching slice is required, but not found (from {plan.label})",
+                        plan.label)
         if s.max is not None and count > s.max:
             run.add("error", "structure", path,
                     f"Slice '{s.id}': max allowed = {s.max}, but found {count} (from {plan.label})", plan.label)
@@ -286,3 +292,12 @@ def assign_slices(run, items, child: Node, path: str, plan):
             if any(i is None for i in slice_index[:last_matched]):
                 run.add("error", "structure", path, f"{child.path}: unmatched items must come after the slices")
     return nodes
+
+
+def extension_slice_url(node) -> str | None:
+    """The url of the extension a slice of `extension` or `modifierExtension` stands for (its type's profile,
+    without a version), or None for other slices."""
+    if node.name not in ("extension", "modifierExtension") or len(node.types) != 1:
+        return None
+    profiles = node.types[0].profiles
+    return profiles[0].split("|")[0] if profiles else None

@@ -284,7 +284,7 @@ class Run(ExtensionChecks, ValueChecks):
         code = tref.code if tref else None
         if node is not None and node.name == "id" and node.path.count(".") == 1 and node.plan.kind == "resource":
             code = "id"     # Resource.id is typed System.String in R4's definitions, but it is an id
-        if ext is not None:
+        if ext is not None and self.extensible(node, path):
             self.walk_primitive_extension(ext, path, plan, node.path if node else None)
         if value is None:
             return
