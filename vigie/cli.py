@@ -40,15 +40,16 @@ def _campaign_profiles(ids, kinds):
     return [p for p in catalogue.values() if set(p.applies_to) & set(kinds) and p.default_campaign]
 
 
-def _out_dir(out):
+def _out_dir(out, bundles=None):
+    """--out as given; else a new run-id folder in `bundles` (vigie.toml's out) or in reports/."""
     from .runner import new_run_id
-    return Path(out) if out else Path("reports") / new_run_id()
+    return Path(out) if out else Path(bundles or "reports") / new_run_id()
 
 
-def _bundle_dir(out, force):
+def _bundle_dir(out, force, bundles=None):
     """--out for a bundle, checked before anything starts: new, empty, or a previous bundle with --force."""
     from .outdir import claim
-    return claim(_out_dir(out), replace=force, create=False)
+    return claim(_out_dir(out, bundles), replace=force, create=False)
 
 
 FORCE_OPTION = click.option("--force", is_flag=True,
@@ -247,15 +248,51 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
         raise VigieError("no target: give --fhir URL, --warehouse DBURL, --source DIR or --config vigie.toml")
     selected = _campaign_profiles(profiles or settings["profiles"], sorted({t.kind for t in targets}))
     if master:  # --worker: no campaign here, only this machine's share of the master's load
-        return serve_worker(targets, selected, master, _out_dir(out or settings.get("out")))
+        return serve_worker(targets, selected, master, _out_dir(out, settings.get("out")))
     limits = _limits(settings.get("limits"), limit_flags)
     flags = {k: v for k, v in (("name", product), ("version", product_version), ("commit", product_commit)) if v}
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
-    out = _bundle_dir(out or settings.get("out"), force)
+    out = _bundle_dir(out, force, settings.get("out"))
     with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
         return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits,
                         formats, declared, force)
+
+
+@cli.command("check-config")
+@click.argument("config", type=click.Path())
+def check_config(config):
+    """Read vigie.toml as `vigie run --config` would, without contacting any target: print what it found and
+    every problem, one line each. Exit 0 when it has none, 3 otherwise."""
+    from .campaign import read_config
+    from .catalogue import load_catalogue, select
+    settings, problems = read_config(Path(config))
+    for t in settings.get("targets", []):
+        details = [f"CA file {t.ca_file}"] if t.ca_file else []
+        details += ["a token"] if t.token else []
+        details += [f"roles {', '.join(sorted(t.tokens))}"] if t.tokens else []
+        click.echo(strip_control(f"target {t.id} ({t.kind}): {t.public()['url']}"
+                                 + (f", {', '.join(details)}" if details else "")))
+    if settings.get("targets") == [] and not problems:
+        problems.append(f"{config}: no [[targets]] table (give them here, or --fhir, --warehouse, --source)")
+    if settings.get("profiles"):
+        try:
+            select(load_catalogue(), settings["profiles"])
+            click.echo(f"profiles: {', '.join(settings['profiles'])}")
+        except VigieError as exc:
+            problems.append(f"{config}: profiles: {exc}")
+    else:
+        click.echo("profiles: the default campaign for these targets")
+    if settings.get("out"):
+        click.echo(strip_control(f"bundles: {settings['out']}/<run-id> (one folder per run)"))
+    if settings.get("lang"):
+        click.echo(f"lang: {settings['lang']}")
+    if settings.get("product"):
+        click.echo(strip_control("product: " + " ".join(settings["product"].values())))
+    for problem in problems:
+        click.echo(f"vigie: error: {strip_control(problem)}", err=True)
+    click.echo(f"{strip_control(config)}: " + (f"{len(problems)} problem(s)" if problems else "no problem found"))
+    return USAGE_ERROR if problems else 0
 
 
 @cli.group()
@@ -510,7 +547,8 @@ def main(argv=None):
         code = USAGE_ERROR
     except VigieError as exc:
         # a message may quote a configuration, a package or a bundle received from elsewhere
-        click.echo(f"vigie: error: {strip_control(exc)}", err=True)
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            click.echo(f"vigie: error: {strip_control(problem)}", err=True)
         code = USAGE_ERROR
     except KeyboardInterrupt:
         click.echo("vigie: interrupted", err=True)
