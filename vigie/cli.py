@@ -219,12 +219,14 @@ def _demo_warehouse(work: Path, flaws: tuple):
               "vigie.toml, else the FHIR server's CapabilityStatement.software).")
 @click.option("--product-version", metavar="V", help="Version of the product under test.")
 @click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
+@click.option("--run-anyway", is_flag=True, help="Run the campaign even when the pre-flight finds a target "
+              "unreachable, its certificate untrusted or the token refused (the checks then end in error).")
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
 def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, product, product_version,
-        product_commit, force, formats, limit_flags, load_flags):
+        product_commit, run_anyway, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
     from .campaign import load_config, make_product, make_target
@@ -254,9 +256,25 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
     out = _bundle_dir(out, force, settings.get("out"))
+    _preflight(targets, run_anyway)
     with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
         return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits,
                         formats, declared, force)
+
+
+def _preflight(targets, run_anyway: bool) -> None:
+    """Pre-flight of the FHIR targets (under 2 s each): one line per finding; what makes every check an error
+    (nothing listening, an untrusted certificate, a refused token) stops here, exit 3, unless --run-anyway."""
+    from .campaign import ConfigError
+    from .preflight import preflight
+    findings = preflight(targets)
+    blocking = [f for f in findings if not f.ok]
+    for f in findings:
+        if f.ok or run_anyway:
+            click.echo(strip_control(f.line()), err=not f.ok)
+    if blocking and not run_anyway:
+        raise ConfigError([f.line() for f in blocking] + [
+            "nothing was run; --run-anyway runs the campaign all the same (its checks will end in error)"])
 
 
 @cli.command("check-config")
