@@ -184,3 +184,42 @@ def test_out_in_the_config_receives_one_bundle_folder_per_run(tmp_path):
     second = _bundle_dir(None, False, bundles)
     assert first.parent == second.parent == bundles and first != second
     assert _bundle_dir(str(tmp_path / "mine"), False, bundles) == tmp_path / "mine"   # --out wins
+
+
+def test_progress_counts_outcomes_elapsed_and_an_estimate():
+    from vigie.display import Progress
+    now = [100.0]
+    progress = Progress(80, clock=lambda: now[0])
+    assert progress.text() == "0/80 requirements checked, 0 s elapsed"
+    now[0] += 30
+    for _ in range(20):
+        progress.advance()
+    assert progress.text() == "20/80 requirements checked, 30 s elapsed, about 1 min 30 s left"
+    for _ in range(60):
+        progress.advance()
+    assert progress.text() == "80/80 requirements checked, 30 s elapsed"
+
+
+def test_every_action_is_repeated_under_the_verdicts_beyond_the_commonest_reasons():
+    from vigie.display import MAX_REASONS, shown_reasons
+    outcomes = [{"requirement": f"R-{i}-{j}", "status": "error", "summary": f"reason {i}"}
+                for i in range(MAX_REASONS + 3) for j in range(MAX_REASONS + 3 - i)]
+    action = ("FHIR package hl7.fhir.fr.core#2.2.0 is not in the package cache and no registry gave it: "
+              "vigie packages add hl7.fhir.fr.core-<version>.tgz (from https://hl7.fr/ig/fhir/core)")
+    outcomes.append({"requirement": "FR-CORE-01", "status": "error", "summary": action})   # the rarest reason
+    shown, left = shown_reasons({"outcomes": outcomes})
+    assert (["FR-CORE-01"], action) in shown and len(shown) == MAX_REASONS and left == 4
+
+
+def test_quiet_prints_the_verdict_lines_only(tmp_path):
+    from conftest import practice_process
+    with practice_process(tmp_path / "state") as state:
+        result = vigie("run", "--config", str(state / "vigie.toml"), "--profile", "http-hardening", "--quiet",
+                       "--format", "md", "--out", str(tmp_path / "b"), timeout=240)
+        import tomllib
+        target = tomllib.loads((state / "vigie.toml").read_text())["targets"][0]
+        refused = vigie("run", "--fhir", target["url"], "--ca-file", target["ca_file"], "--token", "wrong", "--quiet")
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.stdout.splitlines() == ["overall verdict: conformant", f"report: {tmp_path / 'b' / 'report.json'}"]
+    # errors are still said (here the pre-flight's), on stderr
+    assert refused.returncode == 3 and not refused.stdout and "refused the token" in refused.stderr

@@ -64,11 +64,16 @@ def _signing_key(sign_key):
     return load_private_key(sign_key)
 
 
-def _console():
+def _console(quiet: bool = False):
+    """The terminal; with --quiet, one that says nothing (the verdict lines go to another)."""
     from rich.console import Console
-    console = Console(highlight=False)
+    console = Console(highlight=False, quiet=quiet)
     # piped into a CI log: no 80-column wrapping of outcome lines and the verdict table
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    return console if console.is_terminal else Console(highlight=False, width=160, quiet=quiet)
+
+
+QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="For CI logs: print only the verdict lines and "
+                            "errors (no live outcomes, no table).")
 
 
 LIMIT_FLAGS = (
@@ -118,15 +123,21 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
              force=False):
     from rich.markup import escape
 
-    from .display import outcome_line, verdict_table
-    from .runner import run_campaign
+    from .display import Progress, outcome_line, verdict_table
+    from .runner import applicable_cases, run_campaign
     command = shlex.join(["vigie", *sys.argv[1:]])
     total = sum(len(p.requirements) for p in profiles)
     console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
                   f"targets: {escape(strip_control(', '.join(t.id + ' ' + t.public()['url'] for t in targets)))}")
-    report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
-                          sign_key=key, limits=limits, formats=formats, product=product, replace_out=force)
-    verdict_table(console, report, out)
+    progress = Progress(len(applicable_cases(profiles, targets)))
+    # the live line (a terminal only: rich shows no status in a log) counts the outcomes as they come
+    with console.status(progress):
+        def shown(outcome):
+            progress.advance()
+            outcome_line(console, outcome)
+        report = run_campaign(profiles, targets, out, lang, command, on_outcome=shown, sign_key=key, limits=limits,
+                              formats=formats, product=product, replace_out=force)
+    verdict_table(_console() if console.quiet else console, report, out, quiet=console.quiet)
     if report["run"].get("interrupted"):
         click.echo(f"vigie: interrupted ({report['run']['interrupted']})", err=True)
         return INTERRUPTED
@@ -139,11 +150,12 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default="en", show_default=True)
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
-def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load_flags):
+def demo(profiles, flaws, out, lang, sign_key, quiet, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
     from .campaign import Target
@@ -162,7 +174,7 @@ def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load
     selected = _campaign_profiles(profiles, ["fhir", "warehouse", "source"])
     kinds = {k for p in selected for k in p.applies_to}
     out = _bundle_dir(out, force)
-    console = _console()
+    console = _console(quiet)
     # the folder holds the practice system's private key: removed however the demo ends, but for SIGKILL
     with _stopped_like_ctrl_c(), tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
         targets, system = [], None
@@ -221,12 +233,13 @@ def _demo_warehouse(work: Path, flaws: tuple):
 @click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
 @click.option("--run-anyway", is_flag=True, help="Run the campaign even when the pre-flight finds a target "
               "unreachable, its certificate untrusted or the token refused (the checks then end in error).")
+@QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
 def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, sign_key, product, product_version,
-        product_commit, run_anyway, force, formats, limit_flags, load_flags):
+        product_commit, run_anyway, quiet, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
     from .campaign import load_config, make_product, make_target
@@ -256,13 +269,13 @@ def run(config, fhir, ca_file, token, warehouse, source, profiles, out, lang, si
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
     out = _bundle_dir(out, force, settings.get("out"))
-    _preflight(targets, run_anyway)
+    _preflight(targets, run_anyway, quiet)
     with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
-        return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits,
+        return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(quiet), key, limits,
                         formats, declared, force)
 
 
-def _preflight(targets, run_anyway: bool) -> None:
+def _preflight(targets, run_anyway: bool, quiet: bool) -> None:
     """Pre-flight of the FHIR targets (under 2 s each): one line per finding; what makes every check an error
     (nothing listening, an untrusted certificate, a refused token) stops here, exit 3, unless --run-anyway."""
     from .campaign import ConfigError
@@ -270,7 +283,7 @@ def _preflight(targets, run_anyway: bool) -> None:
     findings = preflight(targets)
     blocking = [f for f in findings if not f.ok]
     for f in findings:
-        if f.ok or run_anyway:
+        if (f.ok and not quiet) or (not f.ok and run_anyway):
             click.echo(strip_control(f.line()), err=not f.ok)
     if blocking and not run_anyway:
         raise ConfigError([f.line() for f in blocking] + [
