@@ -98,3 +98,128 @@ def test_the_verdict_table_shows_every_verdict_whole(width):
     assert "conformant-with-reservations" in shown and "non-conformant" in shown and "…" not in shown, shown
     assert max(len(line) for line in shown.splitlines()) <= width
     assert "not applicable" in shown   # the counts say what they count, in the heading or in the caption
+
+
+def _config(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vigie.toml").write_text(text)
+    return folder / "vigie.toml"
+
+
+BAD_CONFIG = """lang = 3
+colour = 1
+[limits]
+check_timeout = -1
+rate = "fast"
+[[targets]]
+kind = "fhir"
+url = "https://127.0.0.1:99999/fhir"
+ca_file = "missing.pem"
+[[targets]]
+kind = "source"
+url = "nosrc"
+"""
+
+
+def test_check_config_names_every_problem_one_line_each(tmp_path):
+    config = _config(tmp_path, BAD_CONFIG)
+    result = vigie("check-config", str(config))
+    assert result.returncode == 3, result.stderr
+    problems = result.stderr.strip().splitlines()
+    assert all(line.startswith(f"vigie: error: {config}: ") for line in problems), problems
+    for expected in ("unknown key 'colour'", "port out of range (1-65535)", f"CA file '{tmp_path}/missing.pem'",
+                     f"source folder '{tmp_path}/nosrc' not found", "check_timeout must be a positive",
+                     "rate must be a positive", "lang must be one of en, fr, not 3"):
+        assert sum(expected in line for line in problems) == 1, (expected, problems)
+    assert len(problems) == 7 and "Traceback" not in result.stderr
+    assert result.stdout.strip().endswith("7 problem(s)")
+    # run --config refuses the same file with the same lines, before anything runs
+    ran = vigie("run", "--config", str(config))
+    assert ran.returncode == 3 and ran.stderr.strip().splitlines() == problems and not ran.stdout
+
+
+def test_check_config_prints_what_it_found(tmp_path):
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "src").mkdir()
+    config = _config(tmp_path, 'profiles = ["http-hardening"]\nout = "bundles"\n[[targets]]\nid = "practice"\n'
+                     'kind = "fhir"\nurl = "https://127.0.0.1:8443/fhir"\nca_file = "ca.pem"\ntoken = "s3cr3t"\n'
+                     'tokens = {reader = "r3ad"}\n[[targets]]\nkind = "source"\nurl = "src"\n')
+    result = vigie("check-config", str(config))
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.stdout.splitlines() == [
+        f"target practice (fhir): https://127.0.0.1:8443/fhir, CA file {tmp_path}/ca.pem, a token, roles reader",
+        f"target source (source): {tmp_path}/src", "profiles: http-hardening",
+        f"bundles: {tmp_path}/bundles/<run-id> (one folder per run)", f"{config}: no problem found"]
+    assert "s3cr3t" not in result.stdout and "r3ad" not in result.stdout
+    unknown = vigie("check-config", str(_config(tmp_path / "p", 'profiles = ["nope"]\n[[targets]]\nkind = "fhir"\n'
+                                                                 'url = "https://127.0.0.1:8443/fhir"\n')))
+    assert unknown.returncode == 3 and "unknown profile 'nope'" in unknown.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--fhir", "https://127.0.0.1:99999/fhir"], "port out of range (1-65535)"),
+    (["run", "--fhir", "https://127.0.0.1:0/fhir"], "port out of range (1-65535)"),
+    (["run", "--fhir", "https://127.0.0.1:9/fhir", "--out", "afile/sub"], "afile is a file"),
+    (["demo", "--out", "afile/sub/deeper"], "afile is a file"),
+])
+def test_bad_values_are_one_line_before_the_run(tmp_path, args, message):
+    (tmp_path / "afile").write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "vigie", *args], capture_output=True, text=True, timeout=60,
+                            check=False, cwd=tmp_path)
+    assert result.returncode == 3 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout, (result.stdout, result.stderr)
+
+
+def test_out_in_the_config_receives_one_bundle_folder_per_run(tmp_path):
+    # `out =` of vigie.toml serves every run: each writes <out>/<run-id>, relative to the file's folder
+    from vigie.campaign import load_config
+    from vigie.cli import _bundle_dir
+    config = _config(tmp_path / "conf", 'out = "bundles"\n[[targets]]\nkind = "fhir"\n'
+                     'url = "https://127.0.0.1:8443/fhir"\n')
+    bundles = load_config(config)["out"]
+    assert bundles == tmp_path / "conf" / "bundles"
+    first = _bundle_dir(None, False, bundles)
+    first.mkdir(parents=True)
+    (first / "journal.ndjson").write_text('{"type": "run"}\n')   # a previous run's bundle
+    second = _bundle_dir(None, False, bundles)
+    assert first.parent == second.parent == bundles and first != second
+    assert _bundle_dir(str(tmp_path / "mine"), False, bundles) == tmp_path / "mine"   # --out wins
+
+
+def test_progress_counts_outcomes_elapsed_and_an_estimate():
+    from vigie.display import Progress
+    now = [100.0]
+    progress = Progress(80, clock=lambda: now[0])
+    assert progress.text() == "0/80 requirements checked, 0 s elapsed"
+    now[0] += 30
+    for _ in range(20):
+        progress.advance()
+    assert progress.text() == "20/80 requirements checked, 30 s elapsed, about 1 min 30 s left"
+    for _ in range(60):
+        progress.advance()
+    assert progress.text() == "80/80 requirements checked, 30 s elapsed"
+
+
+def test_every_action_is_repeated_under_the_verdicts_beyond_the_commonest_reasons():
+    from vigie.display import MAX_REASONS, shown_reasons
+    outcomes = [{"requirement": f"R-{i}-{j}", "status": "error", "summary": f"reason {i}"}
+                for i in range(MAX_REASONS + 3) for j in range(MAX_REASONS + 3 - i)]
+    action = ("FHIR package hl7.fhir.fr.core#2.2.0 is not in the package cache and no registry gave it: "
+              "vigie packages add hl7.fhir.fr.core-<version>.tgz (from https://hl7.fr/ig/fhir/core)")
+    outcomes.append({"requirement": "FR-CORE-01", "status": "error", "summary": action})   # the rarest reason
+    shown, left = shown_reasons({"outcomes": outcomes})
+    assert (["FR-CORE-01"], action) in shown and len(shown) == MAX_REASONS and left == 4
+
+
+def test_quiet_prints_the_verdict_lines_only(tmp_path):
+    from conftest import practice_process
+    with practice_process(tmp_path / "state") as state:
+        result = vigie("run", "--config", str(state / "vigie.toml"), "--profile", "http-hardening", "--quiet",
+                       "--format", "md", "--out", str(tmp_path / "b"), timeout=240)
+        import tomllib
+        target = tomllib.loads((state / "vigie.toml").read_text())["targets"][0]
+        refused = vigie("run", "--fhir", target["url"], "--ca-file", target["ca_file"], "--token", "wrong", "--quiet")
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.stdout.splitlines() == ["overall verdict: conformant", f"report: {tmp_path / 'b' / 'report.json'}"]
+    # errors are still said (here the pre-flight's), on stderr
+    assert refused.returncode == 3 and not refused.stdout and "refused the token" in refused.stderr

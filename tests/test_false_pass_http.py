@@ -19,7 +19,8 @@ ROBUSTNESS = {"ROB-01", "ROB-02", "ROB-03", "ROB-04"}
 
 
 def vigie_run(out: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run([sys.executable, "-m", "vigie", "run", "--out", str(out), "--format", "md", *args],
+    result = subprocess.run([sys.executable, "-m", "vigie", "run", "--out", str(out), "--format", "md",
+                             "--run-anyway", *args],   # a wrong token, a broken site: the campaign must say it
                             capture_output=True, text=True, timeout=300, check=False)
     report = json.loads((out / "report.json").read_text())
     return result, {o["requirement"]: o for o in report["outcomes"]}

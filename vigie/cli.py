@@ -40,15 +40,16 @@ def _campaign_profiles(ids, kinds):
     return [p for p in catalogue.values() if set(p.applies_to) & set(kinds) and p.default_campaign]
 
 
-def _out_dir(out):
+def _out_dir(out, bundles=None):
+    """--out as given; else a new run-id folder in `bundles` (vigie.toml's out) or in reports/."""
     from .runner import new_run_id
-    return Path(out) if out else Path("reports") / new_run_id()
+    return Path(out) if out else Path(bundles or "reports") / new_run_id()
 
 
-def _bundle_dir(out, force):
+def _bundle_dir(out, force, bundles=None):
     """--out for a bundle, checked before anything starts: new, empty, or a previous bundle with --force."""
     from .outdir import claim
-    return claim(_out_dir(out), replace=force, create=False)
+    return claim(_out_dir(out, bundles), replace=force, create=False)
 
 
 FORCE_OPTION = click.option("--force", is_flag=True,
@@ -63,11 +64,16 @@ def _signing_key(sign_key):
     return load_private_key(sign_key)
 
 
-def _console():
+def _console(quiet: bool = False):
+    """The terminal; with --quiet, one that says nothing (the verdict lines go to another)."""
     from rich.console import Console
-    console = Console(highlight=False)
+    console = Console(highlight=False, quiet=quiet)
     # piped into a CI log: no 80-column wrapping of outcome lines and the verdict table
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    return console if console.is_terminal else Console(highlight=False, width=160, quiet=quiet)
+
+
+QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="For CI logs: print only the verdict lines and "
+                            "errors (no live outcomes, no table).")
 
 
 LIMIT_FLAGS = (
@@ -117,15 +123,21 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
              force=False):
     from rich.markup import escape
 
-    from .display import outcome_line, verdict_table
-    from .runner import run_campaign
+    from .display import Progress, outcome_line, verdict_table
+    from .runner import applicable_cases, run_campaign
     command = shlex.join(["vigie", *sys.argv[1:]])
     total = sum(len(p.requirements) for p in profiles)
     console.print(f"[bold]vigie {__version__}[/]: {len(profiles)} profiles, {total} requirements, "
                   f"targets: {escape(strip_control(', '.join(t.id + ' ' + t.public()['url'] for t in targets)))}")
-    report = run_campaign(profiles, targets, out, lang, command, on_outcome=lambda o: outcome_line(console, o),
-                          sign_key=key, limits=limits, formats=formats, product=product, replace_out=force)
-    verdict_table(console, report, out)
+    progress = Progress(len(applicable_cases(profiles, targets)))
+    # the live line (a terminal only: rich shows no status in a log) counts the outcomes as they come
+    with console.status(progress):
+        def shown(outcome):
+            progress.advance()
+            outcome_line(console, outcome)
+        report = run_campaign(profiles, targets, out, lang, command, on_outcome=shown, sign_key=key, limits=limits,
+                              formats=formats, product=product, replace_out=force)
+    verdict_table(_console() if console.quiet else console, report, out, quiet=console.quiet)
     if report["run"].get("interrupted"):
         click.echo(f"vigie: interrupted ({report['run']['interrupted']})", err=True)
         return INTERRUPTED
@@ -138,11 +150,12 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default="en", show_default=True)
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
-def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load_flags):
+def demo(profiles, flaws, out, lang, sign_key, quiet, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
     from .campaign import Target
@@ -161,7 +174,7 @@ def demo(profiles, flaws, out, lang, sign_key, force, formats, limit_flags, load
     selected = _campaign_profiles(profiles, ["fhir", "warehouse", "source"])
     kinds = {k for p in selected for k in p.applies_to}
     out = _bundle_dir(out, force)
-    console = _console()
+    console = _console(quiet)
     # the folder holds the practice system's private key: removed however the demo ends, but for SIGKILL
     with _stopped_like_ctrl_c(), tempfile.TemporaryDirectory(prefix="vigie-demo-") as work:
         targets, system = [], None
@@ -219,12 +232,15 @@ def _demo_warehouse(work: Path, flaws: tuple):
               "vigie.toml, else the FHIR server's CapabilityStatement.software).")
 @click.option("--product-version", metavar="V", help="Version of the product under test.")
 @click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
+@click.option("--run-anyway", is_flag=True, help="Run the campaign even when the pre-flight finds a target "
+              "unreachable, its certificate untrusted or the token refused (the checks then end in error).")
+@QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
-def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, out, lang, sign_key, product, product_version,
-        product_commit, force, formats, limit_flags, load_flags):
+def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, out, lang, sign_key, product,
+        product_version, product_commit, run_anyway, quiet, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
     from .campaign import load_config, make_product, make_target
@@ -252,15 +268,67 @@ def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, ou
                          "vigie.toml")
     selected = _campaign_profiles(profiles or settings["profiles"], sorted({t.kind for t in targets}))
     if master:  # --worker: no campaign here, only this machine's share of the master's load
-        return serve_worker(targets, selected, master, _out_dir(out or settings.get("out")))
+        return serve_worker(targets, selected, master, _out_dir(out, settings.get("out")))
     limits = _limits(settings.get("limits"), limit_flags)
     flags = {k: v for k, v in (("name", product), ("version", product_version), ("commit", product_commit)) if v}
     declared = make_product({**(settings.get("product") or {}), **flags}, "--product") if flags else \
         settings.get("product")
-    out = _bundle_dir(out or settings.get("out"), force)
+    out = _bundle_dir(out, force, settings.get("out"))
+    _preflight(targets, run_anyway, quiet)
     with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
-        return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(), key, limits,
+        return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(quiet), key, limits,
                         formats, declared, force)
+
+
+def _preflight(targets, run_anyway: bool, quiet: bool) -> None:
+    """Pre-flight of the FHIR targets (under 2 s each): one line per finding; what makes every check an error
+    (nothing listening, an untrusted certificate, a refused token) stops here, exit 3, unless --run-anyway."""
+    from .campaign import ConfigError
+    from .preflight import preflight
+    findings = preflight(targets)
+    blocking = [f for f in findings if not f.ok]
+    for f in findings:
+        if (f.ok and not quiet) or (not f.ok and run_anyway):
+            click.echo(strip_control(f.line()), err=not f.ok)
+    if blocking and not run_anyway:
+        raise ConfigError([f.line() for f in blocking] + [
+            "nothing was run; --run-anyway runs the campaign all the same (its checks will end in error)"])
+
+
+@cli.command("check-config")
+@click.argument("config", type=click.Path())
+def check_config(config):
+    """Read vigie.toml as `vigie run --config` would, without contacting any target: print what it found and
+    every problem, one line each. Exit 0 when it has none, 3 otherwise."""
+    from .campaign import read_config
+    from .catalogue import load_catalogue, select
+    settings, problems = read_config(Path(config))
+    for t in settings.get("targets", []):
+        details = [f"CA file {t.ca_file}"] if t.ca_file else []
+        details += ["a token"] if t.token else []
+        details += [f"roles {', '.join(sorted(t.tokens))}"] if t.tokens else []
+        click.echo(strip_control(f"target {t.id} ({t.kind}): {t.public()['url']}"
+                                 + (f", {', '.join(details)}" if details else "")))
+    if settings.get("targets") == [] and not problems:
+        problems.append(f"{config}: no [[targets]] table (give them here, or --fhir, --warehouse, --source)")
+    if settings.get("profiles"):
+        try:
+            select(load_catalogue(), settings["profiles"])
+            click.echo(f"profiles: {', '.join(settings['profiles'])}")
+        except VigieError as exc:
+            problems.append(f"{config}: profiles: {exc}")
+    else:
+        click.echo("profiles: the default campaign for these targets")
+    if settings.get("out"):
+        click.echo(strip_control(f"bundles: {settings['out']}/<run-id> (one folder per run)"))
+    if settings.get("lang"):
+        click.echo(f"lang: {settings['lang']}")
+    if settings.get("product"):
+        click.echo(strip_control("product: " + " ".join(settings["product"].values())))
+    for problem in problems:
+        click.echo(f"vigie: error: {strip_control(problem)}", err=True)
+    click.echo(f"{strip_control(config)}: " + (f"{len(problems)} problem(s)" if problems else "no problem found"))
+    return USAGE_ERROR if problems else 0
 
 
 @cli.group()
@@ -515,7 +583,8 @@ def main(argv=None):
         code = USAGE_ERROR
     except VigieError as exc:
         # a message may quote a configuration, a package or a bundle received from elsewhere
-        click.echo(f"vigie: error: {strip_control(exc)}", err=True)
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            click.echo(f"vigie: error: {strip_control(problem)}", err=True)
         code = USAGE_ERROR
     except KeyboardInterrupt:
         click.echo("vigie: interrupted", err=True)

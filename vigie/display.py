@@ -63,7 +63,66 @@ def unverified_reasons(report: dict) -> list[tuple[list[str], str]]:
     return sorted(((sorted(set(ids)), reason) for reason, ids in by_reason.items()), key=lambda r: -len(r[0]))
 
 
-def verdict_table(console, report: dict, out: Path) -> None:
+# what a reason asks the user to do (add a package, give a token, a CA file, install an extra): such reasons are
+# all listed under the verdicts, beyond MAX_REASONS
+ACTIONS = ("vigie packages", "[targets.tokens]", "--token", "token in vigie.toml", "--ca-file", "pip install")
+
+
+def shown_reasons(report: dict) -> tuple[list[tuple[list[str], str]], int]:
+    """The reasons listed under the verdicts (every one that names an action, then the commonest others, up to
+    MAX_REASONS in all), and how many are left for the report."""
+    reasons = unverified_reasons(report)
+    actions = [r for r in reasons if any(a in r[1] for a in ACTIONS)]
+    others = [r for r in reasons if r not in actions]
+    shown = actions + others[:max(MAX_REASONS - len(actions), 0)]
+    return sorted(shown, key=reasons.index), len(reasons) - len(shown)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+class Progress:
+    """The live line under the outcomes on a terminal: outcomes recorded of those the campaign selects, time
+    elapsed, and the time left if the rest goes as fast (the load phase, last, goes slower)."""
+
+    def __init__(self, total: int, clock=None):
+        import time
+        self.clock = clock or time.monotonic
+        self.total, self.done, self.started = total, 0, self.clock()
+
+    def advance(self) -> None:
+        self.done += 1
+
+    def __rich__(self) -> str:   # read at each refresh of the live line: the elapsed time runs between outcomes
+        return escape(self.text())
+
+    def text(self) -> str:
+        elapsed = self.clock() - self.started
+        line = f"{self.done}/{self.total} requirements checked, {_duration(elapsed)} elapsed"
+        if 0 < self.done < self.total:
+            line += f", about {_duration(elapsed / self.done * (self.total - self.done))} left"
+        return line
+
+
+def verdict_table(console, report: dict, out: Path, quiet: bool = False) -> None:
+    """The verdicts, what could not be verified and why, the overall verdict and the report's path; `quiet`
+    (a CI log): the last two and the suite's errors only."""
+    if not quiet:
+        _table(console, report)
+    for line in report["run"].get("suite_errors", []):
+        console.print(f"[red]suite error:[/] {_shown(line)}")
+    if report["run"].get("interrupted") and not quiet:
+        console.print(f"[bold magenta]run interrupted[/] ({_shown(report['run']['interrupted'])}): the requirements "
+                      "not reached are not_tested, the results are partial; "
+                      f"`vigie report {_shown(shlex.quote(str(out)))}` renders the HTML and PDF reports")
+    console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
+    html = Path(out) / "report.html"
+    console.print(f"report: {_shown(html if html.exists() else Path(out) / 'report.json')}")
+
+
+def _table(console, report: dict) -> None:
     # on a narrow terminal the verdict stays whole: the names fold, the counts are headed by the live lines' marks
     counted = ("passed", "failed", "error", "not_tested", "not_applicable")
     narrow = console.width < WIDE
@@ -81,19 +140,10 @@ def verdict_table(console, report: dict, out: Path) -> None:
                       str(c["passed"]), str(c["failed"]), str(c["error"]),
                       str(c["not_tested"] + c.get("skipped", 0)), str(c["not_applicable"]))
     console.print(table)
-    for line in report["run"].get("suite_errors", []):
-        console.print(f"[red]suite error:[/] {_shown(line)}")
-    reasons = unverified_reasons(report)
+    reasons, left = shown_reasons(report)
     if reasons:
         console.print("[bold]not verified[/] (error, not tested), and why:")
-        for ids, reason in reasons[:MAX_REASONS]:
+        for ids, reason in reasons:
             console.print(f" [magenta]{_shown(', '.join(ids))}[/]: {_shown(reason)}", overflow="fold")
-        if len(reasons) > MAX_REASONS:
-            console.print(f" and {len(reasons) - MAX_REASONS} other reasons: see the report")
-    if report["run"].get("interrupted"):
-        console.print(f"[bold magenta]run interrupted[/] ({_shown(report['run']['interrupted'])}): the requirements "
-                      "not reached are not_tested, the results are partial; "
-                      f"`vigie report {_shown(shlex.quote(str(out)))}` renders the HTML and PDF reports")
-    console.print(f"overall verdict: [{VERDICT_STYLE[report['verdict']]}]{report['verdict']}[/]")
-    html = Path(out) / "report.html"
-    console.print(f"report: {_shown(html if html.exists() else Path(out) / 'report.json')}")
+        if left:
+            console.print(f" and {left} other reasons: see the report")

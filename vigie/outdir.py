@@ -43,6 +43,10 @@ def claim(out: Path, replace: bool = False, create: bool = True) -> Path:
     if out.is_symlink():
         raise VigieError(f"--out {strip_control(out)} is a symbolic link; vigie does not write through links")
     if not out.exists() and not create:
+        # it will be created: the nearest folder that exists must be one (`--out afile/sub` is refused now)
+        existing = next(p for p in out.absolute().parents if p.exists())
+        if not existing.is_dir():
+            raise VigieError(f"--out {strip_control(out)} cannot be created: {strip_control(existing)} is a file")
         return out
     try:
         out.mkdir(parents=True)
