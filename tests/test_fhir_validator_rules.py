@@ -265,3 +265,79 @@ def test_a_relative_extension_url_is_an_error(core):
     out = core.validate({"resourceType": "Patient", "extension": [{"url": "colour", "valueString": "x"}]})
     assert errors(out) == [("Patient.extension[0].url", ("The extension url 'colour' is not an absolute URI, so it "
                             "cannot identify the StructureDefinition that defines the extension"))]
+
+
+# --- MeasureReport against its Measure -----------------------------------------------------------------------
+M_URL = "https://h.example.fr/fhir/Measure/screening"
+POP = "http://terminology.hl7.org/CodeSystem/measure-population"
+
+
+def _population(code, count=None):
+    out = {"code": {"coding": [{"system": POP, "code": code}]}}
+    if count is not None:
+        out["count"] = count
+    return out
+
+
+MEASURE = {"resourceType": "Measure", "id": "screening", "url": M_URL, "status": "active",
+           "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring",
+                                   "code": "proportion"}]},
+           "group": [{"code": {"text": "screened", "coding": [{"system": "urn:x", "code": "g1"}]},
+                      "population": [_population(c) for c in ("initial-population", "denominator", "numerator")]}]}
+CLEAN_REPORT = {"resourceType": "MeasureReport", "status": "complete", "type": "summary", "measure": M_URL,
+                "period": {"start": "2024-01-01", "end": "2024-12-31"},
+                "group": [{"code": {"coding": [{"system": "urn:x", "code": "g1"}]},
+                           "population": [_population("initial-population", 10), _population("denominator", 8),
+                                          _population("numerator", 6)],
+                           "measureScore": {"value": 0.75}}]}
+
+
+@pytest.fixture(scope="module")
+def with_measure():
+    from vigie.fhir.packages import PackageSet
+    packages = load_packages(CORE_TGZ)
+    return Validator(PackageSet(packages.packages, packages.missing), resources=[MEASURE])
+
+
+def _report(change):
+    report = copy.deepcopy(CLEAN_REPORT)
+    change(report)
+    return report
+
+
+def test_a_report_that_follows_its_measure_is_accepted(with_measure):
+    assert errors(with_measure.validate(CLEAN_REPORT)) == []
+
+
+@pytest.mark.parametrize("change, where, words", [
+    (lambda r: r["group"][0]["code"]["coding"][0].update(code="g2"), "MeasureReport.group[0]",
+     "is not a group of the measure"),
+    (lambda r: r["group"][0]["population"].pop(2), "MeasureReport.group[0]",
+     "The population numerator of the measure's group is missing"),
+    (lambda r: r["group"][0]["population"].append(_population("measure-observation", 1)),
+     "MeasureReport.group[0].population[3]", "is not a population of the measure's group"),
+    (lambda r: r["group"][0]["population"].append(_population("numerator", 1)),
+     "MeasureReport.group[0].population[3]", "reported twice"),
+    (lambda r: r["group"][0]["measureScore"].update(value=1.5), "MeasureReport.group[0].measureScore",
+     "must be between 0 and 1"),
+])
+def test_each_departure_from_the_measure_is_an_error(with_measure, change, where, words):
+    found = errors(with_measure.validate(_report(change)))
+    assert [p for p, m in found if words in m] == [where], found
+
+
+def test_a_cohort_report_has_no_score(core):
+    cohort = dict(copy.deepcopy(MEASURE), id="m", scoring={"coding": [{"code": "cohort"}]},
+                  group=[{"population": [dict(_population("initial-population"),
+                                              criteria={"language": "text/cql", "expression": "Adults"})]}])
+    report = dict(copy.deepcopy(CLEAN_REPORT), measure="#m", contained=[cohort],
+                  group=[{"population": [_population("initial-population", 10)]}])
+    assert errors(core.validate(report)) == []
+    report["group"][0]["measureScore"] = {"value": 10}
+    assert [p for p, m in errors(core.validate(report)) if "cohort" in m] == ["MeasureReport.group[0].measureScore"]
+
+
+def test_an_unknown_measure_is_not_judged(core):
+    out = core.validate(CLEAN_REPORT)
+    assert errors(out) == []
+    assert any("is not loaded: the report is not checked" in m for _, m in issues(out, "information"))

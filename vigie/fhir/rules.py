@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .bundles import check_bundle
+from .measures import check_report
 from .questionnaires import check_response
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
@@ -338,6 +339,7 @@ RESOURCE_RULES = {
     "StructureDefinition": _discriminator_paths,
     "ConceptMap": _concept_map_codes,
     "QuestionnaireResponse": check_response,
+    "MeasureReport": check_report,
 }
 
 TYPE_RULES = {
