@@ -341,3 +341,30 @@ def test_an_unknown_measure_is_not_judged(core):
     out = core.validate(CLEAN_REPORT)
     assert errors(out) == []
     assert any("is not loaded: the report is not checked" in m for _, m in issues(out, "information"))
+
+
+@pytest.mark.parametrize("discriminator, resource_type", [
+    ({"type": "type", "path": "resource"}, [{"code": "Patient"}]),
+    ({"type": "profile", "path": "resource"},
+     [{"code": "Resource", "profile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]),
+])
+def test_entry_slices_a_bundle_profile_requires(discriminator, resource_type):
+    from vigie.fhir.packages import PackageSet
+    profile = {"resourceType": "StructureDefinition", "url": "https://h.example.fr/fhir/StructureDefinition/b",
+               "name": "B", "status": "active", "kind": "resource", "abstract": False, "type": "Bundle",
+               "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Bundle", "derivation": "constraint",
+               "differential": {"element": [
+                   {"id": "Bundle.entry", "path": "Bundle.entry",
+                    "slicing": {"discriminator": [discriminator], "rules": "open"}},
+                   {"id": "Bundle.entry:patient", "path": "Bundle.entry", "sliceName": "patient", "min": 1, "max": "1"},
+                   {"id": "Bundle.entry:patient.resource", "path": "Bundle.entry.resource", "type": resource_type}]}}
+    packages = load_packages(CORE_TGZ)
+    validator = Validator(PackageSet(packages.packages, packages.missing), resources=[profile])
+
+    def bundle(resource):
+        return {"resourceType": "Bundle", "type": "collection",
+                "entry": [{"fullUrl": "urn:uuid:6f1b3c2e-8a4d-4e0b-9c51-2b7f0f3d9a10", "resource": resource}]}
+    out = validator.validate(bundle({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+                             profiles=[profile["url"]])
+    assert [p for p, m in errors(out) if "Bundle.entry:patient" in m] == ["Bundle"]
+    assert errors(validator.validate(bundle({"resourceType": "Patient"}), profiles=[profile["url"]])) == []
