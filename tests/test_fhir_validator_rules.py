@@ -368,3 +368,28 @@ def test_entry_slices_a_bundle_profile_requires(discriminator, resource_type):
                              profiles=[profile["url"]])
     assert [p for p, m in errors(out) if "Bundle.entry:patient" in m] == ["Bundle"]
     assert errors(validator.validate(bundle({"resourceType": "Patient"}), profiles=[profile["url"]])) == []
+
+
+def test_creates_in_a_transaction_are_not_the_same_resource(core):
+    post = {"resource": {"resourceType": "Patient", "id": "temp"}, "request": {"method": "POST", "url": "Patient"}}
+    assert [m for _, m in _bundle_errors(core, [post, post], "transaction") if "same resource" in m] == []
+    put = {"resource": _patient("a"), "request": {"method": "PUT", "url": "Patient/a"}}
+    assert [p for p, m in _bundle_errors(core, [put, put], "transaction") if "same resource" in m] == [
+        "Bundle.entry[1]"]
+
+
+def test_an_extension_under_another_guide_of_the_same_host_is_not_claimed(frcore):
+    out = frcore.validate({"resourceType": "Patient", "extension": [
+        {"url": "https://hl7.fr/ig/fhir/core/other-guide/StructureDefinition/x", "valueString": "x"}]})
+    assert errors(out) == []
+
+
+def test_enable_when_compares_quantities_by_value(with_questionnaire):
+    from vigie.fhir.questionnaires import _condition
+    answers = {"w": [{"valueQuantity": {"value": 70, "system": "http://unitsofmeasure.org", "code": "kg"}}]}
+    wanted = {"question": "w", "operator": "=",
+              "answerQuantity": {"value": 80, "system": "http://unitsofmeasure.org", "code": "kg"}}
+    assert _condition(wanted, answers) is False
+    assert _condition(dict(wanted, answerQuantity=dict(wanted["answerQuantity"], value=70)), answers) is True
+    assert _condition(dict(wanted, question="unanswered"), answers) is False
+    assert _condition({"question": "unanswered", "operator": "exists", "answerBoolean": False}, answers) is True

@@ -8,6 +8,7 @@ from .plan import Node, Plan, TypeRef
 from .primitives import PRIMITIVES
 
 SYSTEM_TYPE = "http://hl7.org/fhirpath/System."
+CORE_SPACE = "http://hl7.org/fhir/StructureDefinition/"
 EXT_CONTEXT_ANY = {"Element", "Base", "Resource", "DomainResource", "BackboneElement"}
 
 
@@ -120,9 +121,11 @@ class ExtensionChecks:
         missing = {m.split("#")[0] for m in self.v.packages.missing}
         for package in self.v.packages.packages:
             canonical = package.canonical
-            if isinstance(canonical, str) and canonical.startswith(("http://", "https://")) and \
-                    canonical.rstrip("/") != "http://hl7.org/fhir" and url.startswith(canonical.rstrip("/") + "/") \
-                    and package.id not in missing:
+            space = canonical.rstrip("/") + "/StructureDefinition/" if isinstance(canonical, str) else None
+            # the guide's own definitions only (canonical/StructureDefinition/id): another guide of the same
+            # publisher may live under a longer path of the same host
+            if space and canonical.startswith(("http://", "https://")) and space != CORE_SPACE and \
+                    url.startswith(space) and "/" not in url[len(space):] and package.id not in missing:
                 return package
         return None
 
