@@ -393,3 +393,12 @@ def test_enable_when_compares_quantities_by_value(with_questionnaire):
     assert _condition(dict(wanted, answerQuantity=dict(wanted["answerQuantity"], value=70)), answers) is True
     assert _condition(dict(wanted, question="unanswered"), answers) is False
     assert _condition({"question": "unanswered", "operator": "exists", "answerBoolean": False}, answers) is True
+
+
+def test_a_contained_resource_without_id_that_nothing_can_refer_to_breaks_dom_3(core):
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                   "contained": [{"resourceType": "Patient"}]}
+    assert [p for p, m in errors(core.validate(observation)) if "has no id" in m] == ["Observation.contained[0]"]
+    provenance = {"resourceType": "Provenance", "target": [{"reference": "#"}], "recorded": "2024-01-01T00:00:00Z",
+                  "agent": [{"who": {"display": "Dr A"}}]}
+    assert errors(core.validate(dict(observation, contained=[provenance]))) == []

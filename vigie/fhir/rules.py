@@ -72,6 +72,11 @@ def contained_referenced(run, res, path):
             run.add("error", "invariant", f"{path}.contained[{i}]",
                     f"The contained resource '{rid}' is not referenced to from elsewhere in the containing "
                     f"resource nor does it refer to the containing resource (dom-3)")
+        elif isinstance(item, dict) and "id" not in item and "#" not in set(_strings(item)):
+            # without an id nothing can refer to it (references.html#contained: by '#' + its id)
+            run.add("error", "invariant", f"{path}.contained[{i}]",
+                    "The contained resource has no id, so nothing in the containing resource can refer to it, "
+                    "and it does not refer to the containing resource (dom-3)")
 
 
 def narrative_language(run, res, path):
