@@ -31,10 +31,10 @@ class ExtensionChecks:
                 self.walk_extension(e, None, None, f"{path}.extension[{i}]", plan, holder)
 
     def extensible(self, node: Node | None, path: str) -> bool:
-        """Whether the element may carry a `_name` companion (id, extensions): not when R4 types it with a
-        FHIRPath system type (Resource.id, Element.id, Extension.url), which is a bare value, not a FHIR
-        data type built on Element (R4 elementdefinition.html#type: "System.String" etc. for the primitive
-        values themselves; extensibility.html: extensions are allowed on every Element)."""
+        """Whether the element may carry a `_name` companion: not when R4's definitions type it with a FHIRPath
+        system type (Resource.id, Element.id, Extension.url are http://hl7.org/fhirpath/System.String), a bare
+        value rather than a FHIR data type built on Element, which is what carries `id` and `extension` (R4
+        json.html, representation of primitive elements: `_name` holds the element's id and extensions)."""
         types = node.element.get("type") if node is not None else None
         if types and all(isinstance(t, dict) and str(t.get("code", "")).startswith(SYSTEM_TYPE) for t in types):
             self.add("error", "structure", path, f"The element {node.path} cannot have extensions: its type is a "
@@ -99,8 +99,7 @@ class ExtensionChecks:
         elif self.v.packages.holder_of(url):
             self.cannot_judge(path, url, f"The extension {url} is not loaded, so it is not validated",
                               severity=severity, code="not-found")
-        elif self.owner_of_space(url) is not None:
-            owner = self.owner_of_space(url)
+        elif (owner := self.owner_of_space(url)) is not None:
             self.add("error", "structure", path, f"The extension {url} could not be found so is not allowed here: "
                      f"{owner.key}, which publishes the URL space {owner.canonical}, is loaded and does not "
                      f"define it")
