@@ -85,8 +85,9 @@ def _is_type(run, name: str) -> bool:
 def _versioned_references(run, entries, by_identity, kind, path):
     """bundle.html, resolving references in bundles: a version-specific reference is matched on the URL
     without its version (made absolute with the referring entry's base), then on Resource.meta.versionId.
-    A document is a fixed set of resources (documents.html): a version-specific reference to one of its
-    entries that names another version points at a resource the document does not hold."""
+    A document "contains specific frozen versions of other resources" (R4 documents.html): a version-specific
+    reference to one of its entries that names another version points at a resource the document does not
+    hold (an error); in other Bundles it is a warning, as the version may be found elsewhere."""
     for i, entry in enumerate(entries):
         res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict):
