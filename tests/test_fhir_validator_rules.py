@@ -265,3 +265,140 @@ def test_a_relative_extension_url_is_an_error(core):
     out = core.validate({"resourceType": "Patient", "extension": [{"url": "colour", "valueString": "x"}]})
     assert errors(out) == [("Patient.extension[0].url", ("The extension url 'colour' is not an absolute URI, so it "
                             "cannot identify the StructureDefinition that defines the extension"))]
+
+
+# --- MeasureReport against its Measure -----------------------------------------------------------------------
+M_URL = "https://h.example.fr/fhir/Measure/screening"
+POP = "http://terminology.hl7.org/CodeSystem/measure-population"
+
+
+def _population(code, count=None):
+    out = {"code": {"coding": [{"system": POP, "code": code}]}}
+    if count is not None:
+        out["count"] = count
+    return out
+
+
+MEASURE = {"resourceType": "Measure", "id": "screening", "url": M_URL, "status": "active",
+           "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring",
+                                   "code": "proportion"}]},
+           "group": [{"code": {"text": "screened", "coding": [{"system": "urn:x", "code": "g1"}]},
+                      "population": [_population(c) for c in ("initial-population", "denominator", "numerator")]}]}
+CLEAN_REPORT = {"resourceType": "MeasureReport", "status": "complete", "type": "summary", "measure": M_URL,
+                "period": {"start": "2024-01-01", "end": "2024-12-31"},
+                "group": [{"code": {"coding": [{"system": "urn:x", "code": "g1"}]},
+                           "population": [_population("initial-population", 10), _population("denominator", 8),
+                                          _population("numerator", 6)],
+                           "measureScore": {"value": 0.75}}]}
+
+
+@pytest.fixture(scope="module")
+def with_measure():
+    from vigie.fhir.packages import PackageSet
+    packages = load_packages(CORE_TGZ)
+    return Validator(PackageSet(packages.packages, packages.missing), resources=[MEASURE])
+
+
+def _report(change):
+    report = copy.deepcopy(CLEAN_REPORT)
+    change(report)
+    return report
+
+
+def test_a_report_that_follows_its_measure_is_accepted(with_measure):
+    assert errors(with_measure.validate(CLEAN_REPORT)) == []
+
+
+@pytest.mark.parametrize("change, where, words", [
+    (lambda r: r["group"][0]["code"]["coding"][0].update(code="g2"), "MeasureReport.group[0]",
+     "is not a group of the measure"),
+    (lambda r: r["group"][0]["population"].pop(2), "MeasureReport.group[0]",
+     "The population numerator of the measure's group is missing"),
+    (lambda r: r["group"][0]["population"].append(_population("measure-observation", 1)),
+     "MeasureReport.group[0].population[3]", "is not a population of the measure's group"),
+    (lambda r: r["group"][0]["population"].append(_population("numerator", 1)),
+     "MeasureReport.group[0].population[3]", "reported twice"),
+    (lambda r: r["group"][0]["measureScore"].update(value=1.5), "MeasureReport.group[0].measureScore",
+     "must be between 0 and 1"),
+])
+def test_each_departure_from_the_measure_is_an_error(with_measure, change, where, words):
+    found = errors(with_measure.validate(_report(change)))
+    assert [p for p, m in found if words in m] == [where], found
+
+
+def test_a_cohort_report_has_no_score(core):
+    cohort = dict(copy.deepcopy(MEASURE), id="m", scoring={"coding": [{"code": "cohort"}]},
+                  group=[{"population": [dict(_population("initial-population"),
+                                              criteria={"language": "text/cql", "expression": "Adults"})]}])
+    report = dict(copy.deepcopy(CLEAN_REPORT), measure="#m", contained=[cohort],
+                  group=[{"population": [_population("initial-population", 10)]}])
+    assert errors(core.validate(report)) == []
+    report["group"][0]["measureScore"] = {"value": 10}
+    assert [p for p, m in errors(core.validate(report)) if "cohort" in m] == ["MeasureReport.group[0].measureScore"]
+
+
+def test_an_unknown_measure_is_not_judged(core):
+    out = core.validate(CLEAN_REPORT)
+    assert errors(out) == []
+    assert any("is not loaded: the report is not checked" in m for _, m in issues(out, "information"))
+
+
+@pytest.mark.parametrize("discriminator, resource_type", [
+    ({"type": "type", "path": "resource"}, [{"code": "Patient"}]),
+    ({"type": "profile", "path": "resource"},
+     [{"code": "Resource", "profile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]),
+])
+def test_entry_slices_a_bundle_profile_requires(discriminator, resource_type):
+    from vigie.fhir.packages import PackageSet
+    profile = {"resourceType": "StructureDefinition", "url": "https://h.example.fr/fhir/StructureDefinition/b",
+               "name": "B", "status": "active", "kind": "resource", "abstract": False, "type": "Bundle",
+               "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Bundle", "derivation": "constraint",
+               "differential": {"element": [
+                   {"id": "Bundle.entry", "path": "Bundle.entry",
+                    "slicing": {"discriminator": [discriminator], "rules": "open"}},
+                   {"id": "Bundle.entry:patient", "path": "Bundle.entry", "sliceName": "patient", "min": 1, "max": "1"},
+                   {"id": "Bundle.entry:patient.resource", "path": "Bundle.entry.resource", "type": resource_type}]}}
+    packages = load_packages(CORE_TGZ)
+    validator = Validator(PackageSet(packages.packages, packages.missing), resources=[profile])
+
+    def bundle(resource):
+        return {"resourceType": "Bundle", "type": "collection",
+                "entry": [{"fullUrl": "urn:uuid:6f1b3c2e-8a4d-4e0b-9c51-2b7f0f3d9a10", "resource": resource}]}
+    out = validator.validate(bundle({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+                             profiles=[profile["url"]])
+    assert [p for p, m in errors(out) if "Bundle.entry:patient" in m] == ["Bundle"]
+    assert errors(validator.validate(bundle({"resourceType": "Patient"}), profiles=[profile["url"]])) == []
+
+
+def test_creates_in_a_transaction_are_not_the_same_resource(core):
+    post = {"resource": {"resourceType": "Patient", "id": "temp"}, "request": {"method": "POST", "url": "Patient"}}
+    assert [m for _, m in _bundle_errors(core, [post, post], "transaction") if "same resource" in m] == []
+    put = {"resource": _patient("a"), "request": {"method": "PUT", "url": "Patient/a"}}
+    assert [p for p, m in _bundle_errors(core, [put, put], "transaction") if "same resource" in m] == [
+        "Bundle.entry[1]"]
+
+
+def test_an_extension_under_another_guide_of_the_same_host_is_not_claimed(frcore):
+    out = frcore.validate({"resourceType": "Patient", "extension": [
+        {"url": "https://hl7.fr/ig/fhir/core/other-guide/StructureDefinition/x", "valueString": "x"}]})
+    assert errors(out) == []
+
+
+def test_enable_when_compares_quantities_by_value(with_questionnaire):
+    from vigie.fhir.questionnaires import _condition
+    answers = {"w": [{"valueQuantity": {"value": 70, "system": "http://unitsofmeasure.org", "code": "kg"}}]}
+    wanted = {"question": "w", "operator": "=",
+              "answerQuantity": {"value": 80, "system": "http://unitsofmeasure.org", "code": "kg"}}
+    assert _condition(wanted, answers) is False
+    assert _condition(dict(wanted, answerQuantity=dict(wanted["answerQuantity"], value=70)), answers) is True
+    assert _condition(dict(wanted, question="unanswered"), answers) is False
+    assert _condition({"question": "unanswered", "operator": "exists", "answerBoolean": False}, answers) is True
+
+
+def test_a_contained_resource_without_id_that_nothing_can_refer_to_breaks_dom_3(core):
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                   "contained": [{"resourceType": "Patient"}]}
+    assert [p for p, m in errors(core.validate(observation)) if "has no id" in m] == ["Observation.contained[0]"]
+    provenance = {"resourceType": "Provenance", "target": [{"reference": "#"}], "recorded": "2024-01-01T00:00:00Z",
+                  "agent": [{"who": {"display": "Dr A"}}]}
+    assert errors(core.validate(dict(observation, contained=[provenance]))) == []

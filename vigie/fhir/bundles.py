@@ -23,6 +23,9 @@ def check_bundle(run, bundle, path):
         if not isinstance(res, dict):
             continue
         where = f"{path}.entry[{i}]"
+        request = entry.get("request")
+        if isinstance(request, dict) and request.get("method") == "POST" and not entry.get("fullUrl"):
+            continue    # a create: the server gives the resource its id (http.html#create)
         identity = _identity(run, entry, res, where)
         if identity is None:
             continue
@@ -82,8 +85,9 @@ def _is_type(run, name: str) -> bool:
 def _versioned_references(run, entries, by_identity, kind, path):
     """bundle.html, resolving references in bundles: a version-specific reference is matched on the URL
     without its version (made absolute with the referring entry's base), then on Resource.meta.versionId.
-    A document is a fixed set of resources (documents.html): a version-specific reference to one of its
-    entries that names another version points at a resource the document does not hold."""
+    A document "contains specific frozen versions of other resources" (R4 documents.html): a version-specific
+    reference to one of its entries that names another version points at a resource the document does not
+    hold (an error); in other Bundles it is a warning, as the version may be found elsewhere."""
     for i, entry in enumerate(entries):
         res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict):

@@ -11,6 +11,7 @@ from .primitives import PRIMITIVES
 CORE_EXTENSIONS = "http://hl7.org/fhir/StructureDefinition/"
 TOOLS_EXTENSIONS = "http://hl7.org/fhir/tools/StructureDefinition/"
 SYSTEM_TYPE = "http://hl7.org/fhirpath/System."
+CORE_SPACE = "http://hl7.org/fhir/StructureDefinition/"
 EXT_CONTEXT_ANY = {"Element", "Base", "Resource", "DomainResource", "BackboneElement"}
 
 
@@ -33,10 +34,10 @@ class ExtensionChecks:
                 self.walk_extension(e, None, None, f"{path}.extension[{i}]", plan, holder)
 
     def extensible(self, node: Node | None, path: str) -> bool:
-        """Whether the element may carry a `_name` companion (id, extensions): not when R4 types it with a
-        FHIRPath system type (Resource.id, Element.id, Extension.url), which is a bare value, not a FHIR
-        data type built on Element (R4 elementdefinition.html#type: "System.String" etc. for the primitive
-        values themselves; extensibility.html: extensions are allowed on every Element)."""
+        """Whether the element may carry a `_name` companion: not when R4's definitions type it with a FHIRPath
+        system type (Resource.id, Element.id, Extension.url are http://hl7.org/fhirpath/System.String), a bare
+        value rather than a FHIR data type built on Element, which is what carries `id` and `extension` (R4
+        json.html, representation of primitive elements: `_name` holds the element's id and extensions)."""
         types = node.element.get("type") if node is not None else None
         if types and all(isinstance(t, dict) and str(t.get("code", "")).startswith(SYSTEM_TYPE) for t in types):
             self.add("error", "structure", path, f"The element {node.path} cannot have extensions: its type is a "
@@ -108,8 +109,7 @@ class ExtensionChecks:
         elif self.v.packages.holder_of(url):
             self.cannot_judge(path, url, f"The extension {url} is not loaded, so it is not validated",
                               severity=severity, code="not-found")
-        elif self.owner_of_space(url) is not None:
-            owner = self.owner_of_space(url)
+        elif (owner := self.owner_of_space(url)) is not None:
             self.add("error", "structure", path, f"The extension {url} could not be found so is not allowed here: "
                      f"{owner.key}, which publishes the URL space {owner.canonical}, is loaded and does not "
                      f"define it")
@@ -130,9 +130,11 @@ class ExtensionChecks:
         missing = {m.split("#")[0] for m in self.v.packages.missing}
         for package in self.v.packages.packages:
             canonical = package.canonical
-            if isinstance(canonical, str) and canonical.startswith(("http://", "https://")) and \
-                    canonical.rstrip("/") != "http://hl7.org/fhir" and url.startswith(canonical.rstrip("/") + "/") \
-                    and package.id not in missing:
+            space = canonical.rstrip("/") + "/StructureDefinition/" if isinstance(canonical, str) else None
+            # the guide's own definitions only (canonical/StructureDefinition/id): another guide of the same
+            # publisher may live under a longer path of the same host
+            if space and canonical.startswith(("http://", "https://")) and space != CORE_SPACE and \
+                    url.startswith(space) and "/" not in url[len(space):] and package.id not in missing:
                 return package
         return None
 

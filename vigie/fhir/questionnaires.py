@@ -202,8 +202,9 @@ def _condition(condition, answers) -> bool | None:
 
 
 def _equal(value, wanted) -> bool:
-    if isinstance(value, dict) and isinstance(wanted, dict):
-        return value.get("code") == wanted.get("code") and value.get("system") == wanted.get("system")
+    if isinstance(value, dict) and isinstance(wanted, dict):   # Coding, Quantity, Reference: what the condition gives
+        keys = [k for k in ("value", "code", "system", "reference") if k in wanted]
+        return bool(keys) and all(value.get(k) == wanted[k] for k in keys)
     return value == wanted and type(value) is type(wanted)
 
 

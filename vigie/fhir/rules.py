@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .bundles import check_bundle
+from .measures import check_report
 from .questionnaires import check_response
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
@@ -71,6 +72,11 @@ def contained_referenced(run, res, path):
             run.add("error", "invariant", f"{path}.contained[{i}]",
                     f"The contained resource '{rid}' is not referenced to from elsewhere in the containing "
                     f"resource nor does it refer to the containing resource (dom-3)")
+        elif isinstance(item, dict) and "id" not in item and "#" not in set(_strings(item)):
+            # without an id nothing can refer to it (references.html#contained: by '#' + its id)
+            run.add("error", "invariant", f"{path}.contained[{i}]",
+                    "The contained resource has no id, so nothing in the containing resource can refer to it, "
+                    "and it does not refer to the containing resource (dom-3)")
 
 
 def narrative_language(run, res, path):
@@ -335,6 +341,7 @@ RESOURCE_RULES = {
     "StructureDefinition": _discriminator_paths,
     "ConceptMap": _concept_map_codes,
     "QuestionnaireResponse": check_response,
+    "MeasureReport": check_report,
 }
 
 TYPE_RULES = {
