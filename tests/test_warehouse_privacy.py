@@ -158,13 +158,10 @@ def test_priv_random_uuids_hold_no_identifier(tmp_path):
             assert not findings.violations and findings.checked == 1, (kind, findings.violations)
 
 
-def test_priv_identifiers_with_postgres_regular_expressions(tmp_path):
+def test_priv_identifiers_with_postgres_regular_expressions():
     """The same crafted values through PostgreSQL's own regular expressions (ARE, not RE2 nor Python's re)."""
     from vigie.fixtures.warehouse.postgres import connect, drop
-    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
-    why = postgres_reachable()
-    if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
+    POSTGRES = _postgres()
     schema = f"vigie_t_{uuid.uuid4().hex[:10]}"
     cols = crafted_columns()
     try:
@@ -263,3 +260,31 @@ def test_priv_no_table_leaves_the_extra_columns_unverified(tmp_path):
     con.close()
     result = _extra(f"duckdb:///{path}")
     assert result.status == "error" and "no table outside the audit log" in result.summary, result.summary
+
+
+def _postgres():
+    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
+    why = postgres_reachable()
+    if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
+    return POSTGRES
+
+
+@pytest.mark.partial_observation("privacy.audit-log")
+def test_priv_a_log_the_harness_does_not_write_and_that_keeps_no_probe_fails():
+    """On PostgreSQL without the audit function the log is the server's to keep (mode "server": vigie appends
+    nothing): a log that never records the probe fails, whatever vigie's own writes."""
+    from vigie.fixtures.warehouse.postgres import connect, drop
+    pg, schema = _postgres(), f"vigie_t_{uuid.uuid4().hex[:10]}"
+    try:
+        with connect(pg) as con:
+            con.execute(f"CREATE SCHEMA {schema}")
+            con.execute(f"CREATE TABLE {schema}.person (person_id INTEGER)")
+            con.execute(f"CREATE TABLE {schema}.audit_log (logged_at TIMESTAMP, db_user TEXT, statement TEXT)")
+        outcome = Outcome()
+        with View(f"{pg}?schema={schema}") as w:
+            assert w.session.audit.mode == "server"
+            result = conclude(test_eds_privacy.test_audit_log_records_the_harness, requirement(wait_s=0), w, outcome)
+        assert result.status == "failed" and "probe query was not recorded" in result.summary, result.summary
+    finally:
+        drop(pg, schema)
