@@ -149,8 +149,9 @@ def test_priv_random_uuids_hold_no_identifier(tmp_path):
     values = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(10_000)]
     assert any(re.search(r"(?:^|[^0-9])0[1-9][0-9]{8}(?:$|[^0-9])", v) for v in values)
     con = duckdb.connect(str(tmp_path / "u.duckdb"))
-    con.execute("CREATE TABLE person (person_id INTEGER, person_source_value VARCHAR)")
-    con.executemany("INSERT INTO person VALUES (?, ?)", list(enumerate(values)))
+    con.execute("CREATE TABLE person AS SELECT CAST(i AS INTEGER) AS person_id, v AS person_source_value "
+                "FROM (SELECT unnest(range(?)) AS i, unnest(CAST(? AS VARCHAR[])) AS v)", [len(values), values])
+    assert con.execute("SELECT COUNT(DISTINCT person_source_value) FROM person").fetchone()[0] == 10_000
     con.close()
     with View(f"duckdb:///{tmp_path / 'u.duckdb'}") as w:
         for kind in detection.KINDS:
@@ -288,3 +289,12 @@ def test_priv_a_log_the_harness_does_not_write_and_that_keeps_no_probe_fails():
         assert result.status == "failed" and "probe query was not recorded" in result.summary, result.summary
     finally:
         drop(pg, schema)
+
+
+@pytest.mark.parametrize("column, identity", [
+    ("patient_name", True), ("nom_naissance", True), ("NOM_PATIENT", True), ("prenom", True), ("nir", True),
+    ("ins_nir", True), ("email_contact", True), ("tel_mobile", True), ("adresse", True), ("last_name", True),
+    ("drug_name", False), ("nom_service", False), ("ins_date", False), ("code_insee", False), ("site_code", False),
+    ("hotel", False), ("telemetry", False)])
+def test_priv_columns_named_for_a_persons_identity(column, identity):
+    assert privacy.named_as_identity(column) is identity

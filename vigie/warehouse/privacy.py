@@ -205,18 +205,19 @@ def identifiers(m, params) -> Findings:
 
 # columns the CDM does not define ------------------------------------------------------------------
 
-# a column named for a person's identity: snake_case words (patient_name, nom_naissance, email, tel_mobile...)
-_IDENTITY_WORDS = {"nom", "prenom", "prénom", "prenoms", "surname", "firstname", "lastname", "fullname",
-                   "nir", "nss", "ssn", "insee", "ins", "email", "mail", "courriel", "phone", "telephone",
-                   "téléphone", "tel", "mobile", "portable", "address", "adresse", "rue", "street"}
+# a column named for a person's identity (snake_case words): a word that says it alone (prenom, nir, email,
+# telephone, adresse...), or "name"/"nom" beside a word that makes it a person's (patient_name, nom_naissance),
+# since nom_service or drug_name are not; "ins" and "insee" are left out (ins_date, code_insee)
+_IDENTITY_WORDS = {"prenom", "prénom", "prenoms", "prénoms", "surname", "firstname", "lastname", "fullname",
+                   "nir", "nss", "ssn", "email", "mail", "courriel", "phone", "telephone", "téléphone", "tel",
+                   "address", "adresse"}
 _NAME_OWNERS = {"patient", "person", "personne", "first", "last", "family", "given", "full", "birth", "maiden",
-                "naissance", "usage", "jeune", "fille"}
+                "naissance", "usage", "famille", "jeune", "fille", "marital", "epouse", "époux"}
 
 
 def named_as_identity(column: str) -> bool:
-    words = [w for w in re.split(r"[^0-9a-zà-ÿ]+", column.lower()) if w]
-    return (any(w in _IDENTITY_WORDS for w in words)
-            or any(a in _NAME_OWNERS and b in ("name", "nom") for a, b in zip(words, words[1:])))
+    words = set(w for w in re.split(r"[^0-9a-zà-ÿ]+", column.lower()) if w)
+    return bool(words & _IDENTITY_WORDS) or bool(words & {"name", "nom"} and words & _NAME_OWNERS)
 
 
 def extra_columns(m, params) -> Findings:
