@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from checkcall import Outcome, conclude
 from sqlalchemy.exc import OperationalError
+from test_false_pass_warehouse import View, requirement
 from vigie.fixtures.warehouse import build_reference
 
 from security import test_eds_privacy
-from test_false_pass_warehouse import View, requirement
 from vigie import identifiers
 from vigie.warehouse import detection, privacy
 
@@ -203,8 +203,8 @@ def test_priv_large_tables_are_sampled_and_say_how_many_rows_were_examined(large
     assert rows["extract_notes"] == {"rows_present": 300, "rows_examined": 100, "sample": "the first 100 rows read"}
     # one in 50 of the notes, every tenth note examined: the 20 of the whole table are all in the sample here
     # (ids multiple of 50 are multiples of 10), and the count says among how many rows
-    assert phone.violations == ["note.note_text: 20 values with a French phone number "
-                                "(among 100 of 1000 rows examined: one row in 10 by note_id)"]
+    assert phone.violations == [("note.note_text: 20 values with a French phone number "
+                                 "(among 100 of 1000 rows examined: one row in 10 by note_id)")]
     # the e-mail is in a row the sample did not read: the pass says what was examined
     assert not email.violations
     assert "extract_notes (100 of 300 rows examined, the first 100 rows read)" in email.summary("text columns")
