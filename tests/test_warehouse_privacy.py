@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from checkcall import Outcome, conclude
 from sqlalchemy.exc import OperationalError
+from test_false_pass_warehouse import View, requirement
 from vigie.fixtures.warehouse import build_reference
 
 from security import test_eds_privacy
-from test_false_pass_warehouse import View, requirement
 from vigie import identifiers
 from vigie.warehouse import detection, privacy
 
@@ -149,8 +149,9 @@ def test_priv_random_uuids_hold_no_identifier(tmp_path):
     values = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(10_000)]
     assert any(re.search(r"(?:^|[^0-9])0[1-9][0-9]{8}(?:$|[^0-9])", v) for v in values)
     con = duckdb.connect(str(tmp_path / "u.duckdb"))
-    con.execute("CREATE TABLE person (person_id INTEGER, person_source_value VARCHAR)")
-    con.executemany("INSERT INTO person VALUES (?, ?)", list(enumerate(values)))
+    con.execute("CREATE TABLE person AS SELECT CAST(i AS INTEGER) AS person_id, v AS person_source_value "
+                "FROM (SELECT unnest(range(?)) AS i, unnest(CAST(? AS VARCHAR[])) AS v)", [len(values), values])
+    assert con.execute("SELECT COUNT(DISTINCT person_source_value) FROM person").fetchone()[0] == 10_000
     con.close()
     with View(f"duckdb:///{tmp_path / 'u.duckdb'}") as w:
         for kind in detection.KINDS:
@@ -158,13 +159,10 @@ def test_priv_random_uuids_hold_no_identifier(tmp_path):
             assert not findings.violations and findings.checked == 1, (kind, findings.violations)
 
 
-def test_priv_identifiers_with_postgres_regular_expressions(tmp_path):
+def test_priv_identifiers_with_postgres_regular_expressions():
     """The same crafted values through PostgreSQL's own regular expressions (ARE, not RE2 nor Python's re)."""
     from vigie.fixtures.warehouse.postgres import connect, drop
-    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
-    why = postgres_reachable()
-    if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
+    POSTGRES = _postgres()
     schema = f"vigie_t_{uuid.uuid4().hex[:10]}"
     cols = crafted_columns()
     try:
@@ -205,8 +203,8 @@ def test_priv_large_tables_are_sampled_and_say_how_many_rows_were_examined(large
     assert rows["extract_notes"] == {"rows_present": 300, "rows_examined": 100, "sample": "the first 100 rows read"}
     # one in 50 of the notes, every tenth note examined: the 20 of the whole table are all in the sample here
     # (ids multiple of 50 are multiples of 10), and the count says among how many rows
-    assert phone.violations == ["note.note_text: 20 values with a French phone number "
-                                "(among 100 of 1000 rows examined: one row in 10 by note_id)"]
+    assert phone.violations == [("note.note_text: 20 values with a French phone number "
+                                 "(among 100 of 1000 rows examined: one row in 10 by note_id)")]
     # the e-mail is in a row the sample did not read: the pass says what was examined
     assert not email.violations
     assert "extract_notes (100 of 300 rows examined, the first 100 rows read)" in email.summary("text columns")
@@ -263,3 +261,40 @@ def test_priv_no_table_leaves_the_extra_columns_unverified(tmp_path):
     con.close()
     result = _extra(f"duckdb:///{path}")
     assert result.status == "error" and "no table outside the audit log" in result.summary, result.summary
+
+
+def _postgres():
+    from vigie.fixtures.warehouse.testing import POSTGRES, postgres_reachable
+    why = postgres_reachable()
+    if why:   # CI starts PostgreSQL (.ci/run): its absence is a failure, not a skip
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {why}")
+    return POSTGRES
+
+
+@pytest.mark.partial_observation("privacy.audit-log")
+def test_priv_a_log_the_harness_does_not_write_and_that_keeps_no_probe_fails():
+    """On PostgreSQL without the audit function the log is the server's to keep (mode "server": vigie appends
+    nothing): a log that never records the probe fails, whatever vigie's own writes."""
+    from vigie.fixtures.warehouse.postgres import connect, drop
+    pg, schema = _postgres(), f"vigie_t_{uuid.uuid4().hex[:10]}"
+    try:
+        with connect(pg) as con:
+            con.execute(f"CREATE SCHEMA {schema}")
+            con.execute(f"CREATE TABLE {schema}.person (person_id INTEGER)")
+            con.execute(f"CREATE TABLE {schema}.audit_log (logged_at TIMESTAMP, db_user TEXT, statement TEXT)")
+        outcome = Outcome()
+        with View(f"{pg}?schema={schema}") as w:
+            assert w.session.audit.mode == "server"
+            result = conclude(test_eds_privacy.test_audit_log_records_the_harness, requirement(wait_s=0), w, outcome)
+        assert result.status == "failed" and "probe query was not recorded" in result.summary, result.summary
+    finally:
+        drop(pg, schema)
+
+
+@pytest.mark.parametrize("column, identity", [
+    ("patient_name", True), ("nom_naissance", True), ("NOM_PATIENT", True), ("prenom", True), ("nir", True),
+    ("ins_nir", True), ("email_contact", True), ("tel_mobile", True), ("adresse", True), ("last_name", True),
+    ("drug_name", False), ("nom_service", False), ("ins_date", False), ("code_insee", False), ("site_code", False),
+    ("hotel", False), ("telemetry", False)])
+def test_priv_columns_named_for_a_persons_identity(column, identity):
+    assert privacy.named_as_identity(column) is identity
