@@ -27,6 +27,7 @@ from functools import cache
 from ..errors import ObservationError
 from .cdm import DATA, VOCABULARY_TABLES, cdm54
 from .measures import _sum
+from .session import StatementTimeout
 
 # name → (level, Kahn category, subcategory, context, DQD severity)
 TYPES = {
@@ -317,18 +318,16 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         return _temporal(m, c)
     if c.name == "measurePersonCompleteness":
         _need(m, ("person", "person_id"), (t, "person_id"))
-        p, r = m.col("person", "person_id", "p"), m.col(t, "person_id", "x")
-        left, right = m.join_key(p, r, "person", "person_id", t, "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {m.rel(t)} x WHERE {right} = {left})')}, "
-                                    f"COUNT(*) FROM {m.rel('person')} p")
+        join = m.anti_join("x", m.col("person", "person_id", "p"), "person", "person_id", t, "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum('x.k IS NULL')}, COUNT(*) FROM {m.rel('person')} p {join}")
         return row[0] or 0, row[1]
     if c.name == "measureConditionEraCompleteness":
         _need(m, ("condition_occurrence", "condition_concept_id"), ("condition_era", "person_id"))
-        co, ce = m.rel("condition_occurrence"), m.rel("condition_era")
+        co = m.rel("condition_occurrence")
         pid, cid = m.col("condition_occurrence", "person_id", "o"), m.col("condition_occurrence", "condition_concept_id", "o")
-        era = m.col("condition_era", "person_id", "e")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {ce} e WHERE {era} = q.pid)')}, COUNT(*) "
-                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q")
+        join = m.anti_join("e", "q.pid", "condition_occurrence", "person_id", "condition_era", "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum('e.k IS NULL')}, COUNT(*) "
+                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q {join}")
         return row[0] or 0, row[1]
     if c.name == "measureObservationPeriodOverlap":
         _need(m, ("observation_period", "observation_period_start_date"))
@@ -336,11 +335,12 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         a = {k: m.col("observation_period", k, "a") for k in ("person_id", "observation_period_id",
                                                              "observation_period_start_date", "observation_period_end_date")}
         b = {k: m.col("observation_period", k, "b") for k in a}
+        # a self-join on the person (a hash join), not a search of the table per period
         touching = (f"{b['person_id']} = {a['person_id']} AND {b['observation_period_id']} <> {a['observation_period_id']} "
                     f"AND {b['observation_period_start_date']} >= {a['observation_period_start_date']} "
                     f"AND {b['observation_period_start_date']} <= {d.add_days(a['observation_period_end_date'], 1)}")
-        row = m.query(("dq", c.id), f"SELECT COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM {op} b WHERE {touching}) "
-                                    f"THEN {a['person_id']} END), COUNT(DISTINCT {a['person_id']}) FROM {op} a")
+        row = m.query(("dq", c.id), f"SELECT (SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a JOIN {op} b ON {touching}), "
+                                    f"(SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a)")
         return row[0] or 0, row[1]
     if c.name == "plausibleUnitConceptIds":
         return _units(m, c)
@@ -358,38 +358,59 @@ def _need(m, *pairs) -> None:
 
 
 def _temporal(m, c: DqCheck) -> tuple[int, int]:
-    t, f, d = c.table, c.field, m.d
-    x = m.col(t, f, "x")
-    if c.name == "withinVisitDates":
+    """Every field of the check's type and table in one join, memoised; a field the engine cannot compare is
+    measured on its own."""
+    t = c.table
+    key = ("dq-temporal", c.name, t)
+    if key not in m._queries:
+        fields = [k.field for k in catalogue(()) if k.name == c.name and k.table == t and m.present(t, k.field)]
+        try:
+            m._queries[key] = _temporal_counts(m, c.name, t, fields)
+        except ObservationError as exc:
+            m._queries[key] = exc
+    found = m._queries[key]
+    if isinstance(found, dict) and c.field in found:
+        return found[c.field]
+    if isinstance(found, StatementTimeout):   # alone, the field would wait out the limit again
+        raise found
+    return _temporal_counts(m, c.name, t, [c.field])[c.field]
+
+
+def _temporal_counts(m, name: str, t: str, fields: list) -> dict:
+    """{field: (violating rows, denominator)} of a temporal check type on a table's fields, in one query."""
+    d = m.d
+    xs = {f: m.col(t, f, "x") for f in fields}
+    if name == "withinVisitDates":
         _need(m, (t, "visit_occurrence_id"), ("visit_occurrence", "visit_start_date"))
         v = {k: m.col("visit_occurrence", k, "v") for k in ("visit_occurrence_id", "visit_start_date", "visit_end_date")}
         left, right = m.join_key(m.col(t, "visit_occurrence_id", "x"), v["visit_occurrence_id"], t,
                                  "visit_occurrence_id", "visit_occurrence", "visit_occurrence_id")
-        bad = (f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
-               f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}")
-        row = m.query(("dq", c.id), f"SELECT {_sum(bad)}, COUNT(*) FROM {m.rel(t)} x "
-                                    f"JOIN {m.rel('visit_occurrence')} v ON {left} = {right}")
-        return row[0] or 0, row[1]
-    _need(m, (t, "person_id"), ("person", "year_of_birth"))
-    pid = m.col(t, "person_id", "x")
-    if c.name == "plausibleAfterBirth":
-        p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "month_of_birth", "day_of_birth",
-                                                  "birth_datetime") if m.present("person", k)}
-        born = d.make_date(p["year_of_birth"], p.get("month_of_birth"), p.get("day_of_birth"))
-        if "birth_datetime" in p:
-            born = f"COALESCE({d.as_date(p['birth_datetime'])}, {born})"
-        left, right = m.join_key(pid, p["person_id"], t, "person_id", "person", "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} < {born}')}, COUNT({x}) "
-                                    f"FROM {m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}")
-        return row[0] or 0, row[1]
-    _need(m, ("death", "death_date"), ("death", "person_id"))
-    dp, dd = m.col("death", "person_id", "e"), m.col("death", "death_date", "e")
-    left, right = m.join_key(pid, "de.pid", t, "person_id", "death", "person_id")
-    late = d.add_days("de.dd", 60)
-    row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} > {late}')}, "
-                                f"COUNT({x}) FROM {m.rel(t)} x JOIN (SELECT {dp} AS pid, MIN({dd}) AS dd "
-                                f"FROM {m.rel('death')} e GROUP BY {dp}) de ON {left} = {right}")
-    return row[0] or 0, row[1]
+        exprs = [(_sum(f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
+                       f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}"), "COUNT(*)") for x in xs.values()]
+        source = f"{m.rel(t)} x JOIN {m.rel('visit_occurrence')} v ON {left} = {right}"
+    else:
+        _need(m, (t, "person_id"), ("person", "year_of_birth"))
+        pid = m.col(t, "person_id", "x")
+        if name == "plausibleAfterBirth":
+            p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "month_of_birth", "day_of_birth",
+                                                      "birth_datetime") if m.present("person", k)}
+            born = d.make_date(p["year_of_birth"], p.get("month_of_birth"), p.get("day_of_birth"))
+            if "birth_datetime" in p:
+                born = f"COALESCE({d.as_date(p['birth_datetime'])}, {born})"
+            left, right = m.join_key(pid, p["person_id"], t, "person_id", "person", "person_id")
+            exprs = [(_sum(f"{x} IS NOT NULL AND {d.as_date(x)} < {born}"), f"COUNT({x})") for x in xs.values()]
+            source = f"{m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}"
+        else:
+            _need(m, ("death", "death_date"), ("death", "person_id"))
+            dp, dd = m.col("death", "person_id", "e"), m.col("death", "death_date", "e")
+            left, right = m.join_key(pid, "de.pid", t, "person_id", "death", "person_id")
+            late = d.add_days("de.dd", 60)
+            exprs = [(_sum(f"{x} IS NOT NULL AND {d.as_date(x)} > {late}"), f"COUNT({x})") for x in xs.values()]
+            source = (f"{m.rel(t)} x JOIN (SELECT {dp} AS pid, MIN({dd}) AS dd FROM {m.rel('death')} e "
+                      f"GROUP BY {dp}) de ON {left} = {right}")
+    sql = f"SELECT {', '.join(e for pair in exprs for e in pair)} FROM {source}"
+    row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+    return {f: (row[2 * i] or 0, row[2 * i + 1]) for i, f in enumerate(fields)}
 
 
 def _units(m, c: DqCheck) -> tuple[int, int]:
@@ -402,8 +423,11 @@ def _units(m, c: DqCheck) -> tuple[int, int]:
         allowed = ", ".join(f"({int(k.concept_id)}, {int(u)})" for k in checks for u in k.arg.split(",") if u)
         concepts = ", ".join(sorted({k.concept_id for k in checks}))
         cc, u = m.col(t, c.field, "x"), m.col(t, "unit_concept_id", "x")
-        ok = f"EXISTS (SELECT 1 FROM (VALUES {allowed}) AS a(c, u) WHERE a.c = {cc} AND (a.u = {u} OR (a.u = -1 AND {u} IS NULL)))"
-        sql = (f"SELECT {cc}, {_sum(f'NOT {ok}')}, COUNT(*) FROM {m.rel(t)} x WHERE {cc} IN ({concepts}) "
+        # DataQualityDashboard's -1 stands for no unit; a hash join to the allowed pairs, not a search of them
+        # per row
+        sql = (f"SELECT {cc}, {_sum('a.c IS NULL')}, COUNT(*) FROM {m.rel(t)} x "
+               f"LEFT JOIN (SELECT DISTINCT c, u FROM (VALUES {allowed}) AS v(c, u)) a "
+               f"ON a.c = {cc} AND a.u = COALESCE({u}, -1) WHERE {cc} IN ({concepts}) "
                f"AND ({u} IS NULL OR {u} <> 0) GROUP BY {cc}")
         try:
             m._queries[key] = {str(r[0]): (r[1] or 0, r[2]) for r in m.s.rows(sql)}

@@ -109,9 +109,17 @@ class Measures:
             return self.d.text(left), self.d.text(right)
         return left, right
 
+    def anti_join(self, alias: str, left: str, lt: str, lf: str, rt: str, rf: str) -> str:
+        """LEFT JOIN to the distinct values of rt.rf, as `alias.k`: a row whose `left` finds no `alias.k` has
+        no match. A hash join that every engine runs in one pass without an index; a correlated NOT EXISTS
+        per row is a scan of rt per row on PostgreSQL (100,000 persons: 300 s instead of 0.3 s). The values
+        are distinct so that a repeated key cannot multiply the rows counted."""
+        left, right = self.join_key(left, self.col(rt, rf, "u"), lt, lf, rt, rf)
+        return f"LEFT JOIN (SELECT DISTINCT {right} AS k FROM {self.rel(rt)} u) {alias} ON {alias}.k = {left}"
+
     def _foreign_keys_of(self, table: str) -> dict:
-        """Every foreign key of the table in one query (a LEFT JOIN to concept per concept pointer, a NOT
-        EXISTS per other pointer): {field: {rows, nonnull, orphans[, not_standard, (attribute, expected)]}}.
+        """Every foreign key of the table in one query (a LEFT JOIN to concept per concept pointer, an anti-join
+        per other pointer): {field: {rows, nonnull, orphans[, not_standard, (attribute, expected)]}}.
         The concept attributes compared are those DataQualityDashboard expects (fkDomain, fkClass)."""
         key = ("fk-table", table)
         if key in self._queries:
@@ -146,9 +154,9 @@ class Measures:
                     exprs.append(_sum(f"{v} IS NOT NULL AND {left} <> 0 AND lower({v}) <> lower({self.d.literal(value)})"))
                     keys.append((f.name, (attr, value)))
             else:
-                left, right = self.join_key(c, self.col(f.fk_table, f.fk_field, "r"), table, f.name, f.fk_table, f.fk_field)
-                exprs.append(_sum(f"{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {self.rel(f.fk_table)} r "
-                                  f"WHERE {right} = {left})"))
+                a = f"r{i}"
+                joins.append(self.anti_join(a, c, table, f.name, f.fk_table, f.fk_field))
+                exprs.append(_sum(f"{c} IS NOT NULL AND {a}.k IS NULL"))
                 keys.append((f.name, "orphans"))
         try:
             row = self.s.rows(f"SELECT {', '.join(exprs)} FROM {self.rel(table)} t {' '.join(joins)}")[0]
@@ -185,9 +193,8 @@ class Measures:
             rows, nonnull, orphans, not_standard = self.query(("fk", table, field), sql)
             result = {"rows": rows, "nonnull": nonnull, "orphans": orphans or 0, "not_standard": not_standard or 0}
             return result
-        left, right = self.join_key(c, self.col(ft, ff, "r"), table, field, ft, ff)
-        sql = (f"SELECT COUNT(*), COUNT({c}), {_sum(f'{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {self.rel(ft)} r WHERE {right} = {left})')} "
-               f"FROM {self.rel(table)} t")
+        sql = (f"SELECT COUNT(*), COUNT({c}), {_sum(f'{c} IS NOT NULL AND r.k IS NULL')} "
+               f"FROM {self.rel(table)} t {self.anti_join('r', c, table, field, ft, ff)}")
         rows, nonnull, orphans = self.query(("fk", table, field), sql)
         return {"rows": rows, "nonnull": nonnull, "orphans": orphans or 0}
 
