@@ -366,3 +366,42 @@ def test_engine_limits_from_the_configuration(tmp_path):
     result = vigie("run", "--config", str(tmp_path / "vigie.toml"), "--out", str(tmp_path / "out"))
     assert result.returncode == 3 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "[limits]: engine_memory must be a size such as 200M" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dq_export_query_text_reproduces_each_count_and_overview_as_dqd(tmp_path):
+    """Each check's queryText runs by hand and gives its numbers; plausibleStartBeforeEnd counts, as
+    DataQualityDashboard does, the records holding both dates; Overview.countPassed is every check that did
+    not fail."""
+    url = build_reference(f"duckdb:///{tmp_path / 'w.duckdb'}", persons=60, seed=5, flaws=["implausible-dates"])
+    con = duckdb.connect(url.split(":///", 1)[1])
+    con.execute("UPDATE condition_occurrence SET condition_end_date = condition_start_date - 1 "
+                "WHERE condition_occurrence_id % 5 = 0")
+    con.execute("UPDATE condition_occurrence SET condition_end_date = NULL WHERE condition_occurrence_id % 3 = 0")
+    con.close()
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        results = dq.run_checks(m)
+        export = dq.dqd_export(m, results, "2026-01-01 00:00:00", 1.0)
+        counted = [r for r in results if r.status in ("passed", "failed") and r.check.name not in ("cdmTable", "cdmField")]
+        for r in counted[::7] + [r for r in counted if r.status == "failed"]:
+            values = set()
+            for statement in r.sql:
+                for row in w.session.rows(statement, record=False):
+                    values |= {v for v in row if isinstance(v, int)}
+            derived = {a - b for a in values for b in values}   # isRequired: rows - values, isPrimaryKey...
+            assert r.denominator in values and r.violated in values | derived, (r.check.id, r.sql)
+        conditions = w.session.rows("SELECT COUNT(*), COUNT(condition_end_date), SUM(CASE WHEN condition_start_date "
+                                    "> condition_end_date THEN 1 ELSE 0 END) FROM condition_occurrence", record=False)[0]
+    finally:
+        w.close()
+    by_id = {r.check.id: r for r in results}
+    start_end = by_id["field_plausiblestartbeforeend_condition_occurrence_condition_start_date"]
+    assert conditions[1] < conditions[0] and (start_end.violated, start_end.denominator) == conditions[2:0:-1]
+    checks = export["CheckResults"]
+    assert all(ch["queryText"] for ch in checks if ch["passed"] or ch["failed"] and not ch["isError"])
+    overview = export["Overview"]
+    failed = sum(ch["failed"] for ch in checks)
+    assert failed and overview["countPassed"] == len(checks) - failed == overview["countTotal"] - overview["countOverallFailed"]
+    assert overview["countPassed"] > sum(ch["passed"] for ch in checks)   # not applicable checks count as passed
+    assert overview["percentPassed"] == round(100 * overview["countPassed"] / len(checks), 2)

@@ -209,7 +209,9 @@ def _scan_exprs(m, c: DqCheck) -> dict:
     if c.name == "plausibleStartBeforeEnd":
         end = c.arg
         _need(m, (t, end))
-        return {key: _sum(f"{m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}")}
+        # DataQualityDashboard's denominator: the records with both dates
+        both = f"{col} IS NOT NULL AND {m.col(t, end)} IS NOT NULL"
+        return {key: _sum(f"{both} AND {m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}"), ("dqd", c.id): _sum(both)}
     return {}
 
 
@@ -283,6 +285,8 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
     """(violating rows, denominator) of one check; NotApplicable, ObservationError or NotImplementedError
     otherwise."""
     t, f, d = c.table, c.field, m.d
+    if c.name in ("cdmTable", "cdmField") and m.s.backend != "sqlite":
+        m._use(("sql", d.columns_sql(m.s.schema)))   # what the catalogue was read with
     if c.name == "cdmTable":
         return (0 if m.present(t) else 1), 1
     _applies(m, c)
@@ -308,10 +312,11 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         return m.concept_attribute(t, f, attribute, c.arg)
     if c.name == "cdmDatatype":
         return m.value(t, ("dq", c.id)), m.value(t, "rows")
-    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness"):
+    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness",
+                  "plausibleStartBeforeEnd"):
         _scan_exprs(m, c)  # raises NotApplicable as the scan registration did
         return m.value(t, ("dq", c.id)), m.value(t, ("dqd", c.id))
-    if c.name in ("plausibleValueLow", "plausibleValueHigh", "plausibleStartBeforeEnd"):
+    if c.name in ("plausibleValueLow", "plausibleValueHigh"):
         _scan_exprs(m, c)
         return m.value(t, ("dq", c.id)), m.value(t, ("nonnull", f))
     if c.name in ("plausibleAfterBirth", "plausibleBeforeDeath", "withinVisitDates"):
@@ -370,6 +375,7 @@ def _temporal(m, c: DqCheck) -> tuple[int, int]:
             m._queries[key] = exc
     found = m._queries[key]
     if isinstance(found, dict) and c.field in found:
+        m._use(("sql", m.sql_of.get(key)))
         return found[c.field]
     if isinstance(found, StatementTimeout):   # alone, the field would wait out the limit again
         raise found
@@ -410,6 +416,7 @@ def _temporal_counts(m, name: str, t: str, fields: list) -> dict:
                       f"GROUP BY {dp}) de ON {left} = {right}")
     sql = f"SELECT {', '.join(e for pair in exprs for e in pair)} FROM {source}"
     row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+    m.sql_of[("dq-temporal", name, t)] = sql
     return {f: (row[2 * i] or 0, row[2 * i + 1]) for i, f in enumerate(fields)}
 
 
@@ -429,10 +436,12 @@ def _units(m, c: DqCheck) -> tuple[int, int]:
                f"LEFT JOIN (SELECT DISTINCT c, u FROM (VALUES {allowed}) AS v(c, u)) a "
                f"ON a.c = {cc} AND a.u = COALESCE({u}, -1) WHERE {cc} IN ({concepts}) "
                f"AND ({u} IS NULL OR {u} <> 0) GROUP BY {cc}")
+        m.sql_of[key] = sql
         try:
             m._queries[key] = {str(r[0]): (r[1] or 0, r[2]) for r in m.s.rows(sql)}
         except ObservationError as exc:
             m._queries[key] = exc
+    m._use(("sql", m.sql_of[key]))
     found = m._queries[key]
     if isinstance(found, Exception):
         raise found
@@ -478,6 +487,7 @@ def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
     results = []
     for c in catalogue(exclude):
         started = time.monotonic()
+        m.trace()
         try:
             violated, denominator = _count(m, c)
             violated, denominator = int(violated or 0), int(denominator or 0)
@@ -493,6 +503,7 @@ def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
         except (ObservationError, ValueError) as exc:
             r = DqResult(c, "error", reason=str(exc))
         r.seconds = round(time.monotonic() - started, 4)
+        r.sql = m.traced()
         results.append(r)
     m.s.memo[key] = results
     return results
@@ -526,7 +537,8 @@ def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict
         failed = r.status in ("failed", "error")
         checks.append({
             "numViolatedRows": r.violated, "pctViolatedRows": round(r.pct, 4), "numDenominatorRows": r.denominator,
-            "executionTime": f"{r.seconds:.3f} secs", "executionTimeSeconds": r.seconds, "queryText": "",
+            "executionTime": f"{r.seconds:.3f} secs", "executionTimeSeconds": r.seconds,
+            "queryText": ";\n".join(r.sql) or None,
             "checkName": c.name, "checkLevel": level, "checkDescription": c.describe(),
             "cdmTableName": c.table.upper(), "cdmFieldName": c.field.upper() or None,
             "conceptId": c.concept_id or None, "unitConceptId": c.unit_concept_id or None, "sqlFile": None,
@@ -538,16 +550,17 @@ def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict
             "thresholdValue": c.threshold, "notesValue": None})
     total = len(checks)
     failed = sum(ch["failed"] for ch in checks)
-    passed = sum(ch["passed"] for ch in checks)
 
     def count(cat, what):
         return sum(1 for ch in checks if ch["category"] == cat and (what is None or ch[what]))
-    overview = {"countTotal": total, "countPassed": passed,
+    # DataQualityDashboard's Overview: countPassed is every check that did not fail (not applicable ones
+    # included), its percentages are of all checks; the per-category counts take the passed flag
+    overview = {"countTotal": total, "countPassed": total - failed,
                 "countErrorFailed": sum(ch["isError"] for ch in checks),
                 "countThresholdFailed": sum(1 for ch in checks if ch["failed"] and not ch["isError"]),
                 "countOverallFailed": failed,
-                "percentPassed": round(100.0 * passed / (passed + failed), 2) if passed + failed else 0,
-                "percentFailed": round(100.0 * failed / (passed + failed), 2) if passed + failed else 0}
+                "percentPassed": round(100.0 * (total - failed) / total, 2) if total else 0,
+                "percentFailed": round(100.0 * failed / total, 2) if total else 0}
     for cat in ("Plausibility", "Conformance", "Completeness"):
         overview[f"countTotal{cat}"] = count(cat, None)
         overview[f"countFailed{cat}"] = count(cat, "failed")
