@@ -3,8 +3,8 @@
 The catalogue of checks and default thresholds (`data/dqd54.csv`) holds the figures of DataQualityDashboard
 2.8.4's threshold files for CDM 5.4: which table, field or concept each check type applies to, its
 threshold (the percentage of violating rows allowed) and its argument (a bound, a domain, a field...).
-The three check types that 2.6.0 replaced (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
-are left out: 24 types remain. Check ids follow DataQualityDashboard's rule (level, name, table, field,
+The three check types that 2.6.0 superseded (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
+are run and exported as 2.8.4 still does by default, but judged by no requirement: 24 types are. Check ids follow DataQualityDashboard's rule (level, name, table, field,
 concept, unit, lower case, joined by "_"), so that results can be compared across tools.
 
 A check fails when 100 x violating / denominator rows exceeds its threshold. A check is not applicable only
@@ -56,6 +56,14 @@ TYPES = {
     "plausibleGenderUseDescendants": ("CONCEPT", "Plausibility", "Atemporal", "Validation", "characterization"),
     "plausibleUnitConceptIds": ("CONCEPT", "Plausibility", "Atemporal", "Verification", "characterization"),
 }
+# the three types that DataQualityDashboard 2.6.0 superseded (by plausibleAfterBirth, plausibleBeforeDeath and
+# plausibleGenderUseDescendants) and 2.8.4 still runs by default: run and exported as it does, so that the export
+# holds the same checks and Overview; no requirement judges them (their successors do)
+SUPERSEDED = {
+    "plausibleTemporalAfter": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleDuringLife": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleGender": ("CONCEPT", "Plausibility", "Atemporal", "Validation", "characterization"),
+}
 # what each type counts, in vigie's words (the export's checkDescription)
 DESCRIPTIONS = {
     "cdmTable": "table {table} exists",
@@ -82,6 +90,9 @@ DESCRIPTIONS = {
     "withinVisitDates": "records of {table} where {field} is more than a week outside their visit",
     "plausibleGenderUseDescendants": "records of descendants of {concept} for persons not of gender {arg}",
     "plausibleUnitConceptIds": "records of concept {concept} with a unit outside {arg}",
+    "plausibleTemporalAfter": "records of {table} where {field} is before {arg}",
+    "plausibleDuringLife": "records of persons who died where {table}.{field} is more than 60 days after death",
+    "plausibleGender": "records of concept {concept} for persons not of gender {arg}",
 }
 GENDERS = {"male": 8507, "female": 8532}
 DQD_VERSION = "2.8.4"
@@ -129,7 +140,7 @@ def _all_checks() -> tuple:
     with open(DATA / "dqd54.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return tuple(DqCheck(r["level"], r["check"], r["table"], r["field"], r["concept_id"], r["unit_concept_id"],
-                         float(r["threshold"] or 0), r["arg"]) for r in rows if r["check"] in TYPES)
+                         float(r["threshold"] or 0), r["arg"]) for r in rows if r["check"] in TYPES or r["check"] in SUPERSEDED)
 
 
 def catalogue(exclude=VOCABULARY_TABLES) -> list[DqCheck]:
@@ -206,6 +217,10 @@ def _scan_exprs(m, c: DqCheck) -> dict:
         b = bound(m.d, c.arg)
         lhs = m.d.as_date(col) if "DATE" in b.upper() and m.family(t, f) == "datetime" else col
         return {key: _sum(f"{lhs} {op} {b}")}
+    if c.name == "plausibleTemporalAfter" and c.arg.split(".")[0] == t:
+        before = c.arg.split(".")[1]
+        _need(m, (t, before))
+        return {key: _sum(f"{m.d.as_date(m.col(t, before))} > {m.d.as_date(col)}")}
     if c.name == "plausibleStartBeforeEnd":
         end = c.arg
         _need(m, (t, end))
@@ -236,7 +251,8 @@ HOME = {"measureConditionEraCompleteness": "condition_occurrence"}
 COUNTED = {"measurePersonCompleteness": ("person",), "measureConditionEraCompleteness": ("condition_occurrence",)}
 # the tables a check joins to count its rows: when one is empty there is nothing to count
 JOINED = {"plausibleAfterBirth": ("person",), "plausibleBeforeDeath": ("death",),
-          "withinVisitDates": ("visit_occurrence",), "plausibleGenderUseDescendants": ("person",)}
+          "withinVisitDates": ("visit_occurrence",), "plausibleGenderUseDescendants": ("person",),
+          "plausibleDuringLife": ("death",), "plausibleGender": ("person",)}
 # the checks DataQualityDashboard still runs on a field that holds no value
 ON_EMPTY_FIELDS = ("isRequired", "measureValueCompleteness")
 
@@ -347,6 +363,18 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         row = m.query(("dq", c.id), f"SELECT (SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a JOIN {op} b ON {touching}), "
                                     f"(SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a)")
         return row[0] or 0, row[1]
+    if c.name == "plausibleTemporalAfter":
+        other = c.arg.split(".")[0]
+        if other == t:
+            _scan_exprs(m, c)
+            return m.value(t, ("dq", c.id)), m.value(t, "rows")
+        if m.present(other) and m.value(other, "rows") == 0:
+            raise NotApplicable(f"empty table: {other}", "empty")
+        return _temporal(m, c)
+    if c.name == "plausibleDuringLife":
+        return _temporal(m, c)
+    if c.name == "plausibleGender":
+        return _gender_of(m, c)
     if c.name == "plausibleUnitConceptIds":
         return _units(m, c)
     if c.name == "plausibleGenderUseDescendants":
@@ -368,7 +396,8 @@ def _temporal(m, c: DqCheck) -> tuple[int, int]:
     t = c.table
     key = ("dq-temporal", c.name, t)
     if key not in m._queries:
-        fields = [k.field for k in catalogue(()) if k.name == c.name and k.table == t and m.present(t, k.field)]
+        fields = [k.field for k in catalogue(()) if k.name == c.name and k.table == t and m.present(t, k.field)
+                  and k.arg == c.arg]
         try:
             m._queries[key] = _temporal_counts(m, c.name, t, fields)
         except ObservationError as exc:
@@ -394,6 +423,31 @@ def _temporal_counts(m, name: str, t: str, fields: list) -> dict:
         exprs = [(_sum(f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
                        f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}"), "COUNT(*)") for x in xs.values()]
         source = f"{m.rel(t)} x JOIN {m.rel('visit_occurrence')} v ON {left} = {right}"
+    elif name == "plausibleDuringLife":
+        # DataQualityDashboard's shape: every death record of the person (no MIN), the denominator the records of
+        # persons with one
+        _need(m, (t, "person_id"), ("death", "death_date"), ("death", "person_id"))
+        pid = m.col(t, "person_id", "x")
+        left, right = m.join_key(pid, m.col("death", "person_id", "de"), t, "person_id", "death", "person_id")
+        late = d.add_days(d.as_date(m.col("death", "death_date", "de")), 60)
+        died = m.anti_join("dn", pid, t, "person_id", "death", "person_id")
+        sql = (f"SELECT {', '.join(_sum(f'{d.as_date(x)} > {late}') for x in xs.values())}, "
+               f"(SELECT {_sum('dn.k IS NOT NULL')} FROM {m.rel(t)} x {died}) "
+               f"FROM {m.rel(t)} x JOIN {m.rel('death')} de ON {left} = {right}")
+        row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+        m.sql_of[("dq-temporal", name, t)] = sql
+        return {f: (row[i] or 0, row[-1] or 0) for i, f in enumerate(fields)}
+    elif name == "plausibleTemporalAfter":   # after the person's birth (the same-table ones are in the scan)
+        _need(m, (t, "person_id"), ("person", "year_of_birth"), ("person", "birth_datetime"))
+        p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "birth_datetime")}
+        born = f"COALESCE({d.as_date(p['birth_datetime'])}, {d.make_date(p['year_of_birth'], '6', '1')})"
+        left, right = m.join_key(m.col(t, "person_id", "x"), p["person_id"], t, "person_id", "person", "person_id")
+        sql = (f"SELECT {', '.join(_sum(f'{born} > {d.as_date(x)}') for x in xs.values())} "
+               f"FROM {m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}")
+        row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+        m.sql_of[("dq-temporal", name, t)] = sql
+        m._use(("scan", t), "rows")
+        return {f: (row[i] or 0, m.value(t, "rows")) for i, f in enumerate(fields)}
     else:
         _need(m, (t, "person_id"), ("person", "year_of_birth"))
         pid = m.col(t, "person_id", "x")
@@ -472,6 +526,38 @@ def _gender(m, c: DqCheck) -> tuple[int, int]:
     return row[0] or 0, row[1]
 
 
+def _gender_of(m, c: DqCheck) -> tuple[int, int]:
+    """plausibleGender: every concept of the table's field in two grouped queries, memoised: the records of
+    the concept, and those of persons of the other gender (DataQualityDashboard's inner join to person)."""
+    t, f = c.table, c.field
+    key = ("dq-gender", t, f)
+    if key not in m._queries:
+        _need(m, (t, "person_id"), ("person", "gender_concept_id"))
+        checks = [k for k in catalogue(()) if k.name == "plausibleGender" and k.table == t and k.field == f]
+        pairs = ", ".join(f"({int(k.concept_id)}, {GENDERS[k.arg.lower()]})" for k in checks)
+        cc = m.col(t, f, "x")
+        left, right = m.join_key(m.col(t, "person_id", "x"), m.col("person", "person_id", "p"), t, "person_id",
+                                 "person", "person_id")
+        counted = (f"SELECT {cc}, COUNT(*) FROM {m.rel(t)} x WHERE {cc} IN "
+                   f"({', '.join(str(int(k.concept_id)) for k in checks)}) GROUP BY {cc}")
+        wrong = (f"SELECT {cc}, COUNT(*) FROM {m.rel(t)} x JOIN (SELECT DISTINCT c, g FROM (VALUES {pairs}) AS v(c, g)) a "
+                 f"ON a.c = {cc} JOIN {m.rel('person')} p ON {left} = {right} "
+                 f"WHERE {m.col('person', 'gender_concept_id', 'p')} <> a.g GROUP BY {cc}")
+        m.sql_of[key] = f"{counted};\n{wrong}"
+        try:
+            found = {str(r[0]): [0, r[1]] for r in m.s.rows(counted)}
+            for r in m.s.rows(wrong):
+                found.setdefault(str(r[0]), [0, 0])[0] = r[1]
+            m._queries[key] = found
+        except ObservationError as exc:
+            m._queries[key] = exc
+    m._use(("sql", m.sql_of.get(key)))
+    found = m._queries[key]
+    if isinstance(found, Exception):
+        raise found
+    return tuple(found.get(c.concept_id, (0, 0)))
+
+
 def _nothing_to_count(c: DqCheck) -> str:
     if c.level != "CONCEPT":
         return f"no row of {c.table} to check"
@@ -533,7 +619,7 @@ def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict
     checks = []
     for r in results:
         c = r.check
-        level, category, subcategory, context, severity = TYPES[c.name]
+        level, category, subcategory, context, severity = TYPES.get(c.name) or SUPERSEDED[c.name]
         failed = r.status in ("failed", "error")
         checks.append({
             "numViolatedRows": r.violated, "pctViolatedRows": round(r.pct, 4), "numDenominatorRows": r.denominator,
