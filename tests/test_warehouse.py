@@ -79,7 +79,8 @@ def test_dq_thresholds_match_data_quality_dashboard():
     compared = 0
     for row in fields:
         for name in ("isRequired", "isPrimaryKey", "isForeignKey", "measureValueCompleteness",
-                     "plausibleValueLow", "plausibleAfterBirth", "withinVisitDates"):
+                     "plausibleValueLow", "plausibleAfterBirth", "withinVisitDates", "plausibleTemporalAfter",
+                     "plausibleDuringLife"):
             on = row[name] not in ("", "No", "NA")
             key = (name, row["cdmTableName"].lower(), row["cdmFieldName"].lower())
             assert (key in ours) == on, key
@@ -87,8 +88,14 @@ def test_dq_thresholds_match_data_quality_dashboard():
                 assert ours[key].threshold == float(row[f"{name}Threshold"] or 0), key
                 compared += 1
     assert compared > 500
-    assert len(dq.TYPES) == 24
-    assert not {"plausibleTemporalAfter", "plausibleDuringLife", "plausibleGender"} & set(dq.TYPES)
+    # the three types 2.6.0 superseded are run and exported (2.8.4 runs them by default), judged by no requirement
+    assert len(dq.TYPES) == 24 and set(dq.SUPERSEDED) == {"plausibleTemporalAfter", "plausibleDuringLife", "plausibleGender"}
+    assert not set(dq.SUPERSEDED) & set(dq.TYPES)
+    superseded = [c for c in dq.catalogue() if c.name in dq.SUPERSEDED]
+    assert len(superseded) == 372 and sum(c.name == "plausibleGender" for c in superseded) == 287
+    genders = read_csv(data / "dqd_OMOP_CDMv5.4_Concept_Level.csv")
+    assert {(r["cdmTableName"].lower(), r["conceptId"], r["plausibleGender"]) for r in genders if r["plausibleGender"]} \
+        == {(c.table, c.concept_id, c.arg) for c in superseded if c.name == "plausibleGender"}
     assert dq.DqCheck("FIELD", "isRequired", "person", "person_id").id == "field_isrequired_person_person_id"
 
 
@@ -366,3 +373,95 @@ def test_engine_limits_from_the_configuration(tmp_path):
     result = vigie("run", "--config", str(tmp_path / "vigie.toml"), "--out", str(tmp_path / "out"))
     assert result.returncode == 3 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "[limits]: engine_memory must be a size such as 200M" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dq_export_query_text_reproduces_each_count_and_overview_as_dqd(tmp_path):
+    """Each check's queryText runs by hand and gives its numbers; plausibleStartBeforeEnd counts, as
+    DataQualityDashboard does, the records holding both dates; Overview.countPassed is every check that did
+    not fail."""
+    url = build_reference(f"duckdb:///{tmp_path / 'w.duckdb'}", persons=60, seed=5, flaws=["implausible-dates"])
+    con = duckdb.connect(url.split(":///", 1)[1])
+    con.execute("UPDATE condition_occurrence SET condition_end_date = condition_start_date - 1 "
+                "WHERE condition_occurrence_id % 5 = 0")
+    con.execute("UPDATE condition_occurrence SET condition_end_date = NULL WHERE condition_occurrence_id % 3 = 0")
+    con.close()
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        results = dq.run_checks(m)
+        export = dq.dqd_export(m, results, "2026-01-01 00:00:00", 1.0)
+        counted = [r for r in results if r.status in ("passed", "failed") and r.check.name not in ("cdmTable", "cdmField")]
+        for r in counted[::7] + [r for r in counted if r.status == "failed"]:
+            values = set()
+            for statement in r.sql:
+                for row in w.session.rows(statement, record=False):
+                    values |= {v for v in row if isinstance(v, int)}
+            derived = {a - b for a in values for b in values}   # isRequired: rows - values, isPrimaryKey...
+            assert r.denominator in values and r.violated in values | derived, (r.check.id, r.sql)
+        conditions = w.session.rows("SELECT COUNT(*), COUNT(condition_end_date), SUM(CASE WHEN condition_start_date "
+                                    "> condition_end_date THEN 1 ELSE 0 END) FROM condition_occurrence", record=False)[0]
+    finally:
+        w.close()
+    by_id = {r.check.id: r for r in results}
+    start_end = by_id["field_plausiblestartbeforeend_condition_occurrence_condition_start_date"]
+    assert conditions[1] < conditions[0] and (start_end.violated, start_end.denominator) == conditions[2:0:-1]
+    checks = export["CheckResults"]
+    assert all(ch["queryText"] for ch in checks if ch["passed"] or ch["failed"] and not ch["isError"])
+    overview = export["Overview"]
+    failed = sum(ch["failed"] for ch in checks)
+    assert failed and overview["countPassed"] == len(checks) - failed == overview["countTotal"] - overview["countOverallFailed"]
+    assert overview["countPassed"] > sum(ch["passed"] for ch in checks)   # not applicable checks count as passed
+    assert overview["percentPassed"] == round(100 * overview["countPassed"] / len(checks), 2)
+
+
+def test_the_checks_dqd_superseded_count_as_dqd_does(tmp_path):
+    """plausibleTemporalAfter, plausibleDuringLife and plausibleGender, each counted against SQL written here
+    from DataQualityDashboard's definitions."""
+    url = build_reference(f"duckdb:///{tmp_path / 'w.duckdb'}", persons=60, seed=5,
+                          flaws=["implausible-dates", "mothers-records-on-children"])
+    male_only = next(c for c in dq.catalogue() if c.name == "plausibleGender" and c.arg == "Male"
+                     and c.table == "condition_occurrence")
+    con = duckdb.connect(url.split(":///", 1)[1])
+    # a male-only condition recorded for two women and a man; visits of the dead 61 and 90 days after death
+    con.execute(f"UPDATE condition_occurrence SET condition_concept_id = {male_only.concept_id} WHERE person_id IN "
+                "(SELECT person_id FROM person WHERE gender_concept_id = 8532 ORDER BY person_id LIMIT 2) "
+                "OR person_id = (SELECT MIN(person_id) FROM person WHERE gender_concept_id = 8507)")
+    con.execute("UPDATE visit_occurrence v SET visit_start_date = d.death_date + 61, visit_end_date = d.death_date + 90 "
+                "FROM death d WHERE d.person_id = v.person_id AND v.visit_occurrence_id % 2 = 0")
+    expected = {
+        "field_plausibletemporalafter_visit_occurrence_visit_end_date": con.execute(
+            "SELECT SUM(CASE WHEN visit_start_date > visit_end_date THEN 1 ELSE 0 END), COUNT(*) "
+            "FROM visit_occurrence").fetchone(),
+        "field_plausibletemporalafter_measurement_measurement_date": (con.execute(
+            "SELECT COUNT(*) FROM measurement m JOIN person p ON p.person_id = m.person_id WHERE "
+            "COALESCE(CAST(p.birth_datetime AS DATE), make_date(p.year_of_birth, 6, 1)) > m.measurement_date").fetchone()[0],
+            con.execute("SELECT COUNT(*) FROM measurement").fetchone()[0]),
+        "field_plausibleduringlife_visit_occurrence_visit_start_date": (con.execute(
+            "SELECT COUNT(*) FROM visit_occurrence v JOIN death d ON d.person_id = v.person_id "
+            "WHERE v.visit_start_date > d.death_date + 60").fetchone()[0], con.execute(
+            "SELECT COUNT(*) FROM visit_occurrence WHERE person_id IN (SELECT person_id FROM death)").fetchone()[0]),
+        f"concept_plausiblegender_condition_occurrence_condition_concept_id_{male_only.concept_id}": (con.execute(
+            f"SELECT COUNT(*) FROM condition_occurrence c JOIN person p ON p.person_id = c.person_id WHERE "
+            f"condition_concept_id = {male_only.concept_id} AND p.gender_concept_id <> 8507").fetchone()[0], con.execute(
+            f"SELECT COUNT(*) FROM condition_occurrence WHERE condition_concept_id = {male_only.concept_id}").fetchone()[0]),
+    }
+    con.execute("CHECKPOINT")
+    con.close()
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        results = {r.check.id: r for r in dq.run_checks(m)}
+        export = dq.dqd_export(m, list(results.values()), "2026-01-01 00:00:00", 1.0)
+    finally:
+        w.close()
+    for check_id, (violated, denominator) in expected.items():
+        r = results[check_id]
+        assert violated > 0 and (r.violated, r.denominator) == (violated, denominator), check_id
+        assert r.status == ("failed" if 100 * violated / denominator > r.check.threshold else "passed"), check_id
+    other_gender = [r for r in results.values() if r.check.name == "plausibleGender" and r.check != male_only]
+    assert other_gender and {r.status for r in other_gender} == {"not_applicable"}
+    assert "no record of concept" in other_gender[0].reason
+    assert export["Overview"]["countTotal"] == len(dq.catalogue()) == 2376
+    exported = {ch["checkId"]: ch for ch in export["CheckResults"]}
+    assert exported[f"concept_plausiblegender_condition_occurrence_condition_concept_id_{male_only.concept_id}"][
+        "category"] == "Plausibility"

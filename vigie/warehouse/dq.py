@@ -3,8 +3,8 @@
 The catalogue of checks and default thresholds (`data/dqd54.csv`) holds the figures of DataQualityDashboard
 2.8.4's threshold files for CDM 5.4: which table, field or concept each check type applies to, its
 threshold (the percentage of violating rows allowed) and its argument (a bound, a domain, a field...).
-The three check types that 2.6.0 replaced (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
-are left out: 24 types remain. Check ids follow DataQualityDashboard's rule (level, name, table, field,
+The three check types that 2.6.0 superseded (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
+are run and exported as 2.8.4 still does by default, but judged by no requirement: 24 types are. Check ids follow DataQualityDashboard's rule (level, name, table, field,
 concept, unit, lower case, joined by "_"), so that results can be compared across tools.
 
 A check fails when 100 x violating / denominator rows exceeds its threshold. A check is not applicable only
@@ -27,6 +27,7 @@ from functools import cache
 from ..errors import ObservationError
 from .cdm import DATA, VOCABULARY_TABLES, cdm54
 from .measures import _sum
+from .session import StatementTimeout
 
 # name → (level, Kahn category, subcategory, context, DQD severity)
 TYPES = {
@@ -55,6 +56,14 @@ TYPES = {
     "plausibleGenderUseDescendants": ("CONCEPT", "Plausibility", "Atemporal", "Validation", "characterization"),
     "plausibleUnitConceptIds": ("CONCEPT", "Plausibility", "Atemporal", "Verification", "characterization"),
 }
+# the three types that DataQualityDashboard 2.6.0 superseded (by plausibleAfterBirth, plausibleBeforeDeath and
+# plausibleGenderUseDescendants) and 2.8.4 still runs by default: run and exported as it does, so that the export
+# holds the same checks and Overview; no requirement judges them (their successors do)
+SUPERSEDED = {
+    "plausibleTemporalAfter": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleDuringLife": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
+    "plausibleGender": ("CONCEPT", "Plausibility", "Atemporal", "Validation", "characterization"),
+}
 # what each type counts, in vigie's words (the export's checkDescription)
 DESCRIPTIONS = {
     "cdmTable": "table {table} exists",
@@ -81,6 +90,9 @@ DESCRIPTIONS = {
     "withinVisitDates": "records of {table} where {field} is more than a week outside their visit",
     "plausibleGenderUseDescendants": "records of descendants of {concept} for persons not of gender {arg}",
     "plausibleUnitConceptIds": "records of concept {concept} with a unit outside {arg}",
+    "plausibleTemporalAfter": "records of {table} where {field} is before {arg}",
+    "plausibleDuringLife": "records of persons who died where {table}.{field} is more than 60 days after death",
+    "plausibleGender": "records of concept {concept} for persons not of gender {arg}",
 }
 GENDERS = {"male": 8507, "female": 8532}
 DQD_VERSION = "2.8.4"
@@ -128,7 +140,7 @@ def _all_checks() -> tuple:
     with open(DATA / "dqd54.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return tuple(DqCheck(r["level"], r["check"], r["table"], r["field"], r["concept_id"], r["unit_concept_id"],
-                         float(r["threshold"] or 0), r["arg"]) for r in rows if r["check"] in TYPES)
+                         float(r["threshold"] or 0), r["arg"]) for r in rows if r["check"] in TYPES or r["check"] in SUPERSEDED)
 
 
 def catalogue(exclude=VOCABULARY_TABLES) -> list[DqCheck]:
@@ -205,10 +217,16 @@ def _scan_exprs(m, c: DqCheck) -> dict:
         b = bound(m.d, c.arg)
         lhs = m.d.as_date(col) if "DATE" in b.upper() and m.family(t, f) == "datetime" else col
         return {key: _sum(f"{lhs} {op} {b}")}
+    if c.name == "plausibleTemporalAfter" and c.arg.split(".")[0] == t:
+        before = c.arg.split(".")[1]
+        _need(m, (t, before))
+        return {key: _sum(f"{m.d.as_date(m.col(t, before))} > {m.d.as_date(col)}")}
     if c.name == "plausibleStartBeforeEnd":
         end = c.arg
         _need(m, (t, end))
-        return {key: _sum(f"{m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}")}
+        # DataQualityDashboard's denominator: the records with both dates
+        both = f"{col} IS NOT NULL AND {m.col(t, end)} IS NOT NULL"
+        return {key: _sum(f"{both} AND {m.d.as_date(col)} > {m.d.as_date(m.col(t, end))}"), ("dqd", c.id): _sum(both)}
     return {}
 
 
@@ -233,7 +251,8 @@ HOME = {"measureConditionEraCompleteness": "condition_occurrence"}
 COUNTED = {"measurePersonCompleteness": ("person",), "measureConditionEraCompleteness": ("condition_occurrence",)}
 # the tables a check joins to count its rows: when one is empty there is nothing to count
 JOINED = {"plausibleAfterBirth": ("person",), "plausibleBeforeDeath": ("death",),
-          "withinVisitDates": ("visit_occurrence",), "plausibleGenderUseDescendants": ("person",)}
+          "withinVisitDates": ("visit_occurrence",), "plausibleGenderUseDescendants": ("person",),
+          "plausibleDuringLife": ("death",), "plausibleGender": ("person",)}
 # the checks DataQualityDashboard still runs on a field that holds no value
 ON_EMPTY_FIELDS = ("isRequired", "measureValueCompleteness")
 
@@ -282,6 +301,8 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
     """(violating rows, denominator) of one check; NotApplicable, ObservationError or NotImplementedError
     otherwise."""
     t, f, d = c.table, c.field, m.d
+    if c.name in ("cdmTable", "cdmField") and m.s.backend != "sqlite":
+        m._use(("sql", d.columns_sql(m.s.schema)))   # what the catalogue was read with
     if c.name == "cdmTable":
         return (0 if m.present(t) else 1), 1
     _applies(m, c)
@@ -307,28 +328,27 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         return m.concept_attribute(t, f, attribute, c.arg)
     if c.name == "cdmDatatype":
         return m.value(t, ("dq", c.id)), m.value(t, "rows")
-    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness"):
+    if c.name in ("standardConceptRecordCompleteness", "sourceConceptRecordCompleteness", "sourceValueCompleteness",
+                  "plausibleStartBeforeEnd"):
         _scan_exprs(m, c)  # raises NotApplicable as the scan registration did
         return m.value(t, ("dq", c.id)), m.value(t, ("dqd", c.id))
-    if c.name in ("plausibleValueLow", "plausibleValueHigh", "plausibleStartBeforeEnd"):
+    if c.name in ("plausibleValueLow", "plausibleValueHigh"):
         _scan_exprs(m, c)
         return m.value(t, ("dq", c.id)), m.value(t, ("nonnull", f))
     if c.name in ("plausibleAfterBirth", "plausibleBeforeDeath", "withinVisitDates"):
         return _temporal(m, c)
     if c.name == "measurePersonCompleteness":
         _need(m, ("person", "person_id"), (t, "person_id"))
-        p, r = m.col("person", "person_id", "p"), m.col(t, "person_id", "x")
-        left, right = m.join_key(p, r, "person", "person_id", t, "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {m.rel(t)} x WHERE {right} = {left})')}, "
-                                    f"COUNT(*) FROM {m.rel('person')} p")
+        join = m.anti_join("x", m.col("person", "person_id", "p"), "person", "person_id", t, "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum('x.k IS NULL')}, COUNT(*) FROM {m.rel('person')} p {join}")
         return row[0] or 0, row[1]
     if c.name == "measureConditionEraCompleteness":
         _need(m, ("condition_occurrence", "condition_concept_id"), ("condition_era", "person_id"))
-        co, ce = m.rel("condition_occurrence"), m.rel("condition_era")
+        co = m.rel("condition_occurrence")
         pid, cid = m.col("condition_occurrence", "person_id", "o"), m.col("condition_occurrence", "condition_concept_id", "o")
-        era = m.col("condition_era", "person_id", "e")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'NOT EXISTS (SELECT 1 FROM {ce} e WHERE {era} = q.pid)')}, COUNT(*) "
-                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q")
+        join = m.anti_join("e", "q.pid", "condition_occurrence", "person_id", "condition_era", "person_id")
+        row = m.query(("dq", c.id), f"SELECT {_sum('e.k IS NULL')}, COUNT(*) "
+                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q {join}")
         return row[0] or 0, row[1]
     if c.name == "measureObservationPeriodOverlap":
         _need(m, ("observation_period", "observation_period_start_date"))
@@ -336,12 +356,25 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         a = {k: m.col("observation_period", k, "a") for k in ("person_id", "observation_period_id",
                                                              "observation_period_start_date", "observation_period_end_date")}
         b = {k: m.col("observation_period", k, "b") for k in a}
+        # a self-join on the person (a hash join), not a search of the table per period
         touching = (f"{b['person_id']} = {a['person_id']} AND {b['observation_period_id']} <> {a['observation_period_id']} "
                     f"AND {b['observation_period_start_date']} >= {a['observation_period_start_date']} "
                     f"AND {b['observation_period_start_date']} <= {d.add_days(a['observation_period_end_date'], 1)}")
-        row = m.query(("dq", c.id), f"SELECT COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM {op} b WHERE {touching}) "
-                                    f"THEN {a['person_id']} END), COUNT(DISTINCT {a['person_id']}) FROM {op} a")
+        row = m.query(("dq", c.id), f"SELECT (SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a JOIN {op} b ON {touching}), "
+                                    f"(SELECT COUNT(DISTINCT {a['person_id']}) FROM {op} a)")
         return row[0] or 0, row[1]
+    if c.name == "plausibleTemporalAfter":
+        other = c.arg.split(".")[0]
+        if other == t:
+            _scan_exprs(m, c)
+            return m.value(t, ("dq", c.id)), m.value(t, "rows")
+        if m.present(other) and m.value(other, "rows") == 0:
+            raise NotApplicable(f"empty table: {other}", "empty")
+        return _temporal(m, c)
+    if c.name == "plausibleDuringLife":
+        return _temporal(m, c)
+    if c.name == "plausibleGender":
+        return _gender_of(m, c)
     if c.name == "plausibleUnitConceptIds":
         return _units(m, c)
     if c.name == "plausibleGenderUseDescendants":
@@ -358,38 +391,87 @@ def _need(m, *pairs) -> None:
 
 
 def _temporal(m, c: DqCheck) -> tuple[int, int]:
-    t, f, d = c.table, c.field, m.d
-    x = m.col(t, f, "x")
-    if c.name == "withinVisitDates":
+    """Every field of the check's type and table in one join, memoised; a field the engine cannot compare is
+    measured on its own."""
+    t = c.table
+    key = ("dq-temporal", c.name, t)
+    if key not in m._queries:
+        fields = [k.field for k in catalogue(()) if k.name == c.name and k.table == t and m.present(t, k.field)
+                  and k.arg == c.arg]
+        try:
+            m._queries[key] = _temporal_counts(m, c.name, t, fields)
+        except ObservationError as exc:
+            m._queries[key] = exc
+    found = m._queries[key]
+    if isinstance(found, dict) and c.field in found:
+        m._use(("sql", m.sql_of.get(key)))
+        return found[c.field]
+    if isinstance(found, StatementTimeout):   # alone, the field would wait out the limit again
+        raise found
+    return _temporal_counts(m, c.name, t, [c.field])[c.field]
+
+
+def _temporal_counts(m, name: str, t: str, fields: list) -> dict:
+    """{field: (violating rows, denominator)} of a temporal check type on a table's fields, in one query."""
+    d = m.d
+    xs = {f: m.col(t, f, "x") for f in fields}
+    if name == "withinVisitDates":
         _need(m, (t, "visit_occurrence_id"), ("visit_occurrence", "visit_start_date"))
         v = {k: m.col("visit_occurrence", k, "v") for k in ("visit_occurrence_id", "visit_start_date", "visit_end_date")}
         left, right = m.join_key(m.col(t, "visit_occurrence_id", "x"), v["visit_occurrence_id"], t,
                                  "visit_occurrence_id", "visit_occurrence", "visit_occurrence_id")
-        bad = (f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
-               f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}")
-        row = m.query(("dq", c.id), f"SELECT {_sum(bad)}, COUNT(*) FROM {m.rel(t)} x "
-                                    f"JOIN {m.rel('visit_occurrence')} v ON {left} = {right}")
-        return row[0] or 0, row[1]
-    _need(m, (t, "person_id"), ("person", "year_of_birth"))
-    pid = m.col(t, "person_id", "x")
-    if c.name == "plausibleAfterBirth":
-        p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "month_of_birth", "day_of_birth",
-                                                  "birth_datetime") if m.present("person", k)}
-        born = d.make_date(p["year_of_birth"], p.get("month_of_birth"), p.get("day_of_birth"))
-        if "birth_datetime" in p:
-            born = f"COALESCE({d.as_date(p['birth_datetime'])}, {born})"
-        left, right = m.join_key(pid, p["person_id"], t, "person_id", "person", "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} < {born}')}, COUNT({x}) "
-                                    f"FROM {m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}")
-        return row[0] or 0, row[1]
-    _need(m, ("death", "death_date"), ("death", "person_id"))
-    dp, dd = m.col("death", "person_id", "e"), m.col("death", "death_date", "e")
-    left, right = m.join_key(pid, "de.pid", t, "person_id", "death", "person_id")
-    late = d.add_days("de.dd", 60)
-    row = m.query(("dq", c.id), f"SELECT {_sum(f'{x} IS NOT NULL AND {d.as_date(x)} > {late}')}, "
-                                f"COUNT({x}) FROM {m.rel(t)} x JOIN (SELECT {dp} AS pid, MIN({dd}) AS dd "
-                                f"FROM {m.rel('death')} e GROUP BY {dp}) de ON {left} = {right}")
-    return row[0] or 0, row[1]
+        exprs = [(_sum(f"{d.as_date(x)} < {d.add_days(v['visit_start_date'], -7)} OR "
+                       f"{d.as_date(x)} > {d.add_days(v['visit_end_date'], 7)}"), "COUNT(*)") for x in xs.values()]
+        source = f"{m.rel(t)} x JOIN {m.rel('visit_occurrence')} v ON {left} = {right}"
+    elif name == "plausibleDuringLife":
+        # DataQualityDashboard's shape: every death record of the person (no MIN), the denominator the records of
+        # persons with one
+        _need(m, (t, "person_id"), ("death", "death_date"), ("death", "person_id"))
+        pid = m.col(t, "person_id", "x")
+        left, right = m.join_key(pid, m.col("death", "person_id", "de"), t, "person_id", "death", "person_id")
+        late = d.add_days(d.as_date(m.col("death", "death_date", "de")), 60)
+        died = m.anti_join("dn", pid, t, "person_id", "death", "person_id")
+        sql = (f"SELECT {', '.join(_sum(f'{d.as_date(x)} > {late}') for x in xs.values())}, "
+               f"(SELECT {_sum('dn.k IS NOT NULL')} FROM {m.rel(t)} x {died}) "
+               f"FROM {m.rel(t)} x JOIN {m.rel('death')} de ON {left} = {right}")
+        row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+        m.sql_of[("dq-temporal", name, t)] = sql
+        return {f: (row[i] or 0, row[-1] or 0) for i, f in enumerate(fields)}
+    elif name == "plausibleTemporalAfter":   # after the person's birth (the same-table ones are in the scan)
+        _need(m, (t, "person_id"), ("person", "year_of_birth"), ("person", "birth_datetime"))
+        p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "birth_datetime")}
+        born = f"COALESCE({d.as_date(p['birth_datetime'])}, {d.make_date(p['year_of_birth'], '6', '1')})"
+        left, right = m.join_key(m.col(t, "person_id", "x"), p["person_id"], t, "person_id", "person", "person_id")
+        sql = (f"SELECT {', '.join(_sum(f'{born} > {d.as_date(x)}') for x in xs.values())} "
+               f"FROM {m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}")
+        row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+        m.sql_of[("dq-temporal", name, t)] = sql
+        m._use(("scan", t), "rows")
+        return {f: (row[i] or 0, m.value(t, "rows")) for i, f in enumerate(fields)}
+    else:
+        _need(m, (t, "person_id"), ("person", "year_of_birth"))
+        pid = m.col(t, "person_id", "x")
+        if name == "plausibleAfterBirth":
+            p = {k: m.col("person", k, "p") for k in ("person_id", "year_of_birth", "month_of_birth", "day_of_birth",
+                                                      "birth_datetime") if m.present("person", k)}
+            born = d.make_date(p["year_of_birth"], p.get("month_of_birth"), p.get("day_of_birth"))
+            if "birth_datetime" in p:
+                born = f"COALESCE({d.as_date(p['birth_datetime'])}, {born})"
+            left, right = m.join_key(pid, p["person_id"], t, "person_id", "person", "person_id")
+            exprs = [(_sum(f"{x} IS NOT NULL AND {d.as_date(x)} < {born}"), f"COUNT({x})") for x in xs.values()]
+            source = f"{m.rel(t)} x JOIN {m.rel('person')} p ON {left} = {right}"
+        else:
+            _need(m, ("death", "death_date"), ("death", "person_id"))
+            dp, dd = m.col("death", "person_id", "e"), m.col("death", "death_date", "e")
+            left, right = m.join_key(pid, "de.pid", t, "person_id", "death", "person_id")
+            late = d.add_days("de.dd", 60)
+            exprs = [(_sum(f"{x} IS NOT NULL AND {d.as_date(x)} > {late}"), f"COUNT({x})") for x in xs.values()]
+            source = (f"{m.rel(t)} x JOIN (SELECT {dp} AS pid, MIN({dd}) AS dd FROM {m.rel('death')} e "
+                      f"GROUP BY {dp}) de ON {left} = {right}")
+    sql = f"SELECT {', '.join(e for pair in exprs for e in pair)} FROM {source}"
+    row = m.query(("dq-temporal", name, t, tuple(fields)), sql)
+    m.sql_of[("dq-temporal", name, t)] = sql
+    return {f: (row[2 * i] or 0, row[2 * i + 1]) for i, f in enumerate(fields)}
 
 
 def _units(m, c: DqCheck) -> tuple[int, int]:
@@ -402,13 +484,18 @@ def _units(m, c: DqCheck) -> tuple[int, int]:
         allowed = ", ".join(f"({int(k.concept_id)}, {int(u)})" for k in checks for u in k.arg.split(",") if u)
         concepts = ", ".join(sorted({k.concept_id for k in checks}))
         cc, u = m.col(t, c.field, "x"), m.col(t, "unit_concept_id", "x")
-        ok = f"EXISTS (SELECT 1 FROM (VALUES {allowed}) AS a(c, u) WHERE a.c = {cc} AND (a.u = {u} OR (a.u = -1 AND {u} IS NULL)))"
-        sql = (f"SELECT {cc}, {_sum(f'NOT {ok}')}, COUNT(*) FROM {m.rel(t)} x WHERE {cc} IN ({concepts}) "
+        # DataQualityDashboard's -1 stands for no unit; a hash join to the allowed pairs, not a search of them
+        # per row
+        sql = (f"SELECT {cc}, {_sum('a.c IS NULL')}, COUNT(*) FROM {m.rel(t)} x "
+               f"LEFT JOIN (SELECT DISTINCT c, u FROM (VALUES {allowed}) AS v(c, u)) a "
+               f"ON a.c = {cc} AND a.u = COALESCE({u}, -1) WHERE {cc} IN ({concepts}) "
                f"AND ({u} IS NULL OR {u} <> 0) GROUP BY {cc}")
+        m.sql_of[key] = sql
         try:
             m._queries[key] = {str(r[0]): (r[1] or 0, r[2]) for r in m.s.rows(sql)}
         except ObservationError as exc:
             m._queries[key] = exc
+    m._use(("sql", m.sql_of[key]))
     found = m._queries[key]
     if isinstance(found, Exception):
         raise found
@@ -439,6 +526,38 @@ def _gender(m, c: DqCheck) -> tuple[int, int]:
     return row[0] or 0, row[1]
 
 
+def _gender_of(m, c: DqCheck) -> tuple[int, int]:
+    """plausibleGender: every concept of the table's field in two grouped queries, memoised: the records of
+    the concept, and those of persons of the other gender (DataQualityDashboard's inner join to person)."""
+    t, f = c.table, c.field
+    key = ("dq-gender", t, f)
+    if key not in m._queries:
+        _need(m, (t, "person_id"), ("person", "gender_concept_id"))
+        checks = [k for k in catalogue(()) if k.name == "plausibleGender" and k.table == t and k.field == f]
+        pairs = ", ".join(f"({int(k.concept_id)}, {GENDERS[k.arg.lower()]})" for k in checks)
+        cc = m.col(t, f, "x")
+        left, right = m.join_key(m.col(t, "person_id", "x"), m.col("person", "person_id", "p"), t, "person_id",
+                                 "person", "person_id")
+        counted = (f"SELECT {cc}, COUNT(*) FROM {m.rel(t)} x WHERE {cc} IN "
+                   f"({', '.join(str(int(k.concept_id)) for k in checks)}) GROUP BY {cc}")
+        wrong = (f"SELECT {cc}, COUNT(*) FROM {m.rel(t)} x JOIN (SELECT DISTINCT c, g FROM (VALUES {pairs}) AS v(c, g)) a "
+                 f"ON a.c = {cc} JOIN {m.rel('person')} p ON {left} = {right} "
+                 f"WHERE {m.col('person', 'gender_concept_id', 'p')} <> a.g GROUP BY {cc}")
+        m.sql_of[key] = f"{counted};\n{wrong}"
+        try:
+            found = {str(r[0]): [0, r[1]] for r in m.s.rows(counted)}
+            for r in m.s.rows(wrong):
+                found.setdefault(str(r[0]), [0, 0])[0] = r[1]
+            m._queries[key] = found
+        except ObservationError as exc:
+            m._queries[key] = exc
+    m._use(("sql", m.sql_of.get(key)))
+    found = m._queries[key]
+    if isinstance(found, Exception):
+        raise found
+    return tuple(found.get(c.concept_id, (0, 0)))
+
+
 def _nothing_to_count(c: DqCheck) -> str:
     if c.level != "CONCEPT":
         return f"no row of {c.table} to check"
@@ -454,6 +573,7 @@ def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
     results = []
     for c in catalogue(exclude):
         started = time.monotonic()
+        m.trace()
         try:
             violated, denominator = _count(m, c)
             violated, denominator = int(violated or 0), int(denominator or 0)
@@ -469,6 +589,7 @@ def run_checks(m, exclude=VOCABULARY_TABLES) -> list[DqResult]:
         except (ObservationError, ValueError) as exc:
             r = DqResult(c, "error", reason=str(exc))
         r.seconds = round(time.monotonic() - started, 4)
+        r.sql = m.traced()
         results.append(r)
     m.s.memo[key] = results
     return results
@@ -498,11 +619,12 @@ def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict
     checks = []
     for r in results:
         c = r.check
-        level, category, subcategory, context, severity = TYPES[c.name]
+        level, category, subcategory, context, severity = TYPES.get(c.name) or SUPERSEDED[c.name]
         failed = r.status in ("failed", "error")
         checks.append({
             "numViolatedRows": r.violated, "pctViolatedRows": round(r.pct, 4), "numDenominatorRows": r.denominator,
-            "executionTime": f"{r.seconds:.3f} secs", "executionTimeSeconds": r.seconds, "queryText": "",
+            "executionTime": f"{r.seconds:.3f} secs", "executionTimeSeconds": r.seconds,
+            "queryText": ";\n".join(r.sql) or None,
             "checkName": c.name, "checkLevel": level, "checkDescription": c.describe(),
             "cdmTableName": c.table.upper(), "cdmFieldName": c.field.upper() or None,
             "conceptId": c.concept_id or None, "unitConceptId": c.unit_concept_id or None, "sqlFile": None,
@@ -514,16 +636,17 @@ def dqd_export(m, results: list[DqResult], started: str, seconds: float) -> dict
             "thresholdValue": c.threshold, "notesValue": None})
     total = len(checks)
     failed = sum(ch["failed"] for ch in checks)
-    passed = sum(ch["passed"] for ch in checks)
 
     def count(cat, what):
         return sum(1 for ch in checks if ch["category"] == cat and (what is None or ch[what]))
-    overview = {"countTotal": total, "countPassed": passed,
+    # DataQualityDashboard's Overview: countPassed is every check that did not fail (not applicable ones
+    # included), its percentages are of all checks; the per-category counts take the passed flag
+    overview = {"countTotal": total, "countPassed": total - failed,
                 "countErrorFailed": sum(ch["isError"] for ch in checks),
                 "countThresholdFailed": sum(1 for ch in checks if ch["failed"] and not ch["isError"]),
                 "countOverallFailed": failed,
-                "percentPassed": round(100.0 * passed / (passed + failed), 2) if passed + failed else 0,
-                "percentFailed": round(100.0 * failed / (passed + failed), 2) if passed + failed else 0}
+                "percentPassed": round(100.0 * (total - failed) / total, 2) if total else 0,
+                "percentFailed": round(100.0 * failed / total, 2) if total else 0}
     for cat in ("Plausibility", "Conformance", "Completeness"):
         overview[f"countTotal{cat}"] = count(cat, None)
         overview[f"countFailed{cat}"] = count(cat, "failed")
