@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ObservationError
 from .dialect import RenderError, dialect_for
+from .spark import SparkQueryError
 from .url import driver_url, option, public_url
 
 SAMPLE_CAP = 20
@@ -58,6 +59,13 @@ class Session:
 
     def connect(self, read_only: bool = True) -> Session:
         self.close()
+        if self.backend == "spark":   # not a SQLAlchemy engine: pyspark runs the rendered SQL (spark.py)
+            from .spark import open_connection
+            self.conn = open_connection(self.sa_url, STATEMENT_TIMEOUT_S)
+            self.read_only = True
+            if not self.conn.remote:   # a folder's tables are temporary views, in no schema
+                self.schema = None
+            return self
         kwargs: dict = {"poolclass": StaticPool}
         if self.backend == "duckdb":
             path = self.sa_url.database
@@ -126,10 +134,13 @@ class Session:
             raise ObservationError(f"{self.public_url}: {exc}") from None
         started = time.monotonic()
         try:
-            # drivers with format-style placeholders (psycopg) read a lone % as one
-            raw = sql.replace("%", "%%") if self.conn.dialect.paramstyle in ("format", "pyformat") else sql
-            result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
-        except SQLAlchemyError as exc:
+            if self.backend == "spark":
+                result = self.conn.rows(sql)
+            else:
+                # drivers with format-style placeholders (psycopg) read a lone % as one
+                raw = sql.replace("%", "%%") if self.conn.dialect.paramstyle in ("format", "pyformat") else sql
+                result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
+        except (SQLAlchemyError, SparkQueryError) as exc:
             self._rollback()
             if record:
                 self._tell({"sql": sql, "error": one_line(exc), "seconds": round(time.monotonic() - started, 4)})
@@ -170,6 +181,8 @@ class Session:
         return self.dialect.qualified(self.schema, name)
 
     def version(self) -> str:
+        if self.backend == "spark" and self.conn is not None:
+            return self.conn.version()
         sql = {"duckdb": "SELECT version()", "postgresql": "SHOW server_version",
                "sqlite": "SELECT sqlite_version()"}.get(self.backend, "SELECT 1")
         try:
