@@ -536,7 +536,8 @@ def _stopped_like_ctrl_c():
 @click.option("--flaw", "flaws", multiple=True, metavar="NAME")
 def reference_warehouse(dburl, persons, seed, flaws):
     """Build the reference warehouse (OMOP CDM 5.4, pseudonymised, with an audit log) at DBURL:
-    duckdb:///file.duckdb, or postgresql://user@host/db?schema=name (with a read-only role for the harness)."""
+    duckdb:///file.duckdb, postgresql://user@host/db?schema=name (with a read-only role for the harness), or
+    spark+local:///folder (Parquet tables, one folder per table, for Spark)."""
     import time
 
     from .fixtures.warehouse import build_reference

@@ -115,7 +115,7 @@ def attach(session, catalogue) -> AuditLog | None:
         return None
     schema, table = where
     d = session.dialect
-    if session.backend == "sqlite":
+    if session.backend in ("sqlite", "spark"):   # no information_schema: the catalogue read at opening
         cols = {c.name.lower(): (c.name, c.type) for c in (catalogue.table(table).columns.values()
                                                           if catalogue.table(table) else [])}
     else:

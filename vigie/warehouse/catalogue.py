@@ -52,7 +52,9 @@ def introspect(session: Session) -> Catalogue:
             for col in inspector.get_columns(name):
                 table.columns[col["name"].lower()] = Column(col["name"], str(col["type"]), bool(col["nullable"]))
         return catalogue
-    for tname, cname, ctype, nullable in session.rows(session.dialect.columns_sql(session.schema)):
+    found = (session.conn.columns(session.schema) if session.backend == "spark"   # Spark's own catalogue
+             else session.rows(session.dialect.columns_sql(session.schema)))
+    for tname, cname, ctype, nullable in found:
         table = catalogue.tables.setdefault(tname.lower(), Table(tname))
         table.columns[cname.lower()] = Column(cname, str(ctype), str(nullable).upper() in ("YES", "TRUE"))
     return catalogue

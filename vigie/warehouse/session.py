@@ -27,6 +27,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import ObservationError
 from ..limits import Deadline, current
 from .dialect import RenderError, dialect_for
+from .spark import SparkQueryError
 from .url import driver_url, option, public_url
 
 SAMPLE_CAP = 20
@@ -74,6 +75,13 @@ class Session:
 
     def connect(self, read_only: bool = True) -> Session:
         self.close()
+        if self.backend == "spark":   # not a SQLAlchemy engine: pyspark runs the rendered SQL (spark.py)
+            from .spark import open_connection
+            self.conn = open_connection(self.sa_url, self.statement_timeout_s)
+            self.read_only = True
+            if not self.conn.remote:   # a folder's tables are temporary views, in no schema
+                self.schema = None
+            return self
         kwargs: dict = {"poolclass": StaticPool}
         if self.backend == "duckdb":
             path = self.sa_url.database
@@ -154,15 +162,22 @@ class Session:
             watchdog.daemon = True
             watchdog.fired = False
         try:
-            # drivers with format-style placeholders (psycopg) read a lone % as one
-            raw = sql.replace("%", "%%") if self.conn.dialect.paramstyle in ("format", "pyformat") else sql
-            if watchdog is not None:
-                watchdog.start()
-            try:
-                result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
-            finally:
+            if self.backend == "spark":   # spark.py bounds and cancels its own jobs
+                result = self.conn.rows(sql)
+            else:
+                # drivers with format-style placeholders (psycopg) read a lone % as one
+                raw = sql.replace("%", "%%") if self.conn.dialect.paramstyle in ("format", "pyformat") else sql
                 if watchdog is not None:
-                    watchdog.cancel()
+                    watchdog.start()
+                try:
+                    result = [tuple(r) for r in self.conn.exec_driver_sql(raw).fetchall()]
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
+        except SparkQueryError as exc:
+            if record:
+                self._tell({"sql": sql, "error": one_line(exc), "seconds": round(time.monotonic() - started, 4)})
+            raise ObservationError(f"query failed on {self.public_url}: {one_line(exc)}") from None
         except SQLAlchemyError as exc:
             timed_out = (watchdog is not None and self._interrupted) or _server_timeout(exc)
             self._interrupted = False
@@ -177,9 +192,10 @@ class Session:
         except BaseException:
             # interrupted in Python (a deadline, Ctrl-C): SQLAlchemy has dropped the connection, the statement
             # may still run on the server
-            backend_pid = self._backend_pid
-            self._recover(replace=True)
-            self._cancel(backend_pid)
+            if self.backend != "spark":   # (spark.py has cancelled its job)
+                backend_pid = self._backend_pid
+                self._recover(replace=True)
+                self._cancel(backend_pid)
             if record:
                 self._tell({"sql": sql, "error": "interrupted", "seconds": round(time.monotonic() - started, 4)})
             raise
@@ -276,6 +292,8 @@ class Session:
         return self.dialect.qualified(self.schema, name)
 
     def version(self) -> str:
+        if self.backend == "spark" and self.conn is not None:
+            return self.conn.version()
         sql = {"duckdb": "SELECT version()", "postgresql": "SHOW server_version",
                "sqlite": "SELECT sqlite_version()"}.get(self.backend, "SELECT 1")
         try:

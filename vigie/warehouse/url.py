@@ -9,7 +9,7 @@ from ..evidence import strip_credentials
 
 # vigie's own options in the URL's query, removed before the URL reaches the driver
 OPTIONS = ("schema", "audit_log")
-KNOWN = "duckdb, postgresql, sqlite"
+KNOWN = "duckdb, postgresql, sqlite, spark (Spark Connect), spark+local (a folder of Parquet/Delta tables)"
 
 
 def _parse(url: str):
@@ -23,6 +23,15 @@ def _parse(url: str):
 def check_url(url: str, where: str = "warehouse") -> str:
     """Raises a VigieError with one clear line unless the URL names a dialect SQLAlchemy can load."""
     parsed = _parse(url)
+    if parsed.get_backend_name() == "spark":   # run by pyspark, not SQLAlchemy (spark.py)
+        if parsed.drivername not in ("spark", "spark+local"):
+            raise VigieError(f"{where}: unknown Spark scheme '{parsed.drivername}' (spark://host:port for Spark "
+                             "Connect, spark+local:///folder for a folder of tables)")
+        if parsed.drivername == "spark+local" and not parsed.database:
+            raise VigieError(f"{where}: '{public_url(url)}' names no folder of tables")
+        if parsed.drivername == "spark" and not parsed.host:
+            raise VigieError(f"{where}: '{public_url(url)}' names no Spark Connect host")
+        return url
     try:
         driver_url(url).get_dialect()
     except NoSuchModuleError:

@@ -1,0 +1,137 @@
+"""Spark as a warehouse engine: the reference warehouse written as Parquet tables (one folder per table) and
+read by a local pyspark session gives, check by check, the results DuckDB gives on the same data (omop-dq's
+2,000 checks, omop-cdm-5.4's rules, eds-privacy's identifier scan and cells); a flaw fails on Spark too; every
+Spark job has a time limit and is cancelled in Spark when it runs past it; without pyspark the requirements
+are errors that say how to install it.
+
+One local Spark session serves the module (the JVM starts once, 10 to 20 s; the omop-dq comparison takes
+minutes on a shared 2-core machine: Spark pays a job per query)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from vigie.fixtures.warehouse import build_reference
+
+from vigie.errors import ObservationError, VigieError
+from vigie.warehouse import dq, privacy, schema
+from vigie.warehouse.catalogue import open_warehouse
+from vigie.warehouse.measures import measures_of
+from vigie.warehouse.url import check_url
+
+RULES = [schema.tables_present, schema.fields_present, schema.types_compatible, schema.required_filled,
+         schema.keys_unique, schema.foreign_keys_resolve]
+FLAWS = ["broken-fk", "nir-in-clear"]
+
+
+def pyspark_or_skip():
+    """CI installs vigie's spark extra (its absence fails there); a user without pyspark gets a skip."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("pyspark is missing: CI must install vigie's spark extra")
+        pytest.skip("pyspark is not installed")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    pyspark_or_skip()
+    folder = tmp_path_factory.mktemp("spark")
+    return {"duckdb": build_reference(f"duckdb:///{folder / 'ref.duckdb'}", persons=60, seed=11),
+            "spark": build_reference(f"spark+local:///{folder / 'ref'}", persons=60, seed=11),
+            "flawed": build_reference(f"spark+local:///{folder / 'flawed'}", persons=60, seed=11, flaws=FLAWS)}
+
+
+def results(url) -> dict:
+    """Every result of the three profiles' warehouse rules, in comparable form."""
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        found = {f"dq:{r.check.id}": (r.status, r.violated, r.denominator, r.ground) for r in dq.run_checks(m)}
+        for rule in RULES:
+            f = rule(m, {})
+            found[rule.__name__] = (f.violations, f.checked, f.problems)
+        for kind in privacy.PATTERNS:
+            f = privacy.identifiers(m, {"kind": kind})
+            found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems)
+        for floor, param in ((5, "k"), (11, "threshold")):
+            f = privacy.cells(m, {param: floor}, param)
+            found[f"cells:{param}"] = (f.violations, f.checked, f.measurements)
+        found["engine"] = w.session.backend
+        return found
+    finally:
+        w.close()
+
+
+def test_clean_reference_on_spark_gives_duckdb_results(built):
+    on_duckdb, on_spark = results(built["duckdb"]), results(built["spark"])
+    assert on_duckdb.pop("engine") == "duckdb" and on_spark.pop("engine") == "spark"
+    assert on_spark.keys() == on_duckdb.keys()
+    differ = {k: (on_duckdb[k], on_spark[k]) for k in on_duckdb if on_duckdb[k] != on_spark[k]}
+    assert not differ, list(differ.items())[:5]
+    statuses = [v[0] for k, v in on_spark.items() if k.startswith("dq:")]
+    assert len(statuses) > 2000 and statuses.count("passed") > 1000 and "failed" not in statuses
+    # the clean reference's schema and identifiers pass (its cells need ~500 persons: not asserted at 60)
+    assert all(not v[0] and not v[2] for k, v in on_spark.items() if k.split(":")[0] in
+               ("identifiers", *(r.__name__ for r in RULES))), on_spark
+
+
+def test_flaws_fail_on_spark(built):
+    w = open_warehouse(built["flawed"])
+    try:
+        m = measures_of(w.session, w.catalogue)
+        # the flawed tables only: the rules are the same, the whole run is what the clean comparison pays for
+        fk = schema.foreign_keys_resolve(m, {"tables": ["drug_exposure"]})
+        assert any(v.startswith("drug_exposure.visit_occurrence_id") for v in fk.violations), fk.violations
+        others = [t for t in w.catalogue.tables if t != "person"]
+        nir = privacy.identifiers(m, {"kind": "nir", "exclude_tables": others})
+        assert nir.measurements["columns_with_identifiers"] == {"person.person_source_value": 60}
+        assert all("*" in s for s in nir.samples["person.person_source_value"])   # masked
+    finally:
+        w.close()
+
+
+def test_a_spark_job_past_its_time_limit_is_cancelled(built):
+    from vigie.warehouse.spark import SparkConnection, SparkQueryError, _local_session
+    conn = SparkConnection(_local_session(), remote=False, timeout_s=2)
+    slow = "SELECT COUNT(*) FROM range(100000000) a CROSS JOIN range(100000000) b WHERE a.id + b.id = -1"
+    started = time.monotonic()
+    with pytest.raises(SparkQueryError, match="time limit"):
+        conn.rows(slow)
+    assert time.monotonic() - started < 30
+    tracker = conn.spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + 20
+    while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tracker.getActiveJobsIds()   # cancelled in Spark, not only abandoned by Python
+    assert conn.rows("SELECT 1") == [(1,)]   # the session goes on
+
+
+def test_spark_urls(tmp_path):
+    assert check_url("spark://spark.example.test:15002") and check_url(f"spark+local:///{tmp_path}")
+    for bad, why in (("spark+local://", "names no folder"), ("spark://", "no Spark Connect host"),
+                     ("spark+yarn://x", "unknown Spark scheme")):
+        with pytest.raises(VigieError, match=why):
+            check_url(bad)
+    with pytest.raises(ObservationError, match="no such folder of tables"):
+        open_warehouse(f"spark+local:///{tmp_path / 'nowhere'}")
+
+
+def test_without_pyspark_the_requirements_say_how_to_install_it(tmp_path):
+    """A machine without pyspark: the warehouse's requirements are errors naming the install line."""
+    hide = tmp_path / "hide"
+    (hide / "pyspark").mkdir(parents=True)
+    (hide / "pyspark" / "__init__.py").write_text("raise ImportError('pyspark hidden by the test')\n")
+    (tmp_path / "tables" / "person").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "bundle"
+    result = subprocess.run([sys.executable, "-m", "vigie", "run", "--warehouse", f"spark+local:///{tmp_path / 'tables'}",
+                             "--profile", "omop-cdm-5.4", "--out", str(out)], capture_output=True, text=True,
+                            env=env, timeout=300, check=False)
+    report = json.loads((out / "report.json").read_text())
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert {o["status"] for o in report["outcomes"]} == {"error"}
+    assert all("pip install 'vigie-sante[spark]'" in o["summary"] for o in report["outcomes"])

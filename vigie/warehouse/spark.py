@@ -1,0 +1,224 @@
+"""Warehouses on Spark, where the largest French EDS keep their data: a local session over a folder of tables
+(`spark+local:///path`: one sub-folder per table, Parquet, or Delta when delta-spark is installed) or a
+Spark cluster through Spark Connect (`spark://host:port`, `?schema=` the database of the CDM tables).
+
+The checks' SQL is rendered in Spark SQL by dialect.render (Session.rows); this module runs it. A local
+session keeps to the machine (loopback only, no UI, two cores, a small driver), so that a reviewer's run of
+vigie opens nothing on the network. Every Spark job runs under a job group (a tag on Spark Connect) with a
+time limit: on timeout or interruption the group is cancelled in Spark, not only abandoned by Python.
+The JVM starts once per process (10 to 20 s) and is reused by every target of the run.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+from ..errors import ObservationError
+
+INSTALL = "pip install 'vigie-sante[spark]'"
+LOCAL_CORES = 2
+DRIVER_MEMORY = "768m"
+# a local session is the reviewer's machine: loopback only, no web UI, no Hive metastore nor warehouse folder
+# in the working directory, UTC timestamps, and SQL that yields NULL on a bad cast (as the checks expect of
+# every engine) rather than failing a whole table's scan
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.memory": DRIVER_MEMORY,
+    "spark.sql.shuffle.partitions": str(LOCAL_CORES * 2),
+    "spark.sql.catalogImplementation": "in-memory",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+}
+RUNTIME_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
+
+
+class SparkQueryError(Exception):
+    """A query Spark refused or that ran past its time limit (one line)."""
+
+
+def _pyspark():
+    try:
+        import pyspark  # noqa: F401
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ObservationError(f"pyspark is not installed: Spark warehouses need it ({INSTALL})") from None
+    return SparkSession
+
+
+_LOCAL = {}   # the process's local session (one JVM per process)
+
+
+def _local_session():
+    if "spark" in _LOCAL:
+        return _LOCAL["spark"]
+    SparkSession = _pyspark()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    scratch = Path(tempfile.gettempdir()) / "vigie-spark"
+    builder = SparkSession.builder.master(f"local[{LOCAL_CORES}]").appName("vigie")
+    for key, value in {**LOCAL_CONF, "spark.local.dir": str(scratch / "local"),
+                       "spark.sql.warehouse.dir": str(scratch / "warehouse")}.items():
+        builder = builder.config(key, value)
+    delta = _delta()
+    if delta is not None:
+        builder = delta.configure_spark_with_delta_pip(builder)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:   # no Java, a JVM that does not start
+        raise ObservationError(f"cannot start a local Spark session: {_line(exc)}") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    _LOCAL["spark"] = spark
+    atexit.register(spark.stop)
+    return spark
+
+
+def _delta():
+    try:
+        import delta
+        return delta
+    except ImportError:
+        return None
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+class SparkConnection:
+    """What Session needs of a connection: rows(sql), rollback(), close(), and the catalogue's columns."""
+
+    def __init__(self, spark, remote: bool, timeout_s: float):
+        self.spark = spark
+        self.remote = remote
+        self.timeout_s = timeout_s
+        self.views: list[str] = []
+
+    # opening ------------------------------------------------------------------------------------
+
+    @classmethod
+    def local(cls, folder: str, timeout_s: float) -> SparkConnection:
+        root = Path(folder)
+        if not root.is_dir():
+            raise ObservationError(f"no such folder of tables: {root.resolve()}")
+        conn = cls(_local_session(), remote=False, timeout_s=timeout_s)
+        for table in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+            conn._register(table)
+        return conn
+
+    @classmethod
+    def connect(cls, url: str, timeout_s: float) -> SparkConnection:
+        SparkSession = _pyspark()
+        try:
+            spark = SparkSession.builder.remote(url).getOrCreate()
+            for key, value in RUNTIME_CONF.items():
+                spark.conf.set(key, value)
+        except Exception as exc:
+            raise ObservationError(f"cannot connect to Spark Connect at {url}: {_line(exc)}") from None
+        return cls(spark, remote=True, timeout_s=timeout_s)
+
+    def _register(self, folder: Path) -> None:
+        """A table folder as a temporary view named after it: Delta when it has a transaction log (a Delta
+        folder read as bare Parquet would count the files its log removed), Parquet otherwise."""
+        if (folder / "_delta_log").is_dir():
+            if _delta() is None:
+                raise ObservationError(f"{folder.name} is a Delta table: reading it needs delta-spark "
+                                       "(pip install delta-spark)")
+            reader = self.spark.read.format("delta")
+        else:
+            reader = self.spark.read.format("parquet")
+        try:
+            reader.load(str(folder.resolve())).createOrReplaceTempView(folder.name)
+        except Exception as exc:
+            raise ObservationError(f"cannot read the table folder {folder.name}: {_line(exc)}") from None
+        self.views.append(folder.name)
+
+    # queries ------------------------------------------------------------------------------------
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Runs one query under its own job group and time limit; SparkQueryError on failure or timeout, the
+        group cancelled in Spark on timeout or interruption."""
+        group = f"vigie-{uuid.uuid4().hex[:12]}"
+        done: dict = {}
+
+        def run():
+            try:
+                if self.remote:
+                    self.spark.addTag(group)
+                else:
+                    self.spark.sparkContext.setJobGroup(group, "vigie check", interruptOnCancel=True)
+                done["rows"] = [tuple(r) for r in self.spark.sql(sql).collect()]
+            except Exception as exc:   # py4j, Spark's analysis errors, a cancelled job
+                done["error"] = exc
+            finally:
+                if self.remote:
+                    self.spark.removeTag(group)
+
+        worker = threading.Thread(target=run, name=group, daemon=True)
+        worker.start()
+        try:
+            worker.join(self.timeout_s)
+        except BaseException:   # Ctrl-C: the job must not keep the cluster busy after vigie stops
+            self.cancel(group)
+            raise
+        if worker.is_alive():
+            self.cancel(group)
+            worker.join(10)
+            raise SparkQueryError(f"the query ran past its time limit ({self.timeout_s:g} s) and was cancelled")
+        if "error" in done:
+            raise SparkQueryError(_line(done["error"]))
+        return done["rows"]
+
+    def cancel(self, group: str) -> None:
+        try:
+            if self.remote:
+                self.spark.interruptTag(group)
+            else:
+                self.spark.sparkContext.cancelJobGroup(group)
+        except Exception:   # the session is gone: nothing left running to cancel
+            pass
+
+    def columns(self, schema: str | None) -> list[tuple]:
+        """(table, column, type, nullable) of every table: the temporary views of a local session, or the
+        tables of the schema on Spark Connect."""
+        names = self.views if not self.remote else [
+            t.name for t in self.spark.catalog.listTables(schema) if t.tableType != "TEMPORARY"]
+        found = []
+        for name in names:
+            qualified = f"`{schema}`.`{name}`" if schema and self.remote else f"`{name}`"
+            try:
+                fields = self.spark.table(qualified).schema.fields
+            except Exception as exc:
+                raise ObservationError(f"cannot read the columns of {name}: {_line(exc)}") from None
+            found += [(name, f.name, f.dataType.simpleString().upper(), "YES" if f.nullable else "NO")
+                      for f in fields]
+        return found
+
+    def version(self) -> str:
+        return f"Spark {self.spark.version}"
+
+    def rollback(self) -> None:
+        pass   # read-only: no transaction to undo
+
+    def close(self) -> None:
+        if not self.remote:
+            for name in self.views:   # the JVM stays for the other targets of the run (stopped at exit)
+                try:
+                    self.spark.catalog.dropTempView(name)
+                except Exception:
+                    pass
+        self.views = []
+
+
+def open_connection(parsed_url, timeout_s: float) -> SparkConnection:
+    """spark+local:///relative/dir, spark+local:////absolute/dir, or spark://host:port (Spark Connect)."""
+    if parsed_url.drivername == "spark+local":
+        return SparkConnection.local(parsed_url.database, timeout_s)
+    port = parsed_url.port or 15002
+    return SparkConnection.connect(f"sc://{parsed_url.host}:{port}", timeout_s)
