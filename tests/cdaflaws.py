@@ -90,6 +90,10 @@ def media_type_not_allowed(root):
     root.find("cda:component/cda:nonXMLBody/cda:text", NS).set("mediaType", "application/x-msdownload")
 
 
+def same_document_id(root):
+    """Nothing changed: the copy keeps the id of the example it is made from (see build)."""
+
+
 # flaw -> (example it is built from, the change, the requirements it fails)
 FLAWS = {
     "mandatory-section-removed": (CLEAN, mandatory_section_removed, {"CISIS-VSM"}),
@@ -101,6 +105,8 @@ FLAWS = {
     "confidentiality-unknown": (CLEAN, confidentiality_unknown, {"CISIS-ENT-03"}),
     "custodian-unidentified": (CLEAN, custodian_unidentified, {"CISIS-ENT-04"}),
     "unknown-volet": (CLEAN, unknown_volet, {"CISIS-VOL-00"}),
+    # the second document with the id of the clean example (which is checked first, example/ before flaw/)
+    "duplicate-document-id": (CLEAN, same_document_id, {"CISIS-ENT-05"}),
     "script-link": (CLEAN, script_link, {"CDA-R2-03"}),
     "pdf-not-pdf": (PDF_EXAMPLE, pdf_not_pdf, {"CDA-R2-04"}),
     "media-type-not-allowed": (PDF_EXAMPLE, media_type_not_allowed, {"CDA-R2-04"}),
@@ -112,8 +118,9 @@ def build(flaw: str, n: int) -> bytes:
     example, change, _ = FLAWS[flaw]
     root = load(example)
     change(root)
-    identifier = root.find("cda:id", NS)
-    identifier.set("root", identifier.get("root") + f".{900 + n}")
+    if change is not same_document_id:
+        identifier = root.find("cda:id", NS)
+        identifier.set("root", identifier.get("root") + f".{900 + n}")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
