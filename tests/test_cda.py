@@ -265,10 +265,22 @@ def test_run_documents_option_checks_a_folder(cisis, tmp_path, fhir_package_cach
 
 def test_vigie_toml_documents_target(tmp_path):
     from vigie.campaign import load_config
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "vigie.toml").write_text('[[targets]]\nid = "dmp"\nkind = "documents"\nurl = "docs"\n')
-    target = load_config(tmp_path / "vigie.toml")["targets"][0]
-    assert target.kind == "documents" and target.url == str((tmp_path / "docs").resolve())
+    from vigie.cda.observation import document_files
+    from vigie.errors import VigieError
+    (tmp_path / "docs" / "vsm").mkdir(parents=True)
+    (tmp_path / "docs" / "vsm" / "a.xml").write_text("<a/>")
+    (tmp_path / "docs" / "b.xml").write_text("<b/>")
+    (tmp_path / "vigie.toml").write_text('[[targets]]\nid = "dmp"\nkind = "documents"\nurl = "docs"\n\n'
+                                         '[[targets]]\nid = "two"\nkind = "documents"\n'
+                                         'files = ["docs/b.xml", "docs/vsm/a.xml"]\n')
+    folder, listed = load_config(tmp_path / "vigie.toml")["targets"]
+    assert folder.kind == "documents" and folder.url == str((tmp_path / "docs").resolve())
+    assert [p.name for p in document_files(folder)] == ["b.xml", "a.xml"]
+    assert listed.url == str((tmp_path / "docs").resolve()) and [p.name for p in document_files(listed)] == \
+        ["b.xml", "a.xml"]
+    (tmp_path / "bad.toml").write_text('[[targets]]\nkind = "documents"\nfiles = ["docs/none.xml"]\n')
+    with pytest.raises(VigieError, match="document 'docs/none.xml' not found|none.xml' not found"):
+        load_config(tmp_path / "bad.toml")
 
 
 def test_compiled_schematrons_are_reused_from_disk(cisis):

@@ -1,6 +1,7 @@
 """Targets and campaigns: what a run tests, from command-line flags or vigie.toml."""
 from __future__ import annotations
 
+import os
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from .errors import VigieError
 from .evidence import check_id, strip_credentials, url_credentials
 from .limits import make_limits
 
-TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens"}
+TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens", "files"}
 CONFIG_KEYS = {"targets", "profiles", "out", "lang", "limits", "product"}
 PRODUCT_KEYS = ("name", "version", "commit")
 
@@ -25,6 +26,7 @@ class Target:
     ca_file: str | None = None
     token: str | None = field(default=None, repr=False)
     tokens: dict = field(default_factory=dict, repr=False)
+    files: tuple = ()       # a documents target given as a list of files (its url: their common folder)
 
     @property
     def host(self) -> str:
@@ -51,7 +53,8 @@ def make_target(data: dict, where: str) -> Target:
     kind = data.get("kind")
     if kind not in KINDS:
         raise VigieError(f"{where}: target kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    url = data.get("url")
+    files = _document_files(data, kind, where)
+    url = data.get("url") if not files else os.path.commonpath([str(Path(f).parent) for f in files])
     if not isinstance(url, str) or not url:
         raise VigieError(f"{where}: target needs a url")
     if any(unicodedata.category(c) == "Cc" for c in url):   # it is printed, and sent in requests
@@ -82,8 +85,25 @@ def make_target(data: dict, where: str) -> Target:
     if not isinstance(tokens, dict):
         raise VigieError(f"{where}: tokens must be a table of role = token")
     target_id = check_id(data.get("id", kind), f"{where}: target id")   # it names evidence files
-    return Target(id=target_id, kind=kind, url=url.rstrip("/"), ca_file=ca_file,
-                  token=data.get("token"), tokens={str(k): str(v) for k, v in tokens.items()})
+    return Target(id=target_id, kind=kind, url=url.rstrip("/") or "/", ca_file=ca_file,
+                  token=data.get("token"), tokens={str(k): str(v) for k, v in tokens.items()}, files=files)
+
+
+def _document_files(data: dict, kind: str, where: str) -> tuple:
+    """The files of a documents target given as `files = [...]` (instead of a folder as its url), resolved."""
+    files = data.get("files")
+    if files is None:
+        return ()
+    if kind != "documents":
+        raise VigieError(f"{where}: files = [...] is for a target of kind documents")
+    if data.get("url"):
+        raise VigieError(f"{where}: a documents target takes a url (a folder or a file) or files, not both")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise VigieError(f"{where}: files must be a non-empty list of CDA document paths")
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise VigieError(f"{where}: document '{missing[0]}' not found")
+    return tuple(str(Path(f).resolve()) for f in files)
 
 
 def make_product(data, where: str) -> dict | None:
@@ -124,6 +144,9 @@ def load_config(path: Path) -> dict:
     for t in targets:
         if isinstance(t.get("ca_file"), str) and not Path(t["ca_file"]).is_absolute():
             t["ca_file"] = str((path.parent / t["ca_file"]).resolve())
+        if isinstance(t.get("files"), list):   # so are a documents target's files
+            t["files"] = [str((path.parent / f).resolve()) if isinstance(f, str) and f and not Path(f).is_absolute()
+                          else f for f in t["files"]]
         if t.get("kind") in ("source", "documents") and isinstance(t.get("url"), str) and t["url"] \
                 and not Path(t["url"]).is_absolute():   # so is a source folder
             t["url"] = str((path.parent / t["url"]).resolve())

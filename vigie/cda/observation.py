@@ -17,6 +17,8 @@ MAX_DOCUMENTS = 10_000
 
 
 def document_files(target) -> list[Path]:
+    if getattr(target, "files", ()):
+        return [Path(f) for f in target.files]
     root = Path(target.url)
     if root.is_file():
         return [root]
