@@ -29,7 +29,7 @@ def _conclude(outcome, problems: dict, count: int, seen: str):
     for name, items in list(problems.items()):
         for item in items[:MAX_MESSAGES]:
             outcome.message(f"{name}: {item}")
-    outcome.measure(documents=count, documents_failing=len(problems))
+    outcome.measure(documents=count, documents_failing=sorted(problems))
     if problems:
         first = next(iter(problems))
         failed(f"{len(problems)} of {count} documents: {first}: {problems[first][0]}")
@@ -135,18 +135,18 @@ def test_volet_schematrons(requirement, observe, outcome):
     problems, warnings, stopped = {}, 0, []
     schematrons = set()
     for doc in mine:
-        volet = docs.volet(doc)
-        schematrons.add(volet.schematron or "(shared profiles only)")
         try:
             findings = docs.findings(doc)
         except Exception as exc:   # noqa: BLE001 - ObservationError: the rules could not run on this document
             stopped.append(f"{doc.name}: {exc}")
             continue
+        schematrons.add(docs.used.get(doc.name) or "(shared profiles only)")
         errors = [f for f in findings if f.level == "error"]
         warnings += len(findings) - len(errors)
         if errors:
             problems[doc.name] = [f"[{f.rule}] {f.location}: {quote(f.message)}" for f in errors]
     outcome.measure(schematrons=sorted(schematrons), warnings=warnings,
+                    documents_unchecked=sorted(line.split(": ", 1)[0] for line in stopped),
                     seconds={d.name: docs.seconds.get(d.name) for d in mine})
     for line in stopped:
         outcome.message(line)

@@ -1,6 +1,7 @@
 """Targets and campaigns: what a run tests, from command-line flags or vigie.toml."""
 from __future__ import annotations
 
+import os
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from .errors import VigieError
 from .evidence import check_id, strip_credentials, url_credentials
 from .limits import make_limits
 
-TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens"}
+TARGET_KEYS = {"id", "kind", "url", "ca_file", "token", "tokens", "files"}
 CONFIG_KEYS = {"targets", "profiles", "out", "lang", "limits", "product"}
 PRODUCT_KEYS = ("name", "version", "commit")
 
@@ -25,6 +26,7 @@ class Target:
     ca_file: str | None = None
     token: str | None = field(default=None, repr=False)
     tokens: dict = field(default_factory=dict, repr=False)
+    files: tuple = ()       # a documents target given as a list of files (its url: their common folder)
 
     @property
     def host(self) -> str:
@@ -72,7 +74,12 @@ def target_problems(data: dict, where: str) -> list[str]:
     kind = data.get("kind")
     if kind not in KINDS:
         problems.append(f"{where}: target kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    url = data.get("url")
+    try:
+        files = _document_files(data, kind, where)
+    except VigieError as exc:
+        problems.append(str(exc))
+        files = ()
+    url = _url(data, files)
     if not isinstance(url, str) or not url:
         problems.append(f"{where}: target needs a url")
         url = None
@@ -116,13 +123,38 @@ def make_target(data: dict, where: str) -> Target:
     problems = target_problems(data, where)
     if problems:
         raise ConfigError(problems)
-    url, ca_file = data["url"], data.get("ca_file")
+    files = _document_files(data, data["kind"], where)
+    url = _url(data, files)
+    ca_file = data.get("ca_file")
     if data["kind"] in ("source", "documents"):
         url = str(Path(url).resolve())
     if ca_file is not None:   # the load process and the TLS scan work from other folders
         ca_file = str(Path(ca_file).resolve())
-    return Target(id=data.get("id", data["kind"]), kind=data["kind"], url=url.rstrip("/"), ca_file=ca_file,
-                  token=data.get("token"), tokens={str(k): v for k, v in (data.get("tokens") or {}).items()})
+    return Target(id=data.get("id", data["kind"]), kind=data["kind"], url=url.rstrip("/") or "/", ca_file=ca_file,
+                  token=data.get("token"), tokens={str(k): v for k, v in (data.get("tokens") or {}).items()},
+                  files=files)
+
+
+def _url(data: dict, files: tuple):
+    """The target's url; for a documents target given as files, their common folder."""
+    return data.get("url") if not files else os.path.commonpath([str(Path(f).parent) for f in files])
+
+
+def _document_files(data: dict, kind: str, where: str) -> tuple:
+    """The files of a documents target given as `files = [...]` (instead of a folder as its url), resolved."""
+    files = data.get("files")
+    if files is None:
+        return ()
+    if kind != "documents":
+        raise VigieError(f"{where}: files = [...] is for a target of kind documents")
+    if data.get("url"):
+        raise VigieError(f"{where}: a documents target takes a url (a folder or a file) or files, not both")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise VigieError(f"{where}: files must be a non-empty list of CDA document paths")
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise VigieError(f"{where}: document '{missing[0]}' not found")
+    return tuple(str(Path(f).resolve()) for f in files)
 
 
 def make_product(data, where: str) -> dict | None:
@@ -229,6 +261,9 @@ def _relative_to(target: dict, folder: Path) -> dict:
     folder."""
     if isinstance(target.get("ca_file"), str) and target["ca_file"] and not Path(target["ca_file"]).is_absolute():
         target["ca_file"] = str((folder / target["ca_file"]).resolve())
+    if isinstance(target.get("files"), list):   # so are a documents target's files
+        target["files"] = [str((folder / f).resolve()) if isinstance(f, str) and f and not Path(f).is_absolute()
+                           else f for f in target["files"]]
     if target.get("kind") in ("source", "documents") and isinstance(target.get("url"), str) and target["url"] \
             and not Path(target["url"]).is_absolute():
         target["url"] = str((folder / target["url"]).resolve())

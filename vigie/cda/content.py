@@ -101,9 +101,12 @@ def _unzip(path: Path, into: Path) -> None:
                 name = PurePosixPath(m.filename)
                 if name.is_absolute() or ".." in name.parts:
                     raise ContentError(f"{path}: refused: member {m.filename!r} escapes the folder")
-                if m.is_dir() or not any(p in PARTS for p in name.parts):
+                if not any(p in PARTS for p in name.parts):
                     continue
                 target = into / Path(*name.parts)
+                if m.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with z.open(m) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)

@@ -65,8 +65,7 @@ def parse_document(raw: bytes, name: str) -> CdaDocument:
     return doc
 
 
-def clinical_bytes(doc: CdaDocument) -> bytes:
-    """The ClinicalDocument alone, as the ANS's tooling selects it (selectCDA.xsl)."""
-    if doc.clinical is doc.root:
-        return doc.raw
-    return etree.tostring(doc.clinical, encoding="UTF-8", xml_declaration=True)
+def clinical_text(doc: CdaDocument) -> str:
+    """The ClinicalDocument alone, as the ANS's tooling selects it (selectCDA.xsl), as text for Saxon: whatever
+    the file's encoding or byte order mark, what lxml read."""
+    return etree.tostring(doc.clinical, encoding="unicode")

@@ -10,13 +10,15 @@ from pathlib import Path
 from ..errors import ObservationError
 from ..observations import observation
 from .content import ContentError, find_content
-from .document import CdaDocument, clinical_bytes, read_document
+from .document import CdaDocument, clinical_text, read_document
 from .volets import SHARED, Volet, detect
 
 MAX_DOCUMENTS = 10_000
 
 
 def document_files(target) -> list[Path]:
+    if getattr(target, "files", ()):
+        return [Path(f) for f in target.files]
     root = Path(target.url)
     if root.is_file():
         return [root]
@@ -38,6 +40,7 @@ class CdaSet:
     _volets: dict = field(default_factory=dict, repr=False)
     _findings: dict = field(default_factory=dict, repr=False)
     seconds: dict = field(default_factory=dict)
+    used: dict = field(default_factory=dict)       # document -> the volet schematron it was judged by
 
     def require_content(self):
         if self.content is None:
@@ -60,15 +63,30 @@ class CdaSet:
         return self._volets[doc.name]
 
     def findings(self, doc: CdaDocument) -> list:
-        """Every failed assertion of the document's volet schematron and the shared profiles; ObservationError
-        when a schematron cannot run (missing from the content, or stopped on the document)."""
+        """Every failed assertion of the document's volet schematron and of the shared profiles; ObservationError
+        when a schematron cannot run (missing from the content, or stopped on the document). Of several candidate
+        versions of the volet, the first the document meets, else the newest's findings."""
         if doc.name not in self._findings:
             volet = self.volet(doc)
-            relatives = ([volet.schematron] if volet and volet.schematron else []) + list(SHARED)
             started = time.monotonic()
             try:
-                xml = clinical_bytes(doc)
-                self._findings[doc.name] = [f for r in relatives for f in self.schematrons().validate(r, xml)]
+                xml = clinical_text(doc)
+                shared = [f for r in SHARED for f in self.schematrons().validate(r, xml)]
+                tried, unusable = [], []
+                for relative in volet.candidates if volet else ():
+                    try:
+                        tried.append((relative, self.schematrons().validate(relative, xml)))
+                    except ObservationError as exc:   # a version the content cannot run: the others may judge
+                        unusable.append(exc)
+                        continue
+                    if not any(f.level == "error" for f in tried[-1][1]):
+                        break
+                if unusable and not tried:
+                    raise unusable[0]
+                met = [t for t in tried if not any(f.level == "error" for f in t[1])]
+                used, own = (met or tried or [(None, [])])[0]
+                self.used[doc.name] = used
+                self._findings[doc.name] = own + shared
             except ObservationError as exc:
                 self._findings[doc.name] = exc
             self.seconds[doc.name] = round(time.monotonic() - started, 3)

@@ -171,14 +171,12 @@ class Schematrons:
             self.timings[relative] = round(time.monotonic() - started, 3)
         return self._compiled[relative]
 
-    def validate(self, relative: str, xml: bytes) -> list[Finding]:
-        """The failed assertions and successful reports of one schematron on one document."""
+    def validate(self, relative: str, xml: str) -> list[Finding]:
+        """The failed assertions and successful reports of one schematron on one document (its text)."""
         executable = self.executable(relative)
         try:
-            node = processor().parse_xml(xml_text=xml.decode("utf-8"))
+            node = processor().parse_xml(xml_text=xml)
             svrl = executable.transform_to_string(xdm_node=node)
-        except UnicodeDecodeError:
-            raise ObservationError("the document is not UTF-8, as the CI-SIS requires") from None
         except Exception as exc:   # noqa: BLE001 - a dynamic error of the rules on this document
             raise ObservationError(f"the schematron {relative} stopped on this document: {_first_line(exc)}") \
                 from None

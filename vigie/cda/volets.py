@@ -4,7 +4,11 @@ that volet in the test content (CI-SIS_<volet>_<version>.sch; the version from t
 A family groups the versions of one volet: one requirement of the ci-sis profile per family. The volet
 templateIds are those the CI-SIS assigns under 1.2.250.1.213.1.1.1 (the ANS's examples carry them); a
 non-structured document (IHE XDS-SD, 1.3.6.1.4.1.19376.1.2.20) is a téléconsultation report (TLM-CR) by its
-code 85208-7, otherwise a generic non-structured document checked by the shared profiles only."""
+code 85208-7, otherwise a generic non-structured document (family CDA-R2-N1) checked by the shared profiles only.
+
+A templateId without a version (no extension), or with one the content has no schematron for, does not say which
+version of the volet the document follows: each version the content holds is a candidate, the newest first, and
+the document meets its volet when it meets one of them."""
 from __future__ import annotations
 
 import re
@@ -40,11 +44,16 @@ _SCH = re.compile(r"^CI-SIS_(.+?)_((?:[\d.]+_)?\d{4}\.\d{2})\.sch$")
 @dataclass(frozen=True)
 class Volet:
     family: str
-    schematron: str | None     # relative to schematrons/; None: the shared profiles only
+    candidates: tuple = ()     # schematrons (relative to schematrons/) it may follow; empty: shared profiles only
     templates: tuple = ()
 
+    @property
+    def schematron(self) -> str | None:
+        """The schematron named by the document's version, else the newest candidate."""
+        return self.candidates[0] if self.candidates else None
+
     def to_json(self) -> dict:
-        return {"family": self.family, "schematron": self.schematron}
+        return {"family": self.family, "candidates": list(self.candidates)}
 
 
 def versions(schematrons: Path) -> dict[str, list[tuple[str, str]]]:
@@ -68,12 +77,11 @@ def detect(clinical, schematrons: Path) -> Volet | None:
         code = clinical.find("cda:code", NS)
         family = NON_STRUCTURED.get(code.get("code") if code is not None else None, GENERIC)
         if family == GENERIC:
-            return Volet(GENERIC, None, tuple(roots))
+            return Volet(GENERIC, (), tuple(roots))
     if family is None:
         return None
     known = versions(schematrons).get(family.upper(), [])
     if not known:
-        return Volet(family, None, tuple(roots))
+        return Volet(family, (), tuple(roots))
     chosen = next((name for version, name in known if extension and version.endswith(extension)), None)
-    # no extension, or one the content has no schematron for: the oldest version, which predates versioning
-    return Volet(family, chosen or known[0][1], tuple(roots))
+    return Volet(family, (chosen,) if chosen else tuple(name for _, name in reversed(known)), tuple(roots))
