@@ -31,6 +31,7 @@ class Run(ExtensionChecks, ValueChecks):
         self._undecided: list = []       # memberOf()/conformsTo() calls that could not answer, per invariant
         self._antecedents: dict = {}
         self._bundle_cache = None        # values.py: the root Bundle's entries, indexed once
+        self._chosen: dict = {}          # (id of a value, its type profiles) -> the profile it conforms to
         self._depth = 0
 
     # --- issues ------------------------------------------------------------------------------------
@@ -315,7 +316,7 @@ class Run(ExtensionChecks, ValueChecks):
                         for p in t.profiles] if node else []
             if len(profiles) > 1:
                 profiles = [self._conforming_profile(
-                    profiles, lambda p: self.validate_resource(value, sub, [p], implied_by_type=True))]
+                    value, profiles, lambda p: self.validate_resource(value, sub, [p], implied_by_type=True))]
             self.validate_resource(value, sub, profiles, implied_by_type=True)
             return
         if not isinstance(value, dict):
@@ -330,7 +331,7 @@ class Run(ExtensionChecks, ValueChecks):
             return
         if tref is not None and len(tref.profiles) > 1 and node is not None and not node.children:
             chosen = self._conforming_profile(
-                tref.profiles, lambda p: self.walk_object(value, node, TypeRef(tref.code, (p,), tref.targets), path, plan))
+                value, tref.profiles, lambda p: self.walk_object(value, node, TypeRef(tref.code, (p,), tref.targets), path, plan))
             tref = TypeRef(tref.code, (chosen,), tref.targets)
         self.walk_object(value, node, tref, path, plan)
         self.check_value(value, node, code, path, plan)
@@ -342,10 +343,18 @@ class Run(ExtensionChecks, ValueChecks):
         if rule is not None:
             rule(self, value, path)
 
-    def _conforming_profile(self, profiles, walk) -> str:
+    def _conforming_profile(self, value, profiles, walk) -> str:
         """ElementDefinition.type.profile: "If any profiles are specified, then the content must conform to at
         least one of them". The first loaded profile the content conforms to (walked aside, its issues
-        dropped), else the first loaded one, whose issues the caller then reports."""
+        dropped), else the first loaded one, whose issues the caller then reports. Chosen once per value: a
+        nested element with several profiles is not tried again for each of its container's tries."""
+        key = (id(value), tuple(profiles))
+        if key in self._chosen:
+            return self._chosen[key]
+        self._chosen[key] = chosen = self._try_profiles(profiles, walk)
+        return chosen
+
+    def _try_profiles(self, profiles, walk) -> str:
         loaded = [p for p in profiles if self.v.plan(p) is not None] or list(profiles)
         for profile in loaded:
             saved = self.issues, self._seen
