@@ -191,15 +191,33 @@ def test_the_hl7_validators_settings_that_vigie_has_change_what_is_judged():
         "Patient.name[0].text"]
 
 
-def test_the_benchmark_loads_what_each_run_lists(tmp_path):
-    """A run's `supporting` is exactly what the Java validator loaded: a profile the case has but the run
-    did not load is not applied (the resource claims it: not loaded, a warning), one the run lists is."""
+def _benchmark():
     import importlib.util
     from pathlib import Path
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "fhir_validation.py"
     spec = importlib.util.spec_from_file_location("fhir_validation_benchmark", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_benchmark_says_its_agreement_is_in_sample(tmp_path, capsys):
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "inputs" / "p.json").write_text(json.dumps({"resourceType": "Patient", "gender": "female"}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"cases": [{
+        "name": "p", "input": "p.json", "supporting": [], "profiles": [], "options": {"allow-comments": True},
+        "runs": [{"mode": "base", "supporting": [], "expected_valid": True, "expected_error_count": 0,
+                  "expected_outcome": None}]}]}))
+    result, _ = _benchmark().agreement(tmp_path, load_packages(CORE_TGZ))
+    assert result["sample"].startswith("in-sample") and result["verdict_agreement"] == 1.0
+    assert result["options_not_supported"] == ["p: allow-comments"]
+
+
+def test_the_benchmark_loads_what_each_run_lists(tmp_path):
+    """A run's `supporting` is exactly what the Java validator loaded: a profile the case has but the run
+    did not load is not applied (the resource claims it: not loaded, a warning), one the run lists is."""
+    bench = _benchmark()
     (tmp_path / "inputs").mkdir()
     url = "https://h.fr/StructureDefinition/p"
     (tmp_path / "inputs" / "p.json").write_text(json.dumps({
