@@ -4,6 +4,7 @@ from the defects of the R4 core package listed below, each a rule the specificat
 validator applies): the list is asserted exactly, so a new false error fails and so does a rule that stops
 firing. The largest guard against a validator tuned to its test cases: about 5,000 resources, some 20 s."""
 import time
+
 import pytest
 from test_fhir_data import ANNUAIRE_TGZ, CORE_TGZ, FRCORE21_TGZ, FRCORE_TGZ, SAS_TGZ, needs_packages
 

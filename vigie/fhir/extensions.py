@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .plan import Node, Plan, TypeRef
 from .packages import CORE_ID
+from .plan import Node, Plan, TypeRef
 from .primitives import PRIMITIVES
 
 CORE_EXTENSIONS = "http://hl7.org/fhir/StructureDefinition/"
