@@ -304,3 +304,17 @@ def test_a_slice_named_only_by_its_id_is_a_slice():
     assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]}, "identifier": [ins]})) == []
     assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]},
                                       "identifier": [dict(ins, system="urn:oid:1.2.3")]}))
+
+
+def test_an_invariant_failing_on_a_differential_without_snapshot_is_not_judged(core):
+    """eld-1 (a slicing has discriminators or a description) on a differential that restates only `rules`:
+    the discriminator comes from the base, so the failure cannot be told without a snapshot."""
+    sd = {"resourceType": "StructureDefinition", "url": "https://h.fr/sd/obs", "name": "Obs", "status": "active",
+          "kind": "resource", "abstract": False, "type": "Observation", "derivation": "constraint",
+          "baseDefinition": "http://hl7.org/fhir/StructureDefinition/vitalsigns",
+          "differential": {"element": [{"id": "Observation", "path": "Observation"},
+                                       {"id": "Observation.code.coding", "path": "Observation.code.coding",
+                                        "slicing": {"rules": "open"}}]}}
+    out = core.validate(sd)
+    assert errors(out) == []
+    assert ("information", "StructureDefinition.differential.element[1].slicing", "invariant eld-1") in unjudged(out)

@@ -417,7 +417,12 @@ class Run(ExtensionChecks, ValueChecks):
                                     self._undecided[0].split("'")[1])
                 continue
             if violated and self._in_differential(path):
-                continue    # a differential's element is partial: its snapshot element is judged whole
+                # a differential's element is partial: judged whole in the snapshot; without one, not judged
+                if not (self._resource_stack[-1].get("snapshot") or {}).get("element"):
+                    self._not_evaluated(c, path, f"invariant {c.key} fails on the differential's element, which "
+                                        f"states only what differs from the base: it is judged on a snapshot, "
+                                        f"and the definition has none", f"invariant {c.key}")
+                continue
             if violated:
                 # best-practice invariants (dom-6: narrative) are advice, not conformance
                 severity = "information" if c.best_practice else ("error" if c.severity == "error" else "warning")
@@ -428,7 +433,8 @@ class Run(ExtensionChecks, ValueChecks):
         """Inside a StructureDefinition's differential, whose elements state only what differs from the base
         ("a statement of differences", R4 StructureDefinition.differential): an element may lack what the
         base gives (binding.strength, slicing.discriminator), so required elements and invariants are judged
-        on the snapshot, which the differential and its base make whole."""
+        on the snapshot, which the differential and its base make whole (an invariant failing in a definition
+        without a snapshot is not judged)."""
         return ".differential.element[" in path and bool(self._resource_stack) and \
             self._resource_stack[-1].get("resourceType") == "StructureDefinition" and \
             ".differential.element[" in path.rsplit("*/", 1)[-1]
