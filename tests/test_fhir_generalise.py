@@ -2,6 +2,7 @@
 what the specification allows is accepted, what it forbids is still an error, and what vigie cannot judge is
 an issue not judged (information in `vigie validate`, `error` "undetermined" in a campaign), never an error
 and never a pass."""
+import copy
 import json
 
 import pytest
@@ -167,3 +168,153 @@ def test_what_the_validator_cannot_judge_makes_a_campaign_requirement_undetermin
     with pytest.raises(Concluded) as concluded:
         judgement.conclude("Patients are invalid")
     assert concluded.value.status == "error" and url in concluded.value.summary
+
+
+def test_the_hl7_validators_settings_that_vigie_has_change_what_is_judged():
+    """`options` (the HL7 validator's settings): each changes its rule, and nothing else."""
+    packages = load_packages(CORE_TGZ)
+    plain, strict = Validator(packages), Validator(packages, options={
+        "examples": True, "noHtmlInMarkdown": True, "validateContains": "IGNORE", "security-checks": True,
+        "unknown-setting": 1})
+    assert "unknown-setting" not in strict.options
+    doc = {"resourceType": "DocumentReference", "status": "current",
+           "content": [{"attachment": {"url": "http://repository.example.org/fhir/Binary/1"}}]}
+    assert errors(plain.validate(doc)) and errors(strict.validate(doc)) == []
+    note = {"resourceType": "Communication", "status": "completed", "note": [{"text": "a <rouge> note"}]}
+    assert errors(plain.validate(note)) == [] and [e for e, _ in errors(strict.validate(note))] == [
+        "Communication.note[0].text"]
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+                 "contained": [{"resourceType": "Practitioner", "id": "x" * 65}]}
+    assert errors(plain.validate(condition)) and errors(strict.validate(condition)) == []
+    patient = {"resourceType": "Patient", "name": [{"text": "<b>Dupont</b>"}]}
+    assert errors(plain.validate(patient)) == [] and [e for e, _ in errors(strict.validate(patient))] == [
+        "Patient.name[0].text"]
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fhir_validation.py"
+    spec = importlib.util.spec_from_file_location("fhir_validation_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_benchmark_says_its_agreement_is_in_sample(tmp_path, capsys):
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "inputs" / "p.json").write_text(json.dumps({"resourceType": "Patient", "gender": "female"}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"cases": [{
+        "name": "p", "input": "p.json", "supporting": [], "profiles": [], "options": {"allow-comments": True},
+        "runs": [{"mode": "base", "supporting": [], "expected_valid": True, "expected_error_count": 0,
+                  "expected_outcome": None}]}]}))
+    result, _ = _benchmark().agreement(tmp_path, load_packages(CORE_TGZ))
+    assert result["sample"].startswith("in-sample") and result["verdict_agreement"] == 1.0
+    assert result["options_not_supported"] == ["p: allow-comments"]
+
+
+def test_the_benchmark_loads_what_each_run_lists(tmp_path):
+    """A run's `supporting` is exactly what the Java validator loaded: a profile the case has but the run
+    did not load is not applied (the resource claims it: not loaded, a warning), one the run lists is."""
+    bench = _benchmark()
+    (tmp_path / "inputs").mkdir()
+    url = "https://h.fr/StructureDefinition/p"
+    (tmp_path / "inputs" / "p.json").write_text(json.dumps({
+        "resourceType": "StructureDefinition", "url": url, "name": "P", "status": "active", "kind": "resource",
+        "abstract": False, "type": "Patient", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [{"id": "Patient", "path": "Patient"},
+                                     {"id": "Patient.gender", "path": "Patient.gender", "min": 1}]}}))
+    (tmp_path / "inputs" / "pat.json").write_text(json.dumps({"resourceType": "Patient", "meta": {"profile": [url]}}))
+    case = {"name": "c", "input": "pat.json", "supporting": ["p.json"], "profiles": []}
+    run = {"mode": "base", "expected_valid": True, "expected_error_count": 0, "expected_outcome": None}
+    core = load_packages(CORE_TGZ)
+    assert bench.run_case(core, tmp_path, case, dict(run, supporting=[]))["errors"] == 0
+    assert bench.run_case(core, tmp_path, case, dict(run, supporting=["p.json"]))["errors"] == 1
+    assert bench.run_case(core, tmp_path, case, run)["errors"] == 1      # no list: the case's files
+
+
+def _profile(url, type_, elements, base=None):
+    return {"resourceType": "StructureDefinition", "url": url, "name": url.rsplit("/", 1)[-1], "status": "active",
+            "kind": "complex-type" if type_[0].isupper() and type_ in ("Address",) else "resource",
+            "abstract": False, "type": type_, "derivation": "constraint",
+            "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{type_}",
+            "differential": {"element": [{"id": type_, "path": type_}] + elements}}
+
+
+def test_an_element_with_two_type_profiles_conforms_to_either():
+    """ElementDefinition.type.profile: "the content must conform to at least one of them"."""
+    packages = load_packages(CORE_TGZ)
+    city, postal = "https://h.fr/sd/adresse-ville", "https://h.fr/sd/adresse-postale"
+    packages.add_resource(_profile(city, "Address", [{"id": "Address.city", "path": "Address.city", "min": 1}]))
+    packages.add_resource(_profile(postal, "Address", [{"id": "Address.postalCode", "path": "Address.postalCode",
+                                                        "min": 1}]))
+    patient_profile = "https://h.fr/sd/patient"
+    packages.add_resource(_profile(patient_profile, "Patient", [{
+        "id": "Patient.address", "path": "Patient.address",
+        "type": [{"code": "Address", "profile": [city, postal]}]}]))
+    validator = Validator(packages)
+
+    def patient(address):
+        return {"resourceType": "Patient", "meta": {"profile": [patient_profile]}, "address": [address]}
+    assert errors(validator.validate(patient({"postalCode": "75001"}))) == []
+    assert errors(validator.validate(patient({"city": "Paris"}))) == []
+    assert errors(validator.validate(patient({"country": "FR"})))   # neither
+
+
+def test_an_address_part_extension_fits_address_line_in_a_slice_of_address():
+    """iso21090-ADXP-* have the context Address.line; in a profile's slice of Patient.address the element is
+    Patient.address.line, which is Address.line of the data type Address."""
+    packages = load_packages(CORE_TGZ)
+    url = "https://h.fr/sd/patient-adresses"
+    packages.add_resource(_profile(url, "Patient", [
+        {"id": "Patient.address", "path": "Patient.address",
+         "slicing": {"discriminator": [{"type": "value", "path": "use"}], "rules": "open"}},
+        {"id": "Patient.address:home", "path": "Patient.address", "sliceName": "home", "max": "1"},
+        {"id": "Patient.address:home.use", "path": "Patient.address.use", "fixedCode": "home"}]))
+    validator = Validator(packages)
+    adxp = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber"
+    patient = {"resourceType": "Patient", "meta": {"profile": [url]}, "address": [{
+        "use": "home", "line": ["12 rue de la Paix"], "_line": [{"extension": [{"url": adxp, "valueString": "12"}]}]}]}
+    out = validator.validate(patient)
+    assert errors(out) == [] and unjudged(out) == []
+    # on a telecom it is outside its context (judged from the R4 core's copy: not judged, never passed)
+    patient["telecom"] = [{"system": "phone", "_value": {"extension": [{"url": adxp, "valueString": "12"}]}}]
+    assert unjudged(validator.validate(patient)) == [("information", "Patient.telecom[0].value.extension[0]", adxp)]
+
+
+def test_a_slice_named_only_by_its_id_is_a_slice():
+    """ElementDefinition.id is "path:sliceName": a snapshot element with such an id and no sliceName is a
+    slice (of its sliced element), not a second, required, occurrence of the element."""
+    packages = load_packages(CORE_TGZ)
+    url = "https://h.fr/sd/patient-ins"
+    sd = _profile(url, "Patient", [
+        {"id": "Patient.identifier", "path": "Patient.identifier",
+         "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+        {"id": "Patient.identifier:ins", "path": "Patient.identifier", "sliceName": "ins", "min": 1, "max": "1"},
+        {"id": "Patient.identifier:ins.system", "path": "Patient.identifier.system", "min": 1,
+         "fixedUri": "urn:oid:1.2.250.1.213.1.4.8"}])
+    snapshot = copy.deepcopy(Validator(load_packages(CORE_TGZ), resources=[sd]).snapshot_of(url))
+    for element in snapshot:
+        element.pop("sliceName", None)
+    packages.add_resource(dict(sd, snapshot={"element": snapshot}))
+    validator = Validator(packages)
+    ins = {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "1234567890123"}
+    assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]}, "identifier": [ins]})) == []
+    assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]},
+                                      "identifier": [dict(ins, system="urn:oid:1.2.3")]}))
+
+
+def test_an_invariant_failing_on_a_differential_without_snapshot_is_not_judged(core):
+    """eld-1 (a slicing has discriminators or a description) on a differential that restates only `rules`:
+    the discriminator comes from the base, so the failure cannot be told without a snapshot."""
+    sd = {"resourceType": "StructureDefinition", "url": "https://h.fr/sd/obs", "name": "Obs", "status": "active",
+          "kind": "resource", "abstract": False, "type": "Observation", "derivation": "constraint",
+          "baseDefinition": "http://hl7.org/fhir/StructureDefinition/vitalsigns",
+          "differential": {"element": [{"id": "Observation", "path": "Observation"},
+                                       {"id": "Observation.code.coding", "path": "Observation.code.coding",
+                                        "slicing": {"rules": "open"}}]}}
+    out = core.validate(sd)
+    assert errors(out) == []
+    assert ("information", "StructureDefinition.differential.element[1].slicing", "invariant eld-1") in unjudged(out)

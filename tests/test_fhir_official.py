@@ -4,7 +4,6 @@ from the defects of the R4 core package listed below, each a rule the specificat
 validator applies): the list is asserted exactly, so a new false error fails and so does a rule that stops
 firing. The largest guard against a validator tuned to its test cases: about 5,000 resources, some 20 s."""
 import time
-from collections import Counter
 
 import pytest
 from test_fhir_data import ANNUAIRE_TGZ, CORE_TGZ, FRCORE21_TGZ, FRCORE_TGZ, SAS_TGZ, needs_packages
@@ -48,7 +47,7 @@ CORE_DEFECTS = {
 
 
 def package_resources(package):
-    """(file name, resource) of what a package publishes: package/ and package/example/ (the FHIR package
+    """(folder, file name, resource) of what a package publishes: package/ and package/example/ (the FHIR package
     specification's folders for resources); package/other/ holds the IG publisher's reports, not content."""
     for name in sorted(package._files):
         folder, _, file = name.rpartition("/")
@@ -57,7 +56,7 @@ def package_resources(package):
             continue
         res = package.resource(name)
         if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
-            yield file, res
+            yield folder, file, res
 
 
 @pytest.mark.parametrize("tgz, expected", [(CORE_TGZ, CORE_DEFECTS), (FRCORE_TGZ, {}), (FRCORE21_TGZ, {}),
@@ -65,15 +64,15 @@ def package_resources(package):
 def test_official_content_has_no_false_error(tgz, expected):
     packages = load_packages(tgz, CORE_TGZ)
     validator = Validator(packages)
-    start, count, found, kinds = time.process_time(), 0, {}, Counter()
-    for file, res in package_resources(packages.packages[0]):
+    start, count, found, examples = time.process_time(), 0, {}, 0
+    for folder, file, res in package_resources(packages.packages[0]):
         count += 1
-        kinds[res["resourceType"]] += 1
+        examples += folder == "package/example"
         for issue in validator.validate(res)["issue"]:
             if issue["severity"] in ("error", "fatal"):
                 found[(file, issue["expression"][0])] = issue["details"]["text"]
-    print(f"\n{tgz.name}: {count} resources validated ({kinds.most_common(1)[0][0]}: {kinds.most_common(1)[0][1]}, "
-          f"examples included) in {time.process_time() - start:.1f} s CPU; {len(found)} errors, all known defects")
+    print(f"\n{tgz.name}: {count} resources validated ({examples} of them examples) in "
+          f"{time.process_time() - start:.1f} s CPU; {len(found)} errors, each a known defect of the content")
     assert count > (4000 if tgz == CORE_TGZ else 50)
     unexpected = {k: v for k, v in found.items() if k not in expected}
     assert unexpected == {}, f"{len(unexpected)} false errors on official content"

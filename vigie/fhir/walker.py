@@ -31,6 +31,7 @@ class Run(ExtensionChecks, ValueChecks):
         self._undecided: list = []       # memberOf()/conformsTo() calls that could not answer, per invariant
         self._antecedents: dict = {}
         self._bundle_cache = None        # values.py: the root Bundle's entries, indexed once
+        self._chosen: dict = {}          # (id of a value, its type profiles) -> the profile it conforms to
         self._depth = 0
 
     # --- issues ------------------------------------------------------------------------------------
@@ -265,7 +266,8 @@ class Run(ExtensionChecks, ValueChecks):
                      f"{child.path}: max allowed = {child.max}, but found {count}" + _from(plan), plan.label)
             if child.max == 0:
                 return
-        if not items:
+        if not items or (child.name == "contained" and child.path.count(".") == 1
+                         and self.v.options.get("validateContains") == "IGNORE"):
             return
         nodes = [child] * count
         if child.slices or (child.slicing and child.slicing.get("rules") == "closed"):
@@ -289,7 +291,7 @@ class Run(ExtensionChecks, ValueChecks):
         if value is None:
             return
         if code in PRIMITIVES:
-            reason = check_primitive(code, value)
+            reason = check_primitive(code, value, self.v.options.get("examples", False))
             if reason:
                 if node is not None and node.choice and reason.startswith(WRONG_JSON_KIND) and ".ofType(" in path:
                     # the JSON value is of the wrong kind for any type: the choice element itself is named,
@@ -312,6 +314,9 @@ class Run(ExtensionChecks, ValueChecks):
             rt = value.get("resourceType")
             profiles = [p for t in node.types if t.code in (rt, "Resource", "DomainResource")
                         for p in t.profiles] if node else []
+            if len(profiles) > 1:
+                profiles = [self._conforming_profile(
+                    value, profiles, lambda p: self.validate_resource(value, sub, [p], implied_by_type=True))]
             self.validate_resource(value, sub, profiles, implied_by_type=True)
             return
         if not isinstance(value, dict):
@@ -324,6 +329,10 @@ class Run(ExtensionChecks, ValueChecks):
         if code == "Extension":
             self.walk_extension(value, node, tref, path, plan, node.path.rsplit(".", 1)[0] if node else None)
             return
+        if tref is not None and len(tref.profiles) > 1 and node is not None and not node.children:
+            chosen = self._conforming_profile(
+                value, tref.profiles, lambda p: self.walk_object(value, node, TypeRef(tref.code, (p,), tref.targets), path, plan))
+            tref = TypeRef(tref.code, (chosen,), tref.targets)
         self.walk_object(value, node, tref, path, plan)
         self.check_value(value, node, code, path, plan)
         self.check_constraints(value, node, path, plan)
@@ -333,6 +342,31 @@ class Run(ExtensionChecks, ValueChecks):
         rule = TYPE_RULES.get(code)
         if rule is not None:
             rule(self, value, path)
+
+    def _conforming_profile(self, value, profiles, walk) -> str:
+        """ElementDefinition.type.profile: "If any profiles are specified, then the content must conform to at
+        least one of them". The first loaded profile the content conforms to (walked aside, its issues
+        dropped), else the first loaded one, whose issues the caller then reports. Chosen once per value: a
+        nested element with several profiles is not tried again for each of its container's tries."""
+        key = (id(value), tuple(profiles))
+        if key in self._chosen:
+            return self._chosen[key]
+        self._chosen[key] = chosen = self._try_profiles(profiles, walk)
+        return chosen
+
+    def _try_profiles(self, profiles, walk) -> str:
+        loaded = [p for p in profiles if self.v.plan(p) is not None] or list(profiles)
+        for profile in loaded:
+            saved = self.issues, self._seen
+            self.issues, self._seen = [], set()
+            try:
+                walk(profile)
+                conforms = not any(i.severity in ("error", "fatal") for i in self.issues)
+            finally:
+                self.issues, self._seen = saved
+            if conforms:
+                return profile
+        return loaded[0]
 
     def _is_resource_type(self, code: str) -> bool:
         plan = self.v.type_plan(code)
@@ -383,7 +417,12 @@ class Run(ExtensionChecks, ValueChecks):
                                     self._undecided[0].split("'")[1])
                 continue
             if violated and self._in_differential(path):
-                continue    # a differential's element is partial: its snapshot element is judged whole
+                # a differential's element is partial: judged whole in the snapshot; without one, not judged
+                if not (self._resource_stack[-1].get("snapshot") or {}).get("element"):
+                    self._not_evaluated(c, path, f"invariant {c.key} fails on the differential's element, which "
+                                        f"states only what differs from the base: it is judged on a snapshot, "
+                                        f"and the definition has none", f"invariant {c.key}")
+                continue
             if violated:
                 # best-practice invariants (dom-6: narrative) are advice, not conformance
                 severity = "information" if c.best_practice else ("error" if c.severity == "error" else "warning")
@@ -394,7 +433,8 @@ class Run(ExtensionChecks, ValueChecks):
         """Inside a StructureDefinition's differential, whose elements state only what differs from the base
         ("a statement of differences", R4 StructureDefinition.differential): an element may lack what the
         base gives (binding.strength, slicing.discriminator), so required elements and invariants are judged
-        on the snapshot, which the differential and its base make whole."""
+        on the snapshot, which the differential and its base make whole (an invariant failing in a definition
+        without a snapshot is not judged)."""
         return ".differential.element[" in path and bool(self._resource_stack) and \
             self._resource_stack[-1].get("resourceType") == "StructureDefinition" and \
             ".differential.element[" in path.rsplit("*/", 1)[-1]
