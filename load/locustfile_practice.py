@@ -23,7 +23,8 @@ random could leave a scenario without a single request.
 Run by vigie's load driver in its own process. The host is the FHIR base URL; settings come from the
 environment: VIGIE_LOAD_TOKEN (bearer token), VIGIE_LOAD_CA_FILE (CA that signed the server certificate;
 the public CAs when empty), VIGIE_LOAD_FAMILIES (comma-separated family-name prefixes to search),
-VIGIE_LOAD_MIX (JSON {request name: weight}, from the profile's load plan; 0 switches a task off).
+VIGIE_LOAD_MIX (JSON {request name: weight}, from the profile's load plan; 0 switches a task off),
+VIGIE_RUN_ID (the run's id, tagged on what it creates) and VIGIE_READ_ONLY (non-empty: no encounter-create).
 """
 import datetime as dt
 import itertools
@@ -37,7 +38,8 @@ from urllib.parse import quote
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from vigie.fhirrest import CREATED_TAG  # what the load creates is never judged as the vendor's data
+from vigie.fhirrest import tagged  # what the load creates is never judged as the vendor's data
+from vigie.writes import read_only
 
 CA_FILE = os.environ.get("VIGIE_LOAD_CA_FILE") or None
 TOKEN = os.environ.get("VIGIE_LOAD_TOKEN") or ""
@@ -147,10 +149,10 @@ class PracticeUser(FastHttpUser):
         if patient is None:
             return
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        encounter = {"resourceType": "Encounter", "status": "in-progress", "meta": {"tag": [CREATED_TAG]},
-                     "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB",
-                               "display": "ambulatory"},
-                     "subject": {"reference": f"Patient/{patient['id']}"}, "period": {"start": now}}
+        encounter = tagged({"resourceType": "Encounter", "status": "in-progress",
+                            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB",
+                                      "display": "ambulatory"},
+                            "subject": {"reference": f"Patient/{patient['id']}"}, "period": {"start": now}})
         with self.client.post("/Encounter", data=json.dumps(encounter), name="encounter-create",
                               headers={"Content-Type": FHIR_JSON}, catch_response=True) as resp:
             if resp.status_code != 201:
@@ -185,6 +187,8 @@ def interleave(weights: dict[str, int]) -> list[str]:
 _unknown = sorted(set(MIX) - set(PracticeUser.WEIGHTS))
 if _unknown:
     raise ValueError(f"load mix names unknown tasks {', '.join(_unknown)} (known: {', '.join(PracticeUser.WEIGHTS)})")
+# --read-only (VIGIE_READ_ONLY): the tasks that write are left out of the mix
+WRITING = {"encounter-create"}
 CYCLE = interleave({name: MIX.get(name, weight) for name, (_, weight) in PracticeUser.WEIGHTS.items()
-                    if MIX.get(name, weight) > 0})
+                    if MIX.get(name, weight) > 0 and not (read_only() and name in WRITING)})
 _users = itertools.count()

@@ -173,7 +173,7 @@ def test_expired_token_refused(requirement, http, capability, target, outcome):
     passed("expired tokens refused: " + ", ".join(f"{n} → {s}" for n, s in statuses.items()))
 
 
-@check("auth.read-only-scope")
+@check("auth.read-only-scope", writes=True)   # a create, which the server must refuse
 def test_read_only_token_cannot_write(requirement, http, capability, target, outcome):
     role = requirement.params.get("role", "reader")
     _role_token(target, role)

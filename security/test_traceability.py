@@ -218,7 +218,7 @@ def _wait_for(search: AuditSearch, done: Interaction, skew, within: float, user)
         time.sleep(POLL_S)
 
 
-@check("audit.trail")
+@check("audit.trail", writes=lambda params: params.get("interaction") == "create")
 def test_access_is_audited(requirement, http, capability, target, outcome):
     interaction = requirement.params["interaction"]
     within = float(requirement.params.get("within_s", 5))

@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
-
-from vigie.campaign import Target
 from vigie.fixtures.hostile.server import start_hostile
 from vigie.fixtures.practice import start_practice
+
+from vigie.campaign import Target
 from vigie.preflight import check_target
 
 
@@ -49,8 +49,8 @@ def test_a_healthy_target_passes_in_well_under_two_seconds(practice):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"ca_file": None}, "certificate not trusted (unable to get local issuer certificate) by the system's CAs: "
-                        "give the CA that signed the server's certificate with --ca-file"),
+    ({"ca_file": None}, ("certificate not trusted (unable to get local issuer certificate) by the system's CAs: "
+                         "give the CA that signed the server's certificate with --ca-file")),
     ({"token": "not-a-token"}, "the server refused the token (401 on GET Patient?_count=1): check --token"),
     ({"token": None}, "the server asks for a token (401 on GET Patient?_count=1): give one with --token"),
 ])
@@ -87,9 +87,9 @@ def test_run_stops_before_the_campaign_with_exit_3(practice, tmp_path):
                    "--profile", "fhir-r4-rest", "--out", str(tmp_path / "b"))
     assert result.returncode == 3 and time.monotonic() - started < 20, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines == ["vigie: error: pre-flight fhir: the server refused the token (401 on GET Patient?_count=1): "
-                     "check --token (token in vigie.toml)",
-                     "vigie: error: nothing was run; --run-anyway runs the campaign all the same (its checks will "
-                     "end in error)"], lines
+    assert lines == [("vigie: error: pre-flight fhir: the server refused the token (401 on GET Patient?_count=1): "
+                      "check --token (token in vigie.toml)"),
+                     ("vigie: error: nothing was run; --run-anyway runs the campaign all the same (its checks will "
+                      "end in error)")], lines
     assert "pre-flight fhir: connected to" in result.stdout and "certificate trusted" in result.stdout
     assert not (tmp_path / "b").exists()

@@ -65,7 +65,9 @@ def report_from_journal(records: list[dict], lang: str | None = None) -> dict:
             "environment": head.get("environment", {}), "fhir_packages": last.get("fhir_packages") or head.get("fhir_packages", []),
             "limits": head.get("limits", {}),
             # journals written before masking existed kept patient data as the target sent it
-            "patient_data": head.get("patient_data", "as sent")}
+            "patient_data": head.get("patient_data", "as sent"),
+            # what the run wrote to its targets: nothing with --read-only; else what it deleted at its end
+            "read_only": bool(head.get("read_only", False)), "cleanup": (end or {}).get("cleanup", [])}
     return {"schema": SCHEMA, "run": run, "product": product_of(head, end), "targets": head["targets"],
             "profiles": profiles,
             "outcomes": [o.to_json() for o in outcomes],

@@ -86,6 +86,8 @@ def not_tested(reason: str, **measurements) -> NoReturn:
     _conclude("not_tested", reason, (), measurements)
 
 
-def check(check_id: str):
-    """Marks a test function as the implementation of a check id."""
-    return pytest.mark.vigie_check(check_id)
+def check(check_id: str, writes=False):
+    """Marks a test function as the implementation of a check id. `writes`: the check creates or changes
+    data on the target (True, or a predicate of the requirement's params): with --read-only it is not run
+    and its requirements are not_tested."""
+    return pytest.mark.vigie_check(check_id, writes=writes)

@@ -72,6 +72,8 @@ def _console(quiet: bool = False):
     return console if console.is_terminal else Console(highlight=False, width=160, quiet=quiet)
 
 
+READ_ONLY_OPTION = click.option("--read-only", is_flag=True, help="Write nothing to the targets: the checks that "
+                                "write are not_tested, the load creates nothing.")
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="For CI logs: print only the verdict lines and "
                             "errors (no live outcomes, no table).")
 
@@ -120,7 +122,7 @@ def _formats(formats):
 
 
 def _execute(profiles, targets, out, lang, console, key=None, limits=None, formats=None, product=None,
-             force=False):
+             force=False, read_only=False):
     from rich.markup import escape
 
     from .display import Progress, outcome_line, verdict_table
@@ -136,12 +138,20 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
             progress.advance()
             outcome_line(console, outcome)
         report = run_campaign(profiles, targets, out, lang, command, on_outcome=shown, sign_key=key, limits=limits,
-                              formats=formats, product=product, replace_out=force)
+                              formats=formats, product=product, replace_out=force, read_only=read_only)
+    for cleaned in report["run"].get("cleanup", []):
+        if cleaned["found"] or cleaned.get("left_because"):
+            console.print(escape(strip_control(_cleanup_line(cleaned))))
     verdict_table(_console() if console.quiet else console, report, out, quiet=console.quiet)
     if report["run"].get("interrupted"):
         click.echo(f"vigie: interrupted ({report['run']['interrupted']})", err=True)
         return INTERRUPTED
     return EXIT_CODES[report["verdict"]]
+
+
+def _cleanup_line(cleaned: dict) -> str:
+    line = f"{cleaned['target']}: deleted {cleaned['deleted']} of the {cleaned['found']} resources this run created"
+    return line + (f"; left: {cleaned['left_because']}" if cleaned.get("left_because") else "")
 
 
 @cli.command()
@@ -150,12 +160,13 @@ def _execute(profiles, targets, out, lang, console, key=None, limits=None, forma
 @click.option("--out", type=click.Path(file_okay=False), help="Bundle folder (default reports/<run-id>).")
 @click.option("--lang", type=LANGS, default="en", show_default=True)
 @click.option("--sign-key", type=click.Path(), help="Ed25519 private key to sign the bundle.")
+@READ_ONLY_OPTION
 @QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
-def demo(profiles, flaws, out, lang, sign_key, quiet, force, formats, limit_flags, load_flags):
+def demo(profiles, flaws, out, lang, sign_key, read_only, quiet, force, formats, limit_flags, load_flags):
     """Start the reference systems on loopback and run the default campaign against them."""
     formats = _formats(formats)
     from .campaign import Target
@@ -194,7 +205,8 @@ def demo(profiles, flaws, out, lang, sign_key, quiet, force, formats, limit_flag
                               + (f" with flaws: {', '.join(practice_flaws)}" if practice_flaws else ""))
                 targets.insert(0, Target(id="practice", kind="fhir", url=system.url, ca_file=str(system.ca_file),
                                          token=system.token, tokens=dict(system.tokens)))
-            return _execute(selected, targets, out, lang, console, key, limits, formats, force=force)
+            return _execute(selected, targets, out, lang, console, key, limits, formats, force=force,
+                            read_only=read_only)
         finally:
             if system is not None:
                 system.stop()
@@ -234,13 +246,14 @@ def _demo_warehouse(work: Path, flaws: tuple):
 @click.option("--product-commit", metavar="SHA", help="Source commit of the product under test.")
 @click.option("--run-anyway", is_flag=True, help="Run the campaign even when the pre-flight finds a target "
               "unreachable, its certificate untrusted or the token refused (the checks then end in error).")
+@READ_ONLY_OPTION
 @QUIET_OPTION
 @FORCE_OPTION
 @FORMAT_OPTION
 @limit_options
 @load_options
 def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, out, lang, sign_key, product,
-        product_version, product_commit, run_anyway, quiet, force, formats, limit_flags, load_flags):
+        product_version, product_commit, run_anyway, read_only, quiet, force, formats, limit_flags, load_flags):
     """Run a campaign against real targets."""
     formats = _formats(formats)
     from .campaign import load_config, make_product, make_target
@@ -268,6 +281,8 @@ def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, ou
                          "vigie.toml")
     selected = _campaign_profiles(profiles or settings["profiles"], sorted({t.kind for t in targets}))
     if master:  # --worker: no campaign here, only this machine's share of the master's load
+        from .writes import begin
+        begin(None, read_only)   # give the master's --read-only to each worker too
         return serve_worker(targets, selected, master, _out_dir(out, settings.get("out")))
     limits = _limits(settings.get("limits"), limit_flags)
     flags = {k: v for k, v in (("name", product), ("version", product_version), ("commit", product_commit)) if v}
@@ -277,7 +292,7 @@ def run(config, fhir, ca_file, token, warehouse, source, documents, profiles, ou
     _preflight(targets, run_anyway, quiet)
     with _stopped_like_ctrl_c():   # SIGTERM, SIGHUP: the run is reported as interrupted, as for Ctrl-C
         return _execute(selected, targets, out, lang or settings.get("lang", "en"), _console(quiet), key, limits,
-                        formats, declared, force)
+                        formats, declared, force, read_only)
 
 
 def _preflight(targets, run_anyway: bool, quiet: bool) -> None:

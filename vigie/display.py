@@ -79,7 +79,7 @@ def shown_reasons(report: dict) -> tuple[list[tuple[list[str], str]], int]:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 

@@ -166,9 +166,11 @@ CREATED_TAG = {"system": "http://vigie.invalid/CodeSystem/origin", "code": "crea
 
 
 def tagged(resource: dict) -> dict:
-    """`resource` with vigie's tag in its meta.tag."""
+    """`resource` with vigie's tag in its meta.tag, and the run's (vigie.writes: how the run finds what it
+    created, to delete it at its end)."""
+    from .writes import run_tag
     meta = dict(resource.get("meta") or {})
-    meta["tag"] = [*(meta.get("tag") or []), CREATED_TAG]
+    meta["tag"] = [*(meta.get("tag") or []), CREATED_TAG, *([run_tag()] if run_tag() else [])]
     return {**resource, "meta": meta}
 
 

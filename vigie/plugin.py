@@ -22,6 +22,7 @@ from .interrupts import pending, signal_name
 from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
+from .writes import READ_ONLY_REASON, writes
 
 # vigie's own code: the suite's folders and the engine (this package, wherever it is installed)
 VIGIE_DIRS = tuple(f"{d}{os.sep}" for d in (*(ROOT / c for c in CHECK_DIRS), Path(__file__).resolve().parent))
@@ -101,6 +102,7 @@ class VigiePlugin:
     def __init__(self, run):
         self.run = run            # vigie.runner.Run: cases, store, cache, journal, clients, callbacks
         self.checks: dict[str, str] = {}
+        self.writes: dict[str, object] = {}   # check id -> its @check(writes=...)
         self.current = None       # the item being run: an interrupt concludes it
 
     def pytest_configure(self, config):
@@ -121,6 +123,7 @@ class VigiePlugin:
             self.run.suite_errors.append(f"check '{check_id}' is implemented twice: {owner}, "
                                          f"{metafunc.definition.nodeid}")
             return
+        self.writes[check_id] = marker.kwargs.get("writes", False)
         cases = [c for c in self.run.cases if c[0].check == check_id]
         metafunc.parametrize(CASE, cases, ids=[f"{r.id}@{t.id}" for r, t in cases])
 
@@ -135,14 +138,20 @@ class VigiePlugin:
             # the user's interrupt was swallowed where Python drops exceptions (a finaliser): it stops the
             # run here, before the next check, as pytest stops on any interrupt
             raise KeyboardInterrupt(pending())
-        # past the run's time limit, the requirements not reached are not tested, and say why
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if not isinstance(params.get(CASE), tuple) or time.monotonic() < self.run.deadline:
+        if not isinstance(params.get(CASE), tuple):
+            return None
+        requirement = params[CASE][0]
+        if time.monotonic() >= self.run.deadline:
+            # past the run's time limit, the requirements not reached are not tested, and say why
+            ended = ("not_tested", f"not run: the run time limit of {self.run.limits.run_timeout_s:g} s was reached")
+        elif self.run.read_only and writes(self.writes.get(requirement.check, False), requirement.params):
+            ended = ("not_tested", READ_ONLY_REASON)
+        else:
             return None
         item.stash[RECORDER] = Recorder(self.run.store)
         item.stash[DONE] = True
-        self._finish(item, params[CASE], None, ended=(
-            "not_tested", f"not run: the run time limit of {self.run.limits.run_timeout_s:g} s was reached"))
+        self._finish(item, params[CASE], None, ended=ended)
         return True
 
     @pytest.hookimpl(tryfirst=True)

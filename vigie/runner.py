@@ -23,6 +23,9 @@ from .outdir import claim as claim_output
 from .plugin import VigiePlugin
 from .rendering import DEFAULT_FORMATS, Bounds
 from .suite import CHECK_DIRS, ROOT, suite_digest
+from .writes import Cleanup
+from .writes import begin as begin_writes
+from .writes import clean as clean_writes
 
 PYTEST_INI = Path(__file__).parent / "suite.ini"
 # the renderings get what is left of the run time, and at least this: the quick ones (summary, JUnit) are
@@ -70,7 +73,8 @@ class Run:
     """The state a run shares with the plugin."""
 
     def __init__(self, profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits: Limits | None = None, formats=None, product: dict | None = None, replace_out=False):
+                 limits: Limits | None = None, formats=None, product: dict | None = None, replace_out=False,
+                 read_only: bool = False):
         self.formats = tuple(formats) if formats else None   # renderings besides report.json; None: all
         # absolute: subprocesses (the load driver) run in other working directories
         self.profiles, self.targets, self.out, self.lang = profiles, targets, Path(out).absolute(), lang
@@ -80,6 +84,8 @@ class Run:
         self.deadline = time.monotonic() + self.limits.run_timeout_s
         activate_limits(self.limits)
         self.id = self.out.name
+        self.read_only = read_only
+        self.cleanup: list[Cleanup] = []   # what became of each FHIR target's writes, after the checks
         self.cases = applicable_cases(profiles, targets)
         if not self.cases:
             kinds = sorted({k for p in profiles for k in p.applies_to})
@@ -93,12 +99,13 @@ class Run:
         self.on_outcome = on_outcome
         self.interrupted: str | None = None   # the name of the signal that stopped the run
         self.journal = Journal(self.out / JOURNAL)
+        begin_writes(self.id, read_only)   # the run's tag on what it creates, and its policy, for the load too
         self.journal.append({
             "type": "run", "id": self.id, "started": now(), "tool_version": __version__,
             "suite_digest": suite_digest(), "lang": lang, "command": self.store.redact.text(command),
             "environment": environment(), "fhir_packages": [], "limits": self.limits.to_json(),
             "product": self.store.redact.data(product) if product else None,
-            "patient_data": "masked" if self.store.redact.mask_patients else "as sent",
+            "patient_data": "masked" if self.store.redact.mask_patients else "as sent", "read_only": read_only,
             "targets": [t.public() for t in targets],
             "profiles": [{**p.summary(), "requirements": [
                 {"id": r.id, "level": r.level, "title": r.title, "reference": r.reference, "check": r.check}
@@ -154,6 +161,8 @@ class Run:
                 # pytest catches an interrupt that lands in a check: the plugin names its signal in
                 # self.interrupted, and pytest returns at once
                 code = pytest.main(args, plugins=[VigiePlugin(self)])
+                if not self.interrupted and not pending() and time.monotonic() < self.deadline:
+                    self._clean()
             finally:
                 for client in self.clients.values():
                     client.close()
@@ -162,7 +171,8 @@ class Run:
             # an interrupt that a library swallowed in the last check still stops the run
             self.interrupted = self.interrupted or pending()
             if not self.interrupted:
-                end = {"type": "end", "finished": now(), "software": self._software()}
+                end = {"type": "end", "finished": now(), "software": self._software(),
+                       "cleanup": [c.to_json() for c in self.cleanup]}
         except KeyboardInterrupt as exc:
             # outside a check (pytest starting, the CapabilityStatement read for the product's name), or a
             # second interrupt while pytest winds down: that one ends vigie at once, the journal closed first
@@ -183,6 +193,26 @@ class Run:
                                  "fhir_packages": packages_used(self.cache.values("fhir-packages"))})
             self.journal.close()
 
+    def _clean(self) -> None:
+        """Deletes what the run created on each FHIR target, where the server allows (vigie.writes); the
+        exchanges are kept as evidence (evidence/cleanup/<target>.json)."""
+        if self.read_only:
+            return
+        from .evidence import safe_name
+        for target in self.targets:
+            if target.kind != "fhir":
+                continue
+            capability, error, _ = self.cache.get("capability", target)
+            if error is not None:
+                continue
+            types = [t for t in capability.types_with("create") if t in capability.types_with("search-type")]
+            client = self.client(target)
+            client.take_exchanges()
+            self.cleanup.append(clean_writes(client, types, self.id, target.id))
+            exchanges = client.take_exchanges()
+            if exchanges:
+                self.store.write_json(f"cleanup/{safe_name(target.id)}.json", exchanges)
+
     def _software(self) -> dict:
         """target id -> what its CapabilityStatement says of the software (name, version, releaseDate)."""
         found = {}
@@ -201,6 +231,6 @@ class Run:
 
 
 def run_campaign(profiles, targets, out: Path, lang: str, command: str, on_outcome=None, sign_key=None,
-                 limits=None, formats=None, product=None, replace_out=False) -> dict:
+                 limits=None, formats=None, product=None, replace_out=False, read_only=False) -> dict:
     return Run(profiles, targets, out, lang, command, on_outcome, sign_key, limits, formats, product,
-               replace_out).execute()
+               replace_out, read_only).execute()
