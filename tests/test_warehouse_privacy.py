@@ -298,3 +298,20 @@ def test_priv_a_log_the_harness_does_not_write_and_that_keeps_no_probe_fails():
     ("hotel", False), ("telemetry", False)])
 def test_priv_columns_named_for_a_persons_identity(column, identity):
     assert privacy.named_as_identity(column) is identity
+
+
+@pytest.mark.partial_observation("privacy.identifiers")
+def test_priv_candidates_beyond_what_python_judges_leave_the_requirement_unverified(tmp_path, monkeypatch):
+    """More distinct candidate values than Python judges: the values not judged may hold names, so no pass."""
+    from vigie.warehouse import identifierscan
+    monkeypatch.setattr(identifierscan, "JUDGED_CAP", 2)
+    path = tmp_path / "j.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE note (note_id INTEGER, note_text VARCHAR)")
+    con.execute("INSERT INTO note VALUES (1, 'Pierre Robin syndrome'), (2, 'syndrome de Pierre Robin'), "
+                "(3, 'PIERRE ROBIN')")
+    con.close()
+    with View(f"duckdb:///{path}") as w:
+        result = conclude(test_eds_privacy.test_no_direct_identifiers, requirement(kind="name"), w, Outcome())
+    assert result.status == "error", result.summary
+    assert "more than 2 distinct values to judge for a person's name, only the first 2 were" in result.summary
