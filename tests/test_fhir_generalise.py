@@ -343,3 +343,19 @@ def test_with_the_extension_pack_loaded_a_core_extensions_context_is_judged(cont
     out = validator.validate(sd)
     assert [u for _, _, u in unjudged(out) if u == url] == []
     assert bool([e for e, t in errors(out) if url in t]) is judged_error
+
+
+def test_vigie_validate_accepts_fr_cores_own_patient_definition(tmp_path):
+    """`vigie validate` on FR Core 2.2.0's StructureDefinition-fr-core-patient.json: no error (there were 23),
+    exit 0; what it could not judge (the IG publisher's extension) is information, marked not judged."""
+    import subprocess
+    import sys
+    from test_fhir_data import FRCORE_TGZ
+    sd = tmp_path / "StructureDefinition-fr-core-patient.json"
+    sd.write_bytes(load_packages(FRCORE_TGZ).packages[0]._files["package/StructureDefinition-fr-core-patient.json"])
+    result = subprocess.run([sys.executable, "-m", "vigie", "validate", "--package", str(FRCORE_TGZ), str(sd)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert errors(out) == []
+    assert "http://hl7.org/fhir/tools/StructureDefinition/snapshot-base-version" in [u for _, _, u in unjudged(out)]
