@@ -350,6 +350,7 @@ def test_vigie_validate_accepts_fr_cores_own_patient_definition(tmp_path):
     exit 0; what it could not judge (the IG publisher's extension) is information, marked not judged."""
     import subprocess
     import sys
+
     from test_fhir_data import FRCORE_TGZ
     sd = tmp_path / "StructureDefinition-fr-core-patient.json"
     sd.write_bytes(load_packages(FRCORE_TGZ).packages[0]._files["package/StructureDefinition-fr-core-patient.json"])
