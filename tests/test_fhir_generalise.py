@@ -318,3 +318,45 @@ def test_an_invariant_failing_on_a_differential_without_snapshot_is_not_judged(c
     out = core.validate(sd)
     assert errors(out) == []
     assert ("information", "StructureDefinition.differential.element[1].slicing", "invariant eld-1") in unjudged(out)
+
+
+def _extension_pack(context):
+    """A stand-in for hl7.fhir.uv.extensions.r4 holding one current definition, with the given context."""
+    from vigie.fhir.packages import Package
+    url = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+    sd = json.loads(load_packages(CORE_TGZ).packages[0]._files[
+        "package/StructureDefinition-structuredefinition-fhir-type.json"])
+    sd = dict(sd, version="5.2.0", context=[{"type": "element", "expression": context}])
+    files = {"package/package.json": json.dumps({"name": "hl7.fhir.uv.extensions.r4", "version": "5.2.0",
+                                                 "dependencies": {"hl7.fhir.r4.core": "4.0.1"}}).encode(),
+             "package/StructureDefinition-structuredefinition-fhir-type.json": json.dumps(sd).encode()}
+    return Package.from_files(files, "test"), url
+
+
+@pytest.mark.parametrize("context, judged_error", [("ElementDefinition.type", False),
+                                                    ("ElementDefinition.type.code", True)])
+def test_with_the_extension_pack_loaded_a_core_extensions_context_is_judged(context, judged_error):
+    """Adding hl7.fhir.uv.extensions.r4 makes what was not judged judged, against its current definitions."""
+    pack, url = _extension_pack(context)
+    validator = Validator(load_packages(pack, CORE_TGZ))
+    sd = json.loads(load_packages(CORE_TGZ).packages[0]._files["package/StructureDefinition-Patient.json"])
+    out = validator.validate(sd)
+    assert [u for _, _, u in unjudged(out) if u == url] == []
+    assert bool([e for e, t in errors(out) if url in t]) is judged_error
+
+
+def test_vigie_validate_accepts_fr_cores_own_patient_definition(tmp_path):
+    """`vigie validate` on FR Core 2.2.0's StructureDefinition-fr-core-patient.json: no error (there were 23),
+    exit 0; what it could not judge (the IG publisher's extension) is information, marked not judged."""
+    import subprocess
+    import sys
+
+    from test_fhir_data import FRCORE_TGZ
+    sd = tmp_path / "StructureDefinition-fr-core-patient.json"
+    sd.write_bytes(load_packages(FRCORE_TGZ).packages[0]._files["package/StructureDefinition-fr-core-patient.json"])
+    result = subprocess.run([sys.executable, "-m", "vigie", "validate", "--package", str(FRCORE_TGZ), str(sd)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert errors(out) == []
+    assert "http://hl7.org/fhir/tools/StructureDefinition/snapshot-base-version" in [u for _, _, u in unjudged(out)]

@@ -146,7 +146,11 @@ class ExtensionChecks:
                  f"cannot identify the StructureDefinition that defines the extension")
 
     def check_context(self, ext_plan: Plan, path: str, holder: str | None = None):
-        contexts = ext_plan.sd.get("context") or []
+        # HL7 maintains the core-namespace extensions in hl7.fhir.uv.extensions, whose definitions supersede
+        # the R4 core package's copies (https://hl7.org/fhir/extensions/): the context is the current one
+        current = [sd for pid, sd in self.v.packages.definitions(ext_plan.url)
+                   if pid != CORE_ID and isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition"]
+        contexts = (current[0] if current else ext_plan.sd).get("context") or []
         if not contexts:
             return
         here = self._context_paths(path)
@@ -158,11 +162,9 @@ class ExtensionChecks:
         if _in_context(contexts, here) or _in_context(contexts, self._type_paths(here)):
             return
         names = ", ".join(c.get("expression", "") for c in contexts)
-        if ext_plan.url.startswith(CORE_EXTENSIONS) and self.v.packages.publishers(ext_plan.url) == [CORE_ID]:
-            # HL7 maintains the core-namespace extensions in hl7.fhir.uv.extensions, whose definitions supersede
-            # the R4 core package's copies (https://hl7.org/fhir/extensions/): the R4 core's own content uses
-            # several outside the contexts its copy states (structuredefinition-fhir-type on
-            # ElementDefinition.type), so a context from that copy alone cannot condemn a use
+        if ext_plan.url.startswith(CORE_EXTENSIONS) and not current:
+            # the R4 core's own content uses several outside the contexts its superseded copy states
+            # (structuredefinition-fhir-type on ElementDefinition.type): that copy alone cannot condemn a use
             url = ext_plan.url
             self.cannot_judge(path, url, f"The extension {url} is used outside the contexts "
                               f"the R4 core package states for it ({names}); its current definition is in "

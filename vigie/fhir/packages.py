@@ -206,10 +206,12 @@ class PackageSet:
         out += [u for u, items in self._extra.items() if any(r.get("resourceType") == resource_type for r in items)]
         return sorted(set(out))
 
-    def publishers(self, url: str) -> list[str]:
-        """The ids of the loaded packages that define this canonical URL (resources added alone are '')."""
-        out = [pkg.id for pkg, _ in self._by_url.get(split_canonical(url)[0], ())]
-        return out + [""] * len(self._extra.get(split_canonical(url)[0], ()))
+    def definitions(self, url: str) -> list[tuple[str, dict]]:
+        """(package id, resource) of every loaded definition of this canonical URL, resources added alone
+        first (with the id '')."""
+        base = split_canonical(url)[0]
+        out = [("", r) for r in self._extra.get(base, ())]
+        return out + [(pkg.id, pkg.resource(e["filename"])) for pkg, e in self._by_url.get(base, ())]
 
     def has(self, package_id: str) -> bool:
         return any(p.id == package_id for p in self.packages)
