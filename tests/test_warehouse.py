@@ -465,3 +465,28 @@ def test_the_checks_dqd_superseded_count_as_dqd_does(tmp_path):
     exported = {ch["checkId"]: ch for ch in export["CheckResults"]}
     assert exported[f"concept_plausiblegender_condition_occurrence_condition_concept_id_{male_only.concept_id}"][
         "category"] == "Plausibility"
+
+
+def test_a_repeated_key_does_not_multiply_the_rows_that_point_to_it(tmp_path):
+    """References are resolved by joins: to the key as it is when the target's scan found it unique, to its
+    distinct values when it is not (a person loaded twice must not double the visits counted)."""
+    url = build_reference(f"duckdb:///{tmp_path / 'w.duckdb'}", persons=40, seed=5)
+    con = duckdb.connect(url.split(":///", 1)[1])
+    con.execute("INSERT INTO person SELECT * FROM person WHERE person_id IN (SELECT MIN(person_id) FROM person)")
+    con.execute("DELETE FROM provider WHERE provider_id IN (SELECT MIN(provider_id) FROM provider)")
+    visits, orphans = con.execute("SELECT COUNT(*), SUM(CASE WHEN provider_id IS NOT NULL AND provider_id NOT IN "
+                                  "(SELECT provider_id FROM provider) THEN 1 ELSE 0 END) FROM visit_occurrence").fetchone()
+    con.execute("CHECKPOINT")
+    con.close()
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        assert not m.unique("person", "person_id") and m.unique("provider", "provider_id")
+        to_person, to_provider = m.foreign_key("visit_occurrence", "person_id"), m.foreign_key("visit_occurrence", "provider_id")
+        results = {r.check.id: r for r in dq.run_checks(m)}
+    finally:
+        w.close()
+    assert to_person["rows"] == visits and to_person["orphans"] == 0
+    assert orphans > 0 and to_provider["orphans"] == orphans
+    person = results["table_measurepersoncompleteness_visit_occurrence"]
+    assert (person.violated, person.denominator) == (0, 41)

@@ -339,16 +339,22 @@ def _count(m, c: DqCheck) -> tuple[int, int]:
         return _temporal(m, c)
     if c.name == "measurePersonCompleteness":
         _need(m, ("person", "person_id"), (t, "person_id"))
-        join = m.anti_join("x", m.col("person", "person_id", "p"), "person", "person_id", t, "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum('x.k IS NULL')}, COUNT(*) FROM {m.rel('person')} p {join}")
+        left, right = m.join_key(m.col("person", "person_id", "p"), m.col(t, "person_id", "x"), "person",
+                                 "person_id", t, "person_id")
+        # NOT EXISTS in WHERE: the planner's hash anti-join, with no aggregation of the table's person ids
+        row = m.query(("dq", c.id), f"SELECT (SELECT COUNT(*) FROM {m.rel('person')} p WHERE NOT EXISTS "
+                                    f"(SELECT 1 FROM {m.rel(t)} x WHERE {right} = {left})), "
+                                    f"(SELECT COUNT(*) FROM {m.rel('person')} p)")
         return row[0] or 0, row[1]
     if c.name == "measureConditionEraCompleteness":
         _need(m, ("condition_occurrence", "condition_concept_id"), ("condition_era", "person_id"))
         co = m.rel("condition_occurrence")
         pid, cid = m.col("condition_occurrence", "person_id", "o"), m.col("condition_occurrence", "condition_concept_id", "o")
-        join = m.anti_join("e", "q.pid", "condition_occurrence", "person_id", "condition_era", "person_id")
-        row = m.query(("dq", c.id), f"SELECT {_sum('e.k IS NULL')}, COUNT(*) "
-                                    f"FROM (SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q {join}")
+        left, right = m.join_key("q.pid", m.col("condition_era", "person_id", "e"), "condition_occurrence",
+                                 "person_id", "condition_era", "person_id")
+        persons = f"(SELECT DISTINCT {pid} AS pid FROM {co} o WHERE {cid} <> 0) q"
+        row = m.query(("dq", c.id), f"SELECT (SELECT COUNT(*) FROM {persons} WHERE NOT EXISTS (SELECT 1 FROM "
+                                    f"{m.rel('condition_era')} e WHERE {right} = {left})), (SELECT COUNT(*) FROM {persons})")
         return row[0] or 0, row[1]
     if c.name == "measureObservationPeriodOverlap":
         _need(m, ("observation_period", "observation_period_start_date"))
