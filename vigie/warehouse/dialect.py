@@ -40,7 +40,7 @@ def engine_of(backend: str) -> str:
         return ""
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)   # a run sends each query once; the cache serves repeated samples
 def render(sql: str, engine: str) -> str:
     """The query `sql` (DuckDB's SQL, as the checks write it) in the SQL of `engine` (a vigie engine name such as
     postgresql, or a sqlglot dialect such as tsql). DuckDB's is the source itself. RenderError when the engine

@@ -70,7 +70,7 @@ def _local_session():
         builder = delta.configure_spark_with_delta_pip(builder)
     try:
         spark = builder.getOrCreate()
-    except Exception as exc:   # no Java, a JVM that does not start
+    except Exception as exc:  # noqa: BLE001 - no Java, a JVM that does not start: one line
         raise ObservationError(f"cannot start a local Spark session: {_line(exc)}") from None
     spark.sparkContext.setLogLevel("ERROR")
     _LOCAL["spark"] = spark
@@ -119,7 +119,7 @@ class SparkConnection:
             spark = SparkSession.builder.remote(url).getOrCreate()
             for key, value in RUNTIME_CONF.items():
                 spark.conf.set(key, value)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - grpc, authentication, a refused conf: one line
             raise ObservationError(f"cannot connect to Spark Connect at {url}: {_line(exc)}") from None
         return cls(spark, remote=True, timeout_s=timeout_s)
 
@@ -135,7 +135,7 @@ class SparkConnection:
             reader = self.spark.read.format("parquet")
         try:
             reader.load(str(folder.resolve())).createOrReplaceTempView(folder.name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several classes: one line
             raise ObservationError(f"cannot read the table folder {folder.name}: {_line(exc)}") from None
         self.views.append(folder.name)
 
@@ -154,7 +154,7 @@ class SparkConnection:
                 else:
                     self.spark.sparkContext.setJobGroup(group, "vigie check", interruptOnCancel=True)
                 done["rows"] = [tuple(r) for r in self.spark.sql(sql).collect()]
-            except Exception as exc:   # py4j, Spark's analysis errors, a cancelled job
+            except Exception as exc:  # noqa: BLE001 - py4j, Spark's errors, a cancelled job: reported as one line
                 done["error"] = exc
             finally:
                 if self.remote:
@@ -181,7 +181,7 @@ class SparkConnection:
                 self.spark.interruptTag(group)
             else:
                 self.spark.sparkContext.cancelJobGroup(group)
-        except Exception:   # the session is gone: nothing left running to cancel
+        except Exception:  # noqa: BLE001, S110 - the session is gone: nothing left running to cancel
             pass
 
     def columns(self, schema: str | None) -> list[tuple]:
@@ -194,7 +194,7 @@ class SparkConnection:
             qualified = f"`{schema}`.`{name}`" if schema and self.remote else f"`{name}`"
             try:
                 fields = self.spark.table(qualified).schema.fields
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - Spark's analysis errors: one line
                 raise ObservationError(f"cannot read the columns of {name}: {_line(exc)}") from None
             found += [(name, f.name, f.dataType.simpleString().upper(), "YES" if f.nullable else "NO")
                       for f in fields]
@@ -211,7 +211,7 @@ class SparkConnection:
             for name in self.views:   # the JVM stays for the other targets of the run (stopped at exit)
                 try:
                     self.spark.catalog.dropTempView(name)
-                except Exception:
+                except Exception:  # noqa: BLE001, S110 - the session is gone: nothing to drop
                     pass
         self.views = []
 
