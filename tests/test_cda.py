@@ -290,3 +290,13 @@ def test_compiled_schematrons_are_reused_from_disk(cisis):
     again = Schematrons(cisis, cisis.root / "compiled")
     again.executable("CI-SIS_VSM_2023.01.sch")
     assert "CI-SIS_VSM_2023.01.sch" in again.from_disk
+
+
+def test_a_document_too_large_for_the_schematrons_is_an_error_not_a_hang(cisis, tmp_path, monkeypatch):
+    from vigie.cda import observation
+    monkeypatch.setattr(observation, "MAX_ELEMENTS", 500)    # the clean VSM has 1,082 elements
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / CLEAN, folder / CLEAN)
+    outcome = _outcomes(_campaign(folder, tmp_path / "bundle", ("ci-sis",)))["CISIS-VSM"]
+    assert outcome["status"] == "error" and "1082 elements: more than the 500" in outcome["summary"]
