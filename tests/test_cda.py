@@ -153,6 +153,7 @@ def test_the_ans_message_is_quoted_in_french_whatever_the_language(examples_run)
     line = next(m for m in outcome["messages"] if m.startswith("flaw/mandatory-section-removed.xml: "))
     assert "[variables] /ClinicalDocument/component/structuredBody: \"[VSM" in line
     assert "La section 'Pathologies, antécédents, allergies et facteurs de risque'" in line
+    assert "evidence/cda/CISIS-VSM@documents.json" in outcome["evidence"]
     french = next(o for o in localized(report, "fr")["outcomes"] if o["requirement"] == "CISIS-VSM")
     assert any("La section 'Pathologies, antécédents, allergies" in m for m in french["messages"])
     assert outcome["title"]["fr"].startswith("Les documents du volet VSM respectent")
@@ -232,6 +233,8 @@ def test_add_cisis_command_from_a_folder_and_a_zip(tmp_path):
     result = _vigie("packages", "add-cisis", str(archive), env_cache=tmp_path / "cache2")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "cache2" / "ans.cisis.cda#2023.01" / "vigie-cisis.json").is_file()
+    listed = _vigie("packages", "list", env_cache=tmp_path / "cache2")
+    assert "ans.cisis.cda#2023.01 (CI-SIS test content, dated 2023-03-02, sha256:" in listed.stdout
 
 
 @pytest.mark.parametrize("bad", ["missing", "not-content", "zip-slip"])
