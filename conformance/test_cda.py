@@ -83,7 +83,6 @@ def test_embedded_files_have_allowed_types(requirement, observe, outcome):
     _conclude(outcome, problems, len(docs.documents), f"{count} embedded files, each of an allowed type")
 
 
-
 @check("cisis.header")
 def test_document_headers(requirement, observe, outcome):
     from vigie.cda import header
@@ -95,9 +94,10 @@ def test_document_headers(requirement, observe, outcome):
         seen = {}
         for doc in readable:
             key, found = header.document_id(doc.clinical)
-            if key in seen:
+            if key is not None and key in seen:
                 found = [*found, f"document id {key} is also the id of {seen[key]}"]
-            seen.setdefault(key, doc.name)
+            if key is not None:
+                seen.setdefault(key, doc.name)
             if found:
                 problems[doc.name] = found
         _conclude(outcome, problems, len(docs.documents), "each with its own document id under an OID")
