@@ -83,7 +83,6 @@ def test_embedded_files_have_allowed_types(requirement, observe, outcome):
     _conclude(outcome, problems, len(docs.documents), f"{count} embedded files, each of an allowed type")
 
 
-
 @check("cisis.header")
 def test_document_headers(requirement, observe, outcome):
     from vigie.cda import header
@@ -95,9 +94,10 @@ def test_document_headers(requirement, observe, outcome):
         seen = {}
         for doc in readable:
             key, found = header.document_id(doc.clinical)
-            if key in seen:
+            if key is not None and key in seen:
                 found = [*found, f"document id {key} is also the id of {seen[key]}"]
-            seen.setdefault(key, doc.name)
+            if key is not None:
+                seen.setdefault(key, doc.name)
             if found:
                 problems[doc.name] = found
         _conclude(outcome, problems, len(docs.documents), "each with its own document id under an OID")
@@ -125,7 +125,7 @@ def test_documents_are_of_a_known_volet(observe, outcome):
 
 
 @check("cisis.schematron")
-def test_volet_schematrons(requirement, observe, outcome):
+def test_volet_schematrons(requirement, target, observe, outcome):
     family = requirement.params["family"]
     docs = _documents(observe)
     docs.require_content()
@@ -133,14 +133,17 @@ def test_volet_schematrons(requirement, observe, outcome):
     if not mine:
         not_applicable(f"no document of the volet family {family} among the {len(docs.documents)} documents")
     problems, warnings, stopped = {}, 0, []
-    schematrons = set()
+    schematrons, evidence = set(), {}
     for doc in mine:
         try:
             findings = docs.findings(doc)
         except Exception as exc:   # noqa: BLE001 - ObservationError: the rules could not run on this document
             stopped.append(f"{doc.name}: {exc}")
+            evidence[doc.name] = {"error": str(exc)}
             continue
         schematrons.add(docs.used.get(doc.name) or "(shared profiles only)")
+        # every finding, warnings and information included, for the reader of the evidence
+        evidence[doc.name] = {"schematron": docs.used.get(doc.name), "findings": [f.to_json() for f in findings]}
         errors = [f for f in findings if f.level == "error"]
         warnings += len(findings) - len(errors)
         if errors:
@@ -148,6 +151,7 @@ def test_volet_schematrons(requirement, observe, outcome):
     outcome.measure(schematrons=sorted(schematrons), warnings=warnings,
                     documents_unchecked=sorted(line.split(": ", 1)[0] for line in stopped),
                     seconds={d.name: docs.seconds.get(d.name) for d in mine})
+    outcome.evidence(f"cda/{requirement.id}@{target.id}.json", evidence)
     for line in stopped:
         outcome.message(line)
     if problems:

@@ -24,8 +24,8 @@ def ins_problems(clinical) -> list[str]:
     ins = [i for i in ids if i.get("root") in INS_ROOTS]
     if not ins:
         roots = ", ".join(sorted({i.get("root") or "(none)" for i in ids})) or "none"
-        return [f"no INS in recordTarget/patientRole/id (roots seen: {roots}; expected 1.2.250.1.213.1.4.8, "
-                ".10 or .11)"]
+        return [(f"no INS in recordTarget/patientRole/id (roots seen: {roots}; expected 1.2.250.1.213.1.4.8, "
+                 ".10 or .11)")]
     return [f"INS {i.get('extension')!r} ({INS_ROOTS[i.get('root')]}) has no valid NIR key"
             for i in ins if not nir_is_valid(i.get("extension") or "")]
 
@@ -52,8 +52,8 @@ def confidentiality_problems(clinical) -> list[str]:
     if code is None:
         return ["no confidentialityCode"]
     if code.get("codeSystem") != CONFIDENTIALITY or code.get("code") not in CONFIDENTIALITY_CODES:
-        return [f"confidentialityCode {code.get('code')!r} of code system {code.get('codeSystem')!r} is not N, R "
-                f"or V of {CONFIDENTIALITY}"]
+        return [(f"confidentialityCode {code.get('code')!r} of code system {code.get('codeSystem')!r} is not N, R "
+                 f"or V of {CONFIDENTIALITY}")]
     return []
 
 

@@ -14,6 +14,10 @@ from .document import CdaDocument, clinical_text, read_document
 from .volets import SHARED, Volet, detect
 
 MAX_DOCUMENTS = 10_000
+# the schematrons take about a millisecond per element on a loaded 2-core machine (the shared profiles read value
+# sets for most of them), and a native Saxon call cannot be interrupted: beyond this many elements (ten times the
+# largest ANS example, 4,655) a document is not put through them, and its family's requirement says so
+MAX_ELEMENTS = 50_000
 
 
 def document_files(target) -> list[Path]:
@@ -70,6 +74,10 @@ class CdaSet:
             volet = self.volet(doc)
             started = time.monotonic()
             try:
+                elements = sum(1 for _ in doc.clinical.iter())
+                if elements > MAX_ELEMENTS:
+                    raise ObservationError(f"{elements} elements: more than the {MAX_ELEMENTS} vigie puts through "
+                                           "the schematrons (their time grows with the document)")
                 xml = clinical_text(doc)
                 shared = [f for r in SHARED for f in self.schematrons().validate(r, xml)]
                 tried, unusable = [], []

@@ -90,12 +90,16 @@ def packages_group():
 @packages_group.command("list")
 def packages_list():
     """List the packages in the cache."""
+    from ..cda.content import installed
     cache = PackageCache()
     entries = cache.list()
-    if not entries:
+    contents = installed(cache.root)
+    if not entries and not contents:
         click.echo(f"no packages in {cache.root}")
     for pid, version, folder in entries:
         click.echo(f"{pid}#{version}")
+    for content in contents:   # the CI-SIS test content (vigie packages add-cisis)
+        click.echo(f"{content.to_json()['package']} (CI-SIS test content, dated {content.date}, {content.digest})")
     return 0
 
 
