@@ -25,7 +25,8 @@ SOURCES = ("conformance", "security", "load", "vigie/tls", "vigie/warehouse", "v
            "vigie/fuzz.py", "vigie/identifiers.py", "vigie/source.py", "vigie/sourcetree.py", "vigie/loadrun.py",
            "vigie/load", "vigie/fhirvalidation.py", "vigie/plugin.py",
            "vigie/limits.py", "vigie/igprofile.py", "vigie/jwt.py", "vigie/masking.py", "vigie/evidence.py",
-           "vigie/checks.py", "vigie/bundle.py", "vigie/runner.py", "vigie/cda", "vigie/writes.py")
+           "vigie/checks.py", "vigie/bundle.py", "vigie/runner.py", "vigie/cda", "vigie/writes.py",
+           "vigie/extras.py")
 SQL = re.compile(r"^\s*(SELECT|WITH|CREATE|INSERT|UPDATE|DELETE|DROP|ALTER|FROM|WHERE|JOIN|AND|OR|CASE|COUNT)\b")
 WORD = re.compile(r"[A-Za-z]{2,}")
 FORMAT_FIELD = re.compile(r"(?<!\{)\{[a-z_][a-z0-9_]*\}(?!\})")

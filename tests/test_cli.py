@@ -223,3 +223,12 @@ def test_quiet_prints_the_verdict_lines_only(tmp_path):
     assert result.stdout.splitlines() == ["overall verdict: conformant", f"report: {tmp_path / 'b' / 'report.json'}"]
     # errors are still said (here the pre-flight's), on stderr
     assert refused.returncode == 3 and not refused.stdout and "refused the token" in refused.stderr
+
+
+def test_check_config_of_a_file_without_targets_or_unreadable(tmp_path):
+    # targets may come from flags: a file without them is not wrong
+    bare = vigie("check-config", str(_config(tmp_path, 'lang = "fr"\n')))
+    assert bare.returncode == 0 and bare.stdout.splitlines()[0].startswith("targets: none"), bare.stdout
+    folder = vigie("check-config", str(tmp_path))
+    assert folder.returncode == 3 and folder.stderr == f"vigie: error: {tmp_path}: is a folder, not a configuration file\n"
+    assert folder.stdout == f"{tmp_path}: 1 problem(s)\n"

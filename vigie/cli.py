@@ -324,9 +324,11 @@ def check_config(config):
         details += [f"roles {', '.join(sorted(t.tokens))}"] if t.tokens else []
         click.echo(strip_control(f"target {t.id} ({t.kind}): {t.public()['url']}"
                                  + (f", {', '.join(details)}" if details else "")))
-    if settings.get("targets") == [] and not problems:
-        problems.append(f"{config}: no [[targets]] table (give them here, or --fhir, --warehouse, --source)")
-    if settings.get("profiles"):
+    if settings.get("targets") == [] and not problems:   # flags may give them: not a problem of the file
+        click.echo("targets: none (vigie run then needs --fhir, --warehouse or --source)")
+    if not settings:   # not read at all: nothing found to print
+        pass
+    elif settings.get("profiles"):
         try:
             select(load_catalogue(), settings["profiles"])
             click.echo(f"profiles: {', '.join(settings['profiles'])}")

@@ -253,7 +253,9 @@ def _pdf(report, bundle):
 
         from .render.pdf import render_pdf
     except (ImportError, OSError) as exc:
-        raise VigieError(f"the PDF report needs weasyprint and its system libraries (pango): {exc}") from None
+        from .extras import install_line
+        raise VigieError(f"the PDF report needs weasyprint ({install_line('pdf')}) and its system libraries "
+                         f"(pango): {exc}") from None
     render_pdf(report, bundle / FILES["pdf"], report["run"]["lang"], bundle)
 
 

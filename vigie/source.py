@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ObservationError
+from .extras import missing, require
 from .observations import observation
 from .sourcetree import EXCLUDED, real_files, walk
 
@@ -154,6 +155,7 @@ _BANDIT_ON_LIST = ("import sys; from bandit.cli.main import main; listed = open(
 
 @observation("bandit", kinds=("source",))
 def observe_bandit(target, store) -> BanditScan:
+    require("bandit", "bandit", "source")
     root = source_root(target)
     tree = walk(root)
     if not tree.python:
@@ -206,11 +208,12 @@ class SemgrepScan:
 
 
 def _semgrep() -> str:
+    require("semgrep", "semgrep", "source")
     # the console script installed beside this interpreter (`python -m semgrep` is deprecated)
     beside = Path(sys.executable).with_name("semgrep")
     found = str(beside) if beside.exists() else shutil.which("semgrep")
     if not found:
-        raise ObservationError("semgrep is not installed (pip install semgrep)")
+        raise ObservationError(missing("semgrep", "source"))
     return found
 
 
@@ -454,6 +457,7 @@ def observe_pip_audit(target, store) -> DependencyAudit:
     for manifest in manifests:
         if not _requirement_lines(manifest):
             continue
+        require("pip_audit", "pip-audit", "source")
         done = _tool(["pip_audit", "-r", str(manifest), "--no-deps", "--disable-pip", "--strict", "-f", "json",
                       "--progress-spinner", "off", "--timeout", "15"], "pip-audit", cwd=root)
         try:
