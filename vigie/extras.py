@@ -1,7 +1,8 @@
 """vigie's optional parts (pip extras): a light core install, and the tools of some requirements on request.
 
-`source` (bandit, semgrep, pip-audit) serves the source-security profile, `pdf` (weasyprint) the PDF report;
-`all` is both. A requirement whose tool is missing ends in `error` with the line that installs it.
+`source` (bandit, semgrep, pip-audit) serves the source-security profile, `pdf` (weasyprint) the PDF report,
+`cda` (saxonche) the ci-sis schematrons, `spark` (pyspark) warehouses on Spark; `all` is all but spark. A
+requirement whose tool is missing ends in `error` with the line that installs it.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from importlib.util import find_spec
 
 from .errors import ObservationError
 
-EXTRAS = {"source": ("bandit", "semgrep", "pip_audit"), "pdf": ("weasyprint",)}
+EXTRAS = {"source": ("bandit", "semgrep", "pip_audit"), "pdf": ("weasyprint",), "cda": ("saxonche",),
+          "spark": ("pyspark",)}
 
 
 def install_line(extra: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import ObservationError
+from ..extras import missing
 
 SCH = "http://purl.oclc.org/dsdl/schematron"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
@@ -36,7 +37,7 @@ def processor():
             try:
                 from saxonche import PySaxonProcessor
             except ImportError:
-                raise ObservationError("saxonche is not installed: pip install 'vigie-sante[cda]'") from None
+                raise ObservationError(missing("saxonche", "cda")) from None
             _PROCESSOR = PySaxonProcessor(license=False)
         return _PROCESSOR
 

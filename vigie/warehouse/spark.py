@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from ..errors import ObservationError
+from ..extras import missing
 
-INSTALL = "pip install 'vigie-sante[spark]'"
 LOCAL_CORES = 2
 DRIVER_MEMORY = "768m"
 # a local session is the reviewer's machine: loopback only, no web UI, no Hive metastore nor warehouse folder
@@ -48,7 +48,7 @@ def _pyspark():
         import pyspark  # noqa: F401
         from pyspark.sql import SparkSession
     except ImportError:
-        raise ObservationError(f"pyspark is not installed: Spark warehouses need it ({INSTALL})") from None
+        raise ObservationError(missing("pyspark", "spark")) from None
     return SparkSession
 
 
