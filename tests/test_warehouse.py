@@ -162,7 +162,7 @@ def test_reference_warehouse_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="needs roles"):
         build_reference(f"duckdb:///{tmp_path / 'x.duckdb'}", flaws=["writable-role"])
     result = vigie("reference", "warehouse", "sqlite:///x.db")
-    assert result.returncode == 3 and "DuckDB or PostgreSQL" in result.stderr
+    assert result.returncode == 3 and "DuckDB, PostgreSQL or as Parquet tables" in result.stderr
 
 
 def test_clean_reference_passes_the_schema_rules_in_process(reference):
