@@ -299,3 +299,13 @@ def test_a_document_too_large_for_the_schematrons_is_an_error_not_a_hang(cisis, 
     shutil.copy(EXAMPLES / CLEAN, folder / CLEAN)
     outcome = _outcomes(_campaign(folder, tmp_path / "bundle", ("ci-sis",)))["CISIS-VSM"]
     assert outcome["status"] == "error" and "1082 elements: more than the 500" in outcome["summary"]
+
+
+def test_a_read_only_cache_of_compiled_schematrons_only_costs_the_compile(cisis, tmp_path):
+    from vigie.cda.document import clinical_text
+    from vigie.cda.schematron import Schematrons
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    schematrons = Schematrons(cisis, blocked / "compiled")
+    findings = schematrons.validate("CI-SIS_VSM_1.4_2022.01.sch", clinical_text(read_document(EXAMPLES / CLEAN)))
+    assert [f for f in findings if f.level == "error"] == [] and not schematrons.from_disk

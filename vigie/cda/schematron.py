@@ -148,10 +148,13 @@ class Schematrons:
         text = str(node)
         # document('../jeuxDeValeurs/...') resolves against the stylesheet's base URI: the .sch's own place
         text = re.sub(r"<xsl:stylesheet\b", f'<xsl:stylesheet xml:base="{sch.resolve().as_uri()}"', text, count=1)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{time.monotonic_ns()}.part")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(cached)
+        try:   # a cache that cannot be written (a read-only package cache) only costs the next run the compile
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{time.monotonic_ns()}.part")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(cached)
+        except OSError:
+            pass
         return text
 
     def executable(self, relative: str):
