@@ -4,6 +4,16 @@ Agreement with the HL7 Java reference validator on the cases of a manifest (the 
 ../shared/data/fhir-validation-cases/manifest.json), and throughput on one core over FR Core example
 resources and generated FR Core patients (fixtures/practice/data.py).
 
+The agreement is IN-SAMPLE: the validator's rules were written while looking at these cases, so the figure
+says how well it fits them, not how it does on cases it never saw. The unseen-case figure (HL7 cases of the
+same selection that the project never had) is measured outside the project; on those, agreement was about
+0.73-0.76 before the rules were rewritten from the specification (issue 14).
+
+Each run loads exactly the files the Java validator had loaded for it (its `supporting`, and its `profile`),
+and each case's `options` (validator settings that differ from the Java test harness's defaults) are given
+to the validator where vigie has the setting; a run with a setting vigie lacks is counted all the same and
+listed under `options_not_supported`.
+
     python benchmarks/fhir_validation.py --cases ../shared/data/fhir-validation-cases [--json]
 """
 from __future__ import annotations
@@ -24,6 +34,8 @@ from vigie.fhir.packages import PackageSet
 from vigie.fhir.validator import Validator, has_errors
 
 SEVERITIES = ("error", "fatal", "warning")
+# the settings of the Java test harness the cases' `options` are relative to (allowExampleUrls is on there)
+HARNESS_DEFAULTS = {"examples": True}
 
 
 def _packages_dir(cases: Path) -> Path:
@@ -41,9 +53,12 @@ def _issue_keys(outcome: dict) -> list[tuple]:
 
 
 def run_case(core, cases: Path, case: dict, run: dict) -> dict:
+    from vigie.fhir.validator import OPTIONS
     inputs = cases / "inputs"
     resources = []
-    for name in case.get("supporting", []) + case.get("profiles", []):
+    # the run's own list when the manifest gives one (exactly what the Java validator loaded), else the case's
+    loaded = run["supporting"] if "supporting" in run else case.get("supporting", []) + case.get("profiles", [])
+    for name in loaded:
         try:
             resources.append(json.loads((inputs / name).read_text(encoding="utf-8")))
         except (OSError, ValueError):
@@ -61,7 +76,8 @@ def run_case(core, cases: Path, case: dict, run: dict) -> dict:
     for res in resources:
         for item in _conformance_resources(res):
             packages.add_resource(item)
-    validator = Validator(packages)
+    options = dict(HARNESS_DEFAULTS, **(case.get("options") or {}))
+    validator = Validator(packages, options=options)
     try:
         # bytes, as `vigie validate` reads them: json detects the encoding and skips a byte order mark
         resource = json.loads((inputs / case["input"]).read_bytes())
@@ -82,6 +98,7 @@ def run_case(core, cases: Path, case: dict, run: dict) -> dict:
             "expected_valid": run["expected_valid"], "valid": not has_errors(outcome),
             "expected_errors": run["expected_error_count"], "errors": errors,
             "expected_issues": _issue_keys(expected), "issues": _issue_keys(outcome),
+            "options_not_supported": sorted(k for k in case.get("options") or {} if k not in OPTIONS),
             "outcome": outcome}
 
 
@@ -134,6 +151,8 @@ def agreement(cases: Path, core) -> tuple[dict, list]:
     for r in results:
         by_module[r["module"]].append(r)
     overall = score(results)
+    overall["sample"] = "in-sample: the cases the validator's rules were written against"
+    overall["options_not_supported"] = sorted({f"{r['case']}: {o}" for r in results for o in r["options_not_supported"]})
     overall["by_module"] = {m: score(rs) for m, rs in sorted(by_module.items())}
     return overall, results
 
@@ -216,9 +235,13 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    print("IN-SAMPLE agreement (the cases the rules were written against; the unseen-case figure is measured "
+          "outside the project)")
     print(f"runs: {result['runs']}  verdict agreement: {result['verdict_agreement']}  "
           f"invalid precision/recall: {result['invalid_precision']}/{result['invalid_recall']}  "
           f"error-count agreement: {result['error_count_agreement']}  issue F1: {result['issue_f1']}")
+    if result["options_not_supported"]:
+        print(f"  options vigie does not have (runs scored without them): {', '.join(result['options_not_supported'])}")
     for module, s in result["by_module"].items():
         print(f"  {module:14} runs {s['runs']:3}  verdict {s['verdict_agreement']}  errors {s['error_count_agreement']}"
               f"  F1 {s['issue_f1']}")

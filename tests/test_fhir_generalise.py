@@ -167,3 +167,50 @@ def test_what_the_validator_cannot_judge_makes_a_campaign_requirement_undetermin
     with pytest.raises(Concluded) as concluded:
         judgement.conclude("Patients are invalid")
     assert concluded.value.status == "error" and url in concluded.value.summary
+
+
+def test_the_hl7_validators_settings_that_vigie_has_change_what_is_judged():
+    """`options` (the HL7 validator's settings): each changes its rule, and nothing else."""
+    packages = load_packages(CORE_TGZ)
+    plain, strict = Validator(packages), Validator(packages, options={
+        "examples": True, "noHtmlInMarkdown": True, "validateContains": "IGNORE", "security-checks": True,
+        "unknown-setting": 1})
+    assert "unknown-setting" not in strict.options
+    doc = {"resourceType": "DocumentReference", "status": "current",
+           "content": [{"attachment": {"url": "http://repository.example.org/fhir/Binary/1"}}]}
+    assert errors(plain.validate(doc)) and errors(strict.validate(doc)) == []
+    note = {"resourceType": "Communication", "status": "completed", "note": [{"text": "a <rouge> note"}]}
+    assert errors(plain.validate(note)) == [] and [e for e, _ in errors(strict.validate(note))] == [
+        "Communication.note[0].text"]
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+                 "contained": [{"resourceType": "Practitioner", "id": "x" * 65}]}
+    assert errors(plain.validate(condition)) and errors(strict.validate(condition)) == []
+    patient = {"resourceType": "Patient", "name": [{"text": "<b>Dupont</b>"}]}
+    assert errors(plain.validate(patient)) == [] and [e for e, _ in errors(strict.validate(patient))] == [
+        "Patient.name[0].text"]
+
+
+def test_the_benchmark_loads_what_each_run_lists(tmp_path):
+    """A run's `supporting` is exactly what the Java validator loaded: a profile the case has but the run
+    did not load is not applied (the resource claims it: not loaded, a warning), one the run lists is."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fhir_validation.py"
+    spec = importlib.util.spec_from_file_location("fhir_validation_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "inputs").mkdir()
+    url = "https://h.fr/StructureDefinition/p"
+    (tmp_path / "inputs" / "p.json").write_text(json.dumps({
+        "resourceType": "StructureDefinition", "url": url, "name": "P", "status": "active", "kind": "resource",
+        "abstract": False, "type": "Patient", "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [{"id": "Patient", "path": "Patient"},
+                                     {"id": "Patient.gender", "path": "Patient.gender", "min": 1}]}}))
+    (tmp_path / "inputs" / "pat.json").write_text(json.dumps({"resourceType": "Patient", "meta": {"profile": [url]}}))
+    case = {"name": "c", "input": "pat.json", "supporting": ["p.json"], "profiles": []}
+    run = {"mode": "base", "expected_valid": True, "expected_error_count": 0, "expected_outcome": None}
+    core = load_packages(CORE_TGZ)
+    assert bench.run_case(core, tmp_path, case, dict(run, supporting=[]))["errors"] == 0
+    assert bench.run_case(core, tmp_path, case, dict(run, supporting=["p.json"]))["errors"] == 1
+    assert bench.run_case(core, tmp_path, case, run)["errors"] == 1      # no list: the case's files

@@ -78,7 +78,7 @@ _C0 = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _EXAMPLE_HOST = re.compile(r"(?i)[a-z][a-z0-9+.-]*://([^/?#@]*@)?([^/?#:]*\.)?example\.org([:/?#]|$)")
 
 
-def check_primitive(type_code: str, value) -> str | None:
+def check_primitive(type_code: str, value, example_urls: bool = False) -> str | None:
     """None if `value` (as parsed from JSON) is a valid `type_code`, else the reason."""
     if type_code == "boolean":
         return None if isinstance(value, bool) else f"the value must be a JSON boolean, not {_json_kind(value)}"
@@ -119,7 +119,7 @@ def check_primitive(type_code: str, value) -> str | None:
             return f"UUIDs must be valid and lowercase ({value[9:]})"
         if value.startswith("urn:oid:") and not COMPILED["oid"].fullmatch(value):
             return f"not a valid OID: '{_short(value)}'"
-    if type_code == "url" and _EXAMPLE_HOST.match(value):
+    if type_code == "url" and not example_urls and _EXAMPLE_HOST.match(value):
         # an address to fetch (an attachment, an endpoint) that points at the domain reserved for
         # documentation (RFC 2606): the reference validator refuses it outside examples, and so does vigie
         return f"example URLs are not allowed here: '{_short(value)}' is on example.org, reserved for documentation"

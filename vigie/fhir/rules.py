@@ -37,12 +37,20 @@ def _attachment_size(run, value, path):
 
 def _markdown_html(run, value, path):
     """Markdown is rendered by the receiver, which escapes (or should escape) embedded HTML: a tag in it is
-    most likely a mistake; a warning, as the HL7 validator gives by default."""
+    most likely a mistake; a warning, as the HL7 validator gives by default (an error with noHtmlInMarkdown)."""
     found = _HTML_TAG.search(value) if isinstance(value, str) else None
     if found:
-        run.add("warning", "invalid", path, f"The markdown contains content that appears to be an embedded "
+        run.add("error" if run.v.options.get("noHtmlInMarkdown") else "warning", "invalid", path, f"The markdown contains content that appears to be an embedded "
                 f"HTML tag starting at '{value[found.start():found.start() + 2]}'; the presentation layer "
                 f"will (or should) escape it")
+
+
+def _string_html(run, value, path):
+    """With the HL7 validator's security checks on: a plain string is shown as text, so a tag in it can only be
+    an attempt at active content (FHIR security, "Narrative": HTML is only for the narrative's xhtml)."""
+    if run.v.options.get("security-checks") and isinstance(value, str) and _HTML_TAG.search(value):
+        run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
+                "which are not allowed for security reasons in this context")
 
 
 def _bundle_links(run, bundle, path):
@@ -63,7 +71,8 @@ def contained_referenced(run, res, path):
     each contained resource is referred to from elsewhere in its container (`#id` in a reference, canonical
     or uri), or itself refers to its container (`#`)."""
     contained = res.get("contained")
-    if not isinstance(contained, list) or not run.v.invariants:
+    if not isinstance(contained, list) or not run.v.invariants or \
+            run.v.options.get("validateContains") == "IGNORE":
         return
     strings = set(_strings(res))
     for i, item in enumerate(contained):
@@ -326,6 +335,7 @@ def _include(run, include, path):
 
 PRIMITIVE_RULES = {
     "markdown": _markdown_html,
+    "string": _string_html,
 }
 
 EVERY_RESOURCE_RULES = (contained_referenced, narrative_language)

@@ -16,6 +16,12 @@ CORE = "http://hl7.org/fhir/StructureDefinition/"
 NOT_JUDGED = "https://vigie.dev/fhir/StructureDefinition/issue-not-judged"
 
 
+# the HL7 validator's settings vigie honours, with their defaults: `examples` allows example.org URLs
+# (documentation); `noHtmlInMarkdown` makes an HTML tag in markdown an error; `validateContains` IGNORE leaves
+# contained resources unvalidated; `security-checks` refuses HTML tags in plain strings
+OPTIONS = {"examples": False, "noHtmlInMarkdown": False, "validateContains": "CHECK_VALID", "security-checks": False}
+
+
 class Issue:
     __slots__ = ("code", "expression", "message", "not_judged", "severity", "source")
 
@@ -56,7 +62,7 @@ class Validator:
     hl7.fhir.r4.core 4.0.1 from the package cache. Plans, snapshots and expansions are cached: keep one
     Validator per package set."""
 
-    def __init__(self, packages=None, *, invariants: bool = True, resources: list[dict] = ()):
+    def __init__(self, packages=None, *, invariants: bool = True, resources: list[dict] = (), options=None):
         if packages is None:
             packages = load_packages(f"{CORE_ID}#4.0.1")
         elif not isinstance(packages, PackageSet):
@@ -68,6 +74,8 @@ class Validator:
         for res in resources:
             packages.add_resource(res)
         self.invariants = invariants
+        # settings of the HL7 validator that change what is judged (see OPTIONS)
+        self.options = {k: v for k, v in (options or {}).items() if k in OPTIONS}
         self.tx = Terminology(packages)
         self._plans: dict[str, Plan | None] = {}
         self._snapshots: dict[str, list | None] = {}
@@ -195,4 +203,4 @@ def has_errors(outcome: dict) -> bool:
     return any(i.get("severity") in ("error", "fatal") for i in outcome.get("issue", ()))
 
 
-__all__ = ["NOT_JUDGED", "Issue", "Validator", "has_errors", "not_judged"]
+__all__ = ["NOT_JUDGED", "OPTIONS", "Issue", "Validator", "has_errors", "not_judged"]

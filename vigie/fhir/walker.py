@@ -265,7 +265,8 @@ class Run(ExtensionChecks, ValueChecks):
                      f"{child.path}: max allowed = {child.max}, but found {count}" + _from(plan), plan.label)
             if child.max == 0:
                 return
-        if not items:
+        if not items or (child.name == "contained" and child.path.count(".") == 1
+                         and self.v.options.get("validateContains") == "IGNORE"):
             return
         nodes = [child] * count
         if child.slices or (child.slicing and child.slicing.get("rules") == "closed"):
@@ -289,7 +290,7 @@ class Run(ExtensionChecks, ValueChecks):
         if value is None:
             return
         if code in PRIMITIVES:
-            reason = check_primitive(code, value)
+            reason = check_primitive(code, value, self.v.options.get("examples", False))
             if reason:
                 if node is not None and node.choice and reason.startswith(WRONG_JSON_KIND) and ".ofType(" in path:
                     # the JSON value is of the wrong kind for any type: the choice element itself is named,
