@@ -2,6 +2,7 @@
 what the specification allows is accepted, what it forbids is still an error, and what vigie cannot judge is
 an issue not judged (information in `vigie validate`, `error` "undetermined" in a campaign), never an error
 and never a pass."""
+import copy
 import json
 
 import pytest
@@ -214,3 +215,74 @@ def test_the_benchmark_loads_what_each_run_lists(tmp_path):
     assert bench.run_case(core, tmp_path, case, dict(run, supporting=[]))["errors"] == 0
     assert bench.run_case(core, tmp_path, case, dict(run, supporting=["p.json"]))["errors"] == 1
     assert bench.run_case(core, tmp_path, case, run)["errors"] == 1      # no list: the case's files
+
+
+def _profile(url, type_, elements, base=None):
+    return {"resourceType": "StructureDefinition", "url": url, "name": url.rsplit("/", 1)[-1], "status": "active",
+            "kind": "complex-type" if type_[0].isupper() and type_ in ("Address",) else "resource",
+            "abstract": False, "type": type_, "derivation": "constraint",
+            "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{type_}",
+            "differential": {"element": [{"id": type_, "path": type_}] + elements}}
+
+
+def test_an_element_with_two_type_profiles_conforms_to_either():
+    """ElementDefinition.type.profile: "the content must conform to at least one of them"."""
+    packages = load_packages(CORE_TGZ)
+    city, postal = "https://h.fr/sd/adresse-ville", "https://h.fr/sd/adresse-postale"
+    packages.add_resource(_profile(city, "Address", [{"id": "Address.city", "path": "Address.city", "min": 1}]))
+    packages.add_resource(_profile(postal, "Address", [{"id": "Address.postalCode", "path": "Address.postalCode",
+                                                        "min": 1}]))
+    patient_profile = "https://h.fr/sd/patient"
+    packages.add_resource(_profile(patient_profile, "Patient", [{
+        "id": "Patient.address", "path": "Patient.address",
+        "type": [{"code": "Address", "profile": [city, postal]}]}]))
+    validator = Validator(packages)
+
+    def patient(address):
+        return {"resourceType": "Patient", "meta": {"profile": [patient_profile]}, "address": [address]}
+    assert errors(validator.validate(patient({"postalCode": "75001"}))) == []
+    assert errors(validator.validate(patient({"city": "Paris"}))) == []
+    assert errors(validator.validate(patient({"country": "FR"})))   # neither
+
+
+def test_an_address_part_extension_fits_address_line_in_a_slice_of_address():
+    """iso21090-ADXP-* have the context Address.line; in a profile's slice of Patient.address the element is
+    Patient.address.line, which is Address.line of the data type Address."""
+    packages = load_packages(CORE_TGZ)
+    url = "https://h.fr/sd/patient-adresses"
+    packages.add_resource(_profile(url, "Patient", [
+        {"id": "Patient.address", "path": "Patient.address",
+         "slicing": {"discriminator": [{"type": "value", "path": "use"}], "rules": "open"}},
+        {"id": "Patient.address:home", "path": "Patient.address", "sliceName": "home", "max": "1"},
+        {"id": "Patient.address:home.use", "path": "Patient.address.use", "fixedCode": "home"}]))
+    validator = Validator(packages)
+    adxp = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber"
+    patient = {"resourceType": "Patient", "meta": {"profile": [url]}, "address": [{
+        "use": "home", "line": ["12 rue de la Paix"], "_line": [{"extension": [{"url": adxp, "valueString": "12"}]}]}]}
+    out = validator.validate(patient)
+    assert errors(out) == [] and unjudged(out) == []
+    # on a telecom it is outside its context (judged from the R4 core's copy: not judged, never passed)
+    patient["telecom"] = [{"system": "phone", "_value": {"extension": [{"url": adxp, "valueString": "12"}]}}]
+    assert unjudged(validator.validate(patient)) == [("information", "Patient.telecom[0].value.extension[0]", adxp)]
+
+
+def test_a_slice_named_only_by_its_id_is_a_slice():
+    """ElementDefinition.id is "path:sliceName": a snapshot element with such an id and no sliceName is a
+    slice (of its sliced element), not a second, required, occurrence of the element."""
+    packages = load_packages(CORE_TGZ)
+    url = "https://h.fr/sd/patient-ins"
+    sd = _profile(url, "Patient", [
+        {"id": "Patient.identifier", "path": "Patient.identifier",
+         "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+        {"id": "Patient.identifier:ins", "path": "Patient.identifier", "sliceName": "ins", "min": 1, "max": "1"},
+        {"id": "Patient.identifier:ins.system", "path": "Patient.identifier.system", "min": 1,
+         "fixedUri": "urn:oid:1.2.250.1.213.1.4.8"}])
+    snapshot = copy.deepcopy(Validator(load_packages(CORE_TGZ), resources=[sd]).snapshot_of(url))
+    for element in snapshot:
+        element.pop("sliceName", None)
+    packages.add_resource(dict(sd, snapshot={"element": snapshot}))
+    validator = Validator(packages)
+    ins = {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "1234567890123"}
+    assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]}, "identifier": [ins]})) == []
+    assert errors(validator.validate({"resourceType": "Patient", "meta": {"profile": [url]},
+                                      "identifier": [dict(ins, system="urn:oid:1.2.3")]}))

@@ -155,12 +155,8 @@ class ExtensionChecks:
             holder_type = self._type_at(holder)
             if holder_type:
                 here.add(holder_type)
-        for ctx in contexts:
-            kind, expr = ctx.get("type"), ctx.get("expression", "")
-            if kind != "element" or expr in EXT_CONTEXT_ANY or expr in here:
-                return
-            if any(h.endswith("." + expr) or expr.endswith("." + h) for h in here):
-                return
+        if _in_context(contexts, here) or _in_context(contexts, self._type_paths(here)):
+            return
         names = ", ".join(c.get("expression", "") for c in contexts)
         if ext_plan.url.startswith(CORE_EXTENSIONS) and self.v.packages.publishers(ext_plan.url) == [CORE_ID]:
             # HL7 maintains the core-namespace extensions in hl7.fhir.uv.extensions, whose definitions supersede
@@ -174,6 +170,19 @@ class ExtensionChecks:
             return
         self.add("error", "business-rule", path,
                  f"The extension {ext_plan.url} is not allowed to be used at this point (allowed: {names})")
+
+    def _type_paths(self, paths: set[str]) -> set[str]:
+        """The same elements named from their data types: Patient.address.line is also Address.line (an
+        element context is "all elements matching a particular path", and a path can start at a data type;
+        a profile's slice names the element by the resource's path, the data type's plan by the type's)."""
+        out = set()
+        for plain in paths:
+            parts = plain.split(".")
+            for i in range(1, len(parts) - 1):
+                kind = self._type_at(".".join(parts[:i + 1]))
+                if kind and kind[:1].isupper():
+                    out.add(".".join([kind] + parts[i + 1:]))
+        return out
 
     def _context_paths(self, path: str) -> set[str]:
         """Element paths (and data type names) of the element that holds the extension at `path`."""
@@ -211,3 +220,12 @@ class ExtensionChecks:
             return tref.code
         return node.types[0].code if len(node.types) == 1 else None
 
+
+def _in_context(contexts, here: set[str]) -> bool:
+    for ctx in contexts:
+        kind, expr = ctx.get("type"), ctx.get("expression", "")
+        if kind != "element" or expr in EXT_CONTEXT_ANY or expr in here:
+            return True
+        if any(h.endswith("." + expr) or expr.endswith("." + h) for h in here):
+            return True
+    return False

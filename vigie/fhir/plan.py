@@ -107,6 +107,11 @@ class Node:
         s = element.get("slicing")
         self.slicing = s if s and s.get("discriminator") is not None else (s or None)
         self.slice_name = element.get("sliceName")
+        last = self.id.rpartition(".")[2]
+        if self.slice_name is None and ":" in last:
+            # a slice the definition names only in its id ("path:sliceName", ElementDefinition.id): still a
+            # slice, not a second occurrence of the sliced element (R4 IPS's medication statement has such ids)
+            self.slice_name = last.split(":", 1)[1] or None
         ref = element.get("contentReference")
         self.content_ref = ref[1:] if ref and ref.startswith("#") else None
         self.keymap = None

@@ -313,6 +313,9 @@ class Run(ExtensionChecks, ValueChecks):
             rt = value.get("resourceType")
             profiles = [p for t in node.types if t.code in (rt, "Resource", "DomainResource")
                         for p in t.profiles] if node else []
+            if len(profiles) > 1:
+                profiles = [self._conforming_profile(
+                    profiles, lambda p: self.validate_resource(value, sub, [p], implied_by_type=True))]
             self.validate_resource(value, sub, profiles, implied_by_type=True)
             return
         if not isinstance(value, dict):
@@ -325,6 +328,10 @@ class Run(ExtensionChecks, ValueChecks):
         if code == "Extension":
             self.walk_extension(value, node, tref, path, plan, node.path.rsplit(".", 1)[0] if node else None)
             return
+        if tref is not None and len(tref.profiles) > 1 and node is not None and not node.children:
+            chosen = self._conforming_profile(
+                tref.profiles, lambda p: self.walk_object(value, node, TypeRef(tref.code, (p,), tref.targets), path, plan))
+            tref = TypeRef(tref.code, (chosen,), tref.targets)
         self.walk_object(value, node, tref, path, plan)
         self.check_value(value, node, code, path, plan)
         self.check_constraints(value, node, path, plan)
@@ -334,6 +341,23 @@ class Run(ExtensionChecks, ValueChecks):
         rule = TYPE_RULES.get(code)
         if rule is not None:
             rule(self, value, path)
+
+    def _conforming_profile(self, profiles, walk) -> str:
+        """ElementDefinition.type.profile: "If any profiles are specified, then the content must conform to at
+        least one of them". The first loaded profile the content conforms to (walked aside, its issues
+        dropped), else the first loaded one, whose issues the caller then reports."""
+        loaded = [p for p in profiles if self.v.plan(p) is not None] or list(profiles)
+        for profile in loaded:
+            saved = self.issues, self._seen
+            self.issues, self._seen = [], set()
+            try:
+                walk(profile)
+                conforms = not any(i.severity in ("error", "fatal") for i in self.issues)
+            finally:
+                self.issues, self._seen = saved
+            if conforms:
+                return profile
+        return loaded[0]
 
     def _is_resource_type(self, code: str) -> bool:
         plan = self.v.type_plan(code)
