@@ -11,7 +11,8 @@ SYSTEM_TYPES = {"String": "string", "Boolean": "boolean", "Integer": "integer", 
                 "DateTime": "dateTime", "Time": "time", "Date": "date"}
 # invariants that the walker enforces itself (an empty element is refused structurally; an extension
 # with both or neither value and extensions is checked directly), so they never reach FHIRPath
-NATIVE_INVARIANTS = frozenset({"ele-1", "ext-1", "dom-3"})   # checked by the walker itself
+NATIVE_INVARIANTS = frozenset({"ele-1", "ext-1", "dom-3", "txt-2"})   # checked by the walker itself
+# (txt-2 shares txt-1's FHIRPath, htmlChecks(), but states its own rule: some non-whitespace content)
 
 
 @dataclass(frozen=True)

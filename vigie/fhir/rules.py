@@ -7,6 +7,8 @@ import re
 from .bundles import check_bundle
 from .measures import check_report
 from .questionnaires import check_response
+from .xhtml import html_has_content
+from .searchparams import check_capability_statement, check_search_parameter
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
 _HTML_TAG = re.compile(r"<(?![a-zA-Z][a-zA-Z0-9+.-]*:)[a-zA-Z/!]")
@@ -51,6 +53,14 @@ def _string_html(run, value, path):
     if run.v.options.get("security-checks") and isinstance(value, str) and _HTML_TAG.search(value):
         run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
                 "which are not allowed for security reasons in this context")
+
+
+def _narrative_content(run, value, path):
+    """txt-2 natively (R4 Narrative.div: "The narrative SHALL have some non-whitespace content"): its FHIRPath
+    in R4 is htmlChecks(), the same as txt-1's, which says nothing of this rule."""
+    if html_has_content(value) is False:
+        run.add("error", "invariant", path, "Constraint failed: txt-2: 'The narrative SHALL have some "
+                "non-whitespace content'")
 
 
 def _bundle_links(run, bundle, path):
@@ -336,6 +346,7 @@ def _include(run, include, path):
 PRIMITIVE_RULES = {
     "markdown": _markdown_html,
     "string": _string_html,
+    "xhtml": _narrative_content,
 }
 
 EVERY_RESOURCE_RULES = (contained_referenced, narrative_language)
@@ -352,6 +363,8 @@ RESOURCE_RULES = {
     "ConceptMap": _concept_map_codes,
     "QuestionnaireResponse": check_response,
     "MeasureReport": check_report,
+    "CapabilityStatement": check_capability_statement,
+    "SearchParameter": check_search_parameter,
 }
 
 TYPE_RULES = {

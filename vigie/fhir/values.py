@@ -180,7 +180,8 @@ class ValueChecks:
             if len(parts) >= 2 and self._is_resource_type(parts[-2]):
                 rtype = parts[-2]
         if isinstance(rtype, str) and rtype not in allowed:
-            self.add("error", "structure", path + ".reference",
+            # the Reference is what points at the wrong type: the issue is placed on it, as the HL7 validator does
+            self.add("error", "structure", path,
                      f"The type '{rtype}' implied by the reference '{ref}' is not a valid target for this "
                      f"element (must be one of {sorted(allowed)})")
 
