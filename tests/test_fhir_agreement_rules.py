@@ -126,3 +126,17 @@ def test_a_contained_resource_refers_to_its_siblings(packages):
     found = errors(validator.validate(_list_with({"resourceType": "Patient"})))
     assert [p for p, m in found if "slice" in m] == \
         ["List.contained[0]/*Appointment/appt*/.supportingInformation[0]"], found
+
+
+# --- an extensible binding with an unknown code (terminologies.html#extensible) -------------------------------
+def _warnings(outcome):
+    return [(i["expression"][0], i["details"]["text"]) for i in outcome["issue"] if i["severity"] == "warning"]
+
+
+@pytest.mark.parametrize("code, unknown", [("no-such-state", True), ("amended", False)])
+def test_an_unknown_code_in_an_extensible_binding_also_misses_the_value_set(core, code, unknown):
+    out = core.validate({"resourceType": "Contract", "legalState": {"coding": [
+        {"system": "http://hl7.org/fhir/contract-legalstate", "code": code}]}})
+    assert [p for p, m in errors(out) if "Unknown code" in m] == \
+        (["Contract.legalState.coding[0].code"] if unknown else [])
+    assert [p for p, m in _warnings(out) if "value set" in m] == (["Contract.legalState"] if unknown else [])

@@ -109,7 +109,11 @@ class ValueChecks:
             if system and isinstance(c, str) and self.v.tx.code_known(system, c) is False:
                 self.add("error", "code-invalid", where + ".code" if code != "code" else where,
                          f"Unknown code '{c}' in the CodeSystem '{system}'")
-                return
+                if strength == "required":
+                    return
+                # extensible (terminologies.html#extensible: codes "SHALL be from the specified value set if
+                # any of the codes within the value set can apply"): an unknown code is not one of them either,
+                # so the binding's warning still applies
         if exp is None:
             if strength == "required":
                 missing = self.v.tx.unexpandable_part(vs_url)
