@@ -140,3 +140,45 @@ def test_an_unknown_code_in_an_extensible_binding_also_misses_the_value_set(core
     assert [p for p, m in errors(out) if "Unknown code" in m] == \
         (["Contract.legalState.coding[0].code"] if unknown else [])
     assert [p for p, m in _warnings(out) if "value set" in m] == (["Contract.legalState"] if unknown else [])
+
+
+# --- ElementDefinition.type.aggregation: how the referenced resource is held -----------------------------------
+def _org_profile(*modes):
+    return {"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/org-" + "-".join(modes),
+            "name": "Org", "status": "draft", "kind": "resource", "abstract": False, "type": "Organization",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Organization", "derivation": "constraint",
+            "differential": {"element": [{"id": "Organization.endpoint", "path": "Organization.endpoint", "type": [
+                {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Endpoint"],
+                 "aggregation": list(modes)}]}]}}
+
+
+ENDPOINT = {"resourceType": "Endpoint", "id": "e1", "status": "active", "address": "https://h.example.fr/fhir",
+            "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                               "code": "hl7-fhir-rest"},
+            "payloadType": [{"text": "any"}]}
+
+
+def test_a_bundled_reference_must_be_found_in_the_bundle(packages):
+    profile = _org_profile("bundled")
+    validator = Validator(packages, resources=[profile])
+
+    def bundle(ref):
+        org = {"resourceType": "Organization", "id": "o1", "meta": {"profile": [profile["url"]]},
+               "endpoint": [{"reference": ref}]}
+        return {"resourceType": "Bundle", "type": "collection", "entry": [
+            {"fullUrl": "https://h.example.fr/fhir/Organization/o1", "resource": org},
+            {"fullUrl": "https://h.example.fr/fhir/Endpoint/e1", "resource": ENDPOINT}]}
+    assert [p for p, m in errors(validator.validate(bundle("Endpoint/e1"))) if "aggregation" in m] == []
+    assert [p for p, m in errors(validator.validate(bundle("Endpoint/other"))) if "aggregation" in m] == \
+        ["Bundle.entry[0].resource/*Organization/o1*/.endpoint[0]"]
+
+
+def test_a_contained_only_reference_must_be_local(packages):
+    profile = _org_profile("contained")
+    validator = Validator(packages, resources=[profile])
+    local = {"resourceType": "Organization", "meta": {"profile": [profile["url"]]}, "contained": [ENDPOINT],
+             "endpoint": [{"reference": "#e1"}]}
+    assert [m for p, m in errors(validator.validate(local)) if "aggregation" in m] == []
+    remote = dict(local, endpoint=[{"reference": "Endpoint/e1"}])
+    remote.pop("contained")
+    assert [p for p, m in errors(validator.validate(remote)) if "aggregation" in m] == ["Organization.endpoint[0]"]

@@ -20,6 +20,7 @@ class TypeRef:
     code: str
     profiles: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    aggregation: tuple[str, ...] = ()     # contained / referenced / bundled, when a profile restricts them
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ class Node:
         self.max = None if mx in ("*", None) else int(mx)
         base_max = (element.get("base") or {}).get("max", mx)
         self.array = base_max not in ("1", "0") if "." in self.path else False
-        self.types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())))
+        self.types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())),
+                                   tuple(a for a in t.get("aggregation", ()) if isinstance(a, str)))
                            for t in element.get("type", ()))
         self.fixed = _fixed(element, "fixed")
         self.pattern = _fixed(element, "pattern")

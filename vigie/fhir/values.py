@@ -37,6 +37,7 @@ class ValueChecks:
                 self.check_coding_system(c, f"{path}.coding[{i}]")
         if code == "Reference" and isinstance(value, dict):
             self.check_reference(value, node, path)
+            self.check_aggregation(value, node, path)
             self.check_resolves_locally(value, path)
         if node.max_length and isinstance(value, str) and len(value) > node.max_length:
             self.add("error", "too-long", path, f"the value is longer than the maximum length {node.max_length}")
@@ -188,6 +189,29 @@ class ValueChecks:
             self.add("error", "structure", path,
                      f"The type '{rtype}' implied by the reference '{ref}' is not a valid target for this "
                      f"element (must be one of {sorted(allowed)})")
+
+    def check_aggregation(self, value, node, path):
+        """ElementDefinition.type.aggregation: a profile that lists how the referenced resource is aggregated
+        allows only those modes (R4 valueset-resource-aggregation-mode: contained, "a local reference to a
+        contained resource"; referenced, "has to be resolved externally"; bundled, "will be found in the same
+        bundle as the resource that includes the reference"). Outside a Bundle, whether a reference will be
+        bundled is not known, so only contained is judged there."""
+        modes = {m for t in node.types if t.code == "Reference" for m in t.aggregation}
+        ref = value.get("reference")
+        if not modes or not isinstance(ref, str) or not ref:
+            return
+        allowed = ", ".join(sorted(modes))
+        if ref.startswith("#"):
+            if "contained" not in modes:
+                self.add("error", "structure", path, f"The reference '{ref}' is to a contained resource, which "
+                         f"the profile does not allow here (aggregation: {allowed})")
+        elif modes == {"contained"}:
+            self.add("error", "structure", path, f"The reference '{ref}' must be to a contained resource "
+                     f"(aggregation: {allowed})")
+        elif "referenced" not in modes and isinstance(self.root, dict) and \
+                self.root.get("resourceType") == "Bundle" and self.resolve_reference(ref) is None:
+            self.add("error", "structure", path, f"The reference '{ref}' must be to a resource of the same Bundle "
+                     f"(aggregation: {allowed}), and the Bundle holds none it names")
 
     def check_resolves_locally(self, value, path):
         """References that can only mean a resource of the message being validated: inside a Bundle, a
