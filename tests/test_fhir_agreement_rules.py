@@ -182,3 +182,15 @@ def test_a_contained_only_reference_must_be_local(packages):
     remote = dict(local, endpoint=[{"reference": "Endpoint/e1"}])
     remote.pop("contained")
     assert [p for p, m in errors(validator.validate(remote)) if "aggregation" in m] == ["Organization.endpoint[0]"]
+
+
+# --- concept property URIs in HL7's namespace (codesystem.html#defined-props) ------------------------------------
+@pytest.mark.parametrize("code, kind, unknown", [("order", "decimal", True), ("inactive", "boolean", False),
+                                                 ("status", "code", False)])
+def test_a_property_uri_in_the_hl7_namespace_names_a_defined_property(core, code, kind, unknown):
+    cs = {"resourceType": "CodeSystem", "url": "http://example.org/CodeSystem/cs", "status": "draft",
+          "content": "complete", "property": [{"code": code, "uri": f"http://hl7.org/fhir/concept-properties#{code}",
+                                               "type": kind}],
+          "concept": [{"code": "a", "display": "A"}]}
+    found = [p for p, m in errors(core.validate(cs)) if "concept property" in m]
+    assert found == (["CodeSystem.property[0]"] if unknown else [])

@@ -135,6 +135,19 @@ STANDARD_PROPERTIES = {
 }
 
 
+def _hl7_property_uri(run, uri, where):
+    """A property URI in HL7's concept-properties space (R4 codesystem.html#defined-props: the properties "defined
+    by this specification" are identified as http://hl7.org/fhir/concept-properties#[code]) names a code of that
+    code system: one that neither the loaded code system nor the ecosystem's list has is no property at all;
+    a code system's own properties belong in its own URL space, not HL7's."""
+    if not uri.startswith(CONCEPT_PROPERTIES):
+        return
+    code = uri[len(CONCEPT_PROPERTIES):]
+    if code not in STANDARD_PROPERTIES and run.v.tx.code_known(CONCEPT_PROPERTIES[:-1], code) is False:
+        run.add("error", "business-rule", where, f"Unknown concept property '{uri}': HL7 defines no property "
+                f"'{code}'; a property of your own needs a URI of your own, not one in the HL7 namespace")
+
+
 def _code_system_properties(run, cs, path):
     """CodeSystem.property: each code and URI defined once, a standard property with its standard code and
     type; each concept's property values of the type their definition declares."""
@@ -154,6 +167,7 @@ def _code_system_properties(run, cs, path):
                 run.add("error", "business-rule", where, f"A property is already defined with the URI '{uri}'")
                 continue
             uris.add(uri)
+            _hl7_property_uri(run, uri, where)
             if uri.startswith(CONCEPT_PROPERTIES) and uri[len(CONCEPT_PROPERTIES):] in STANDARD_PROPERTIES:
                 standard = uri[len(CONCEPT_PROPERTIES):]
                 if code != standard:
