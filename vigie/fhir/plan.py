@@ -43,6 +43,11 @@ def _type_code(t: dict) -> str:
     return code
 
 
+def _aggregation(t: dict) -> tuple[str, ...]:
+    modes = t.get("aggregation")
+    return tuple(m for m in modes if isinstance(m, str)) if isinstance(modes, list) else ()
+
+
 def _fixed(element: dict, prefix: str):
     for key, value in element.items():
         if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
@@ -93,7 +98,7 @@ class Node:
         base_max = (element.get("base") or {}).get("max", mx)
         self.array = base_max not in ("1", "0") if "." in self.path else False
         self.types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())),
-                                   tuple(a for a in t.get("aggregation", ()) if isinstance(a, str)))
+                                   _aggregation(t))
                            for t in element.get("type", ()))
         self.fixed = _fixed(element, "fixed")
         self.pattern = _fixed(element, "pattern")
