@@ -21,6 +21,7 @@ SOURCES = ("conformance", "security", "load", "vigie/tls", "vigie/warehouse", "v
            "vigie/fhir/rules.py", "vigie/fhir/terminology.py", "vigie/fhir/slicing.py", "vigie/fhir/walker.py",
            "vigie/fhir/extensions.py", "vigie/fhir/primitives.py", "vigie/fhir/values.py", "vigie/fhir/bundles.py", "vigie/fhir/questionnaires.py", "vigie/fhir/frenchids.py", "vigie/fhir/measures.py",
            "vigie/fhir/fhirpath.py", "vigie/fhir/snapshot.py", "vigie/fhir/vitalsigns.py", "vigie/fhir/xhtml.py",
+           "vigie/fhir/searchparams.py",
            "vigie/fhir/fastpath.py", "vigie/fhirrest.py", "vigie/http.py", "vigie/observations.py",
            "vigie/fuzz.py", "vigie/identifiers.py", "vigie/source.py", "vigie/sourcetree.py", "vigie/loadrun.py",
            "vigie/load", "vigie/fhirvalidation.py", "vigie/plugin.py",

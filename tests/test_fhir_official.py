@@ -31,6 +31,14 @@ CORE_DEFECTS = {
     **{(f"SearchParameter-{kind}-extensions-{rt}-{code}.json", "SearchParameter"): _NO_BASE
        for kind, rt in (("codesystem", "CodeSystem"), ("valueset", "ValueSet"))
        for code in ("author", "effective", "end", "keyword", "workflow")},
+    # CapabilityStatement.rest.resource.searchParam.type "SHALL be the same as the type in the search parameter
+    # definition"; these examples declare `version` as a string (its definition: token) and the terminology
+    # server's ValueSet reference / ConceptMap source and target with other types than theirs
+    **{(f"CapabilityStatement-{name}.json", f"CapabilityStatement.rest[0].resource[{r}].searchParam[{j}]"):
+       "CapabilityStatement.rest.resource.searchParam.type: the type of its search parameter definition"
+       for name, params in (("knowledge-repository", ((0, 5), (1, 5), (2, 5), (3, 5), (4, 7))),
+                            ("measure-processor", ((0, 2),)), ("terminology-server", ((0, 2), (1, 3), (1, 4))))
+       for r, j in params},
     # the status maps of the workflow pattern map from lists of codes ('proposed,waitlist') and from codes the
     # status value set does not have
     **{(f"ConceptMap-sc-{name}.json", f"ConceptMap.group[0].element[{j}].code"): _UNKNOWN_STATUS

@@ -74,7 +74,7 @@ CASES = {
     "invariant fr-core-2": (lambda p: p["identifier"][1].update(use="official"), "Patient", "fr-core-2"),
     "choice type": (lambda p: p.update(deceasedString="no"), "Patient", "not allowed for deceased[x]"),
     "reference target": (lambda p: p.update(generalPractitioner=[{"reference": "Patient/pat-0002"}]),
-                         "Patient.generalPractitioner[0].reference", "not a valid target"),
+                         "Patient.generalPractitioner[0]", "not a valid target"),
     "extension value type": (lambda p: p["extension"][0]["extension"][1].update(valueDate=None) or
                              p["extension"][0]["extension"][1].pop("valueDate") or
                              p["extension"][0]["extension"][1].update(valueString="x"),
@@ -478,8 +478,12 @@ def test_narratives_are_restricted_xhtml(frcore, div, problem):
     found = [text for path, text in errors(out) if path == "Basic.text.div"]
     if problem is None:
         assert found == []
-    else:
-        assert len(found) == 1 and problem in found[0], errors(out)
+        return
+    assert problem in found[0], errors(out)
+    # well-formed XHTML that breaks the narrative's rules also fails txt-1 (htmlChecks()); XHTML that cannot
+    # be read is reported once, as such
+    well_formed = not any(w in problem for w in ("entity", "well-formed", "DOCTYPE"))
+    assert [t.split(":")[1].strip() for t in found[1:]] == (["txt-1"] if well_formed else []), found
 
 
 def test_contained_resources_are_referenced(frcore):

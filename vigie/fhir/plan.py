@@ -11,7 +11,8 @@ SYSTEM_TYPES = {"String": "string", "Boolean": "boolean", "Integer": "integer", 
                 "DateTime": "dateTime", "Time": "time", "Date": "date"}
 # invariants that the walker enforces itself (an empty element is refused structurally; an extension
 # with both or neither value and extensions is checked directly), so they never reach FHIRPath
-NATIVE_INVARIANTS = frozenset({"ele-1", "ext-1", "dom-3"})   # checked by the walker itself
+NATIVE_INVARIANTS = frozenset({"ele-1", "ext-1", "dom-3", "txt-2"})   # checked by the walker itself
+# (txt-2 shares txt-1's FHIRPath, htmlChecks(), but states its own rule: some non-whitespace content)
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class TypeRef:
     code: str
     profiles: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    aggregation: tuple[str, ...] = ()     # contained / referenced / bundled, when a profile restricts them
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def _type_code(t: dict) -> str:
                 return ext.get("valueUrl") or ext.get("valueUri") or code
         return SYSTEM_TYPES.get(code.rsplit(".", 1)[-1], "string")
     return code
+
+
+def _aggregation(t: dict) -> tuple[str, ...]:
+    modes = t.get("aggregation")
+    return tuple(m for m in modes if isinstance(m, str)) if isinstance(modes, list) else ()
 
 
 def _fixed(element: dict, prefix: str):
@@ -90,7 +97,8 @@ class Node:
         self.max = None if mx in ("*", None) else int(mx)
         base_max = (element.get("base") or {}).get("max", mx)
         self.array = base_max not in ("1", "0") if "." in self.path else False
-        self.types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())))
+        self.types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())),
+                                   _aggregation(t))
                            for t in element.get("type", ()))
         self.fixed = _fixed(element, "fixed")
         self.pattern = _fixed(element, "pattern")

@@ -7,6 +7,8 @@ import re
 from .bundles import check_bundle
 from .measures import check_report
 from .questionnaires import check_response
+from .xhtml import html_has_content
+from .searchparams import check_capability_statement, check_search_parameter
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
 _HTML_TAG = re.compile(r"<(?![a-zA-Z][a-zA-Z0-9+.-]*:)[a-zA-Z/!]")
@@ -51,6 +53,14 @@ def _string_html(run, value, path):
     if run.v.options.get("security-checks") and isinstance(value, str) and _HTML_TAG.search(value):
         run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
                 "which are not allowed for security reasons in this context")
+
+
+def _narrative_content(run, value, path):
+    """txt-2 natively (R4 Narrative.div: "The narrative SHALL have some non-whitespace content"): its FHIRPath
+    in R4 is htmlChecks(), the same as txt-1's, which says nothing of this rule."""
+    if html_has_content(value) is False:
+        run.add("error", "invariant", path, "Constraint failed: txt-2: 'The narrative SHALL have some "
+                "non-whitespace content'")
 
 
 def _bundle_links(run, bundle, path):
@@ -125,6 +135,19 @@ STANDARD_PROPERTIES = {
 }
 
 
+def _hl7_property_uri(run, uri, where):
+    """A property URI in HL7's concept-properties space (R4 codesystem.html#defined-props: the properties "defined
+    by this specification" are identified as http://hl7.org/fhir/concept-properties#[code]) names a code of that
+    code system: one that neither the loaded code system nor the ecosystem's list has is no property at all;
+    a code system's own properties belong in its own URL space, not HL7's."""
+    if not uri.startswith(CONCEPT_PROPERTIES):
+        return
+    code = uri[len(CONCEPT_PROPERTIES):]
+    if code not in STANDARD_PROPERTIES and run.v.tx.code_known(CONCEPT_PROPERTIES[:-1], code) is False:
+        run.add("error", "business-rule", where, f"Unknown concept property '{uri}': HL7 defines no property "
+                f"'{code}'; a property of your own needs a URI of your own, not one in the HL7 namespace")
+
+
 def _code_system_properties(run, cs, path):
     """CodeSystem.property: each code and URI defined once, a standard property with its standard code and
     type; each concept's property values of the type their definition declares."""
@@ -144,6 +167,7 @@ def _code_system_properties(run, cs, path):
                 run.add("error", "business-rule", where, f"A property is already defined with the URI '{uri}'")
                 continue
             uris.add(uri)
+            _hl7_property_uri(run, uri, where)
             if uri.startswith(CONCEPT_PROPERTIES) and uri[len(CONCEPT_PROPERTIES):] in STANDARD_PROPERTIES:
                 standard = uri[len(CONCEPT_PROPERTIES):]
                 if code != standard:
@@ -336,6 +360,7 @@ def _include(run, include, path):
 PRIMITIVE_RULES = {
     "markdown": _markdown_html,
     "string": _string_html,
+    "xhtml": _narrative_content,
 }
 
 EVERY_RESOURCE_RULES = (contained_referenced, narrative_language)
@@ -352,6 +377,8 @@ RESOURCE_RULES = {
     "ConceptMap": _concept_map_codes,
     "QuestionnaireResponse": check_response,
     "MeasureReport": check_report,
+    "CapabilityStatement": check_capability_statement,
+    "SearchParameter": check_search_parameter,
 }
 
 TYPE_RULES = {

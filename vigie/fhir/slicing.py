@@ -139,7 +139,12 @@ def _expected(run, slice_node: Node, disc: dict):
             return ("binding", target.binding[1])
         return None
     if kind == "type":
-        return ("type", {t.code for t in target.types})
+        codes = {t.code for t in target.types}
+        if not codes and target is target.plan.root:
+            # after resolve(): a resource's root element states no type, its type is the profile's
+            # (profiling.html, discriminator "type" on `resolve()`: the type of the referenced resource)
+            codes = {target.plan.type}
+        return ("type", codes)
     if kind == "profile":
         profiles = [p for t in target.types for p in (t.profiles or t.targets) if run.v.plan(p) is not None]
         return ("profile", profiles) if profiles else None   # unknown profiles: cannot discriminate

@@ -37,6 +37,7 @@ class ValueChecks:
                 self.check_coding_system(c, f"{path}.coding[{i}]")
         if code == "Reference" and isinstance(value, dict):
             self.check_reference(value, node, path)
+            self.check_aggregation(value, node, path)
             self.check_resolves_locally(value, path)
         if node.max_length and isinstance(value, str) and len(value) > node.max_length:
             self.add("error", "too-long", path, f"the value is longer than the maximum length {node.max_length}")
@@ -109,7 +110,11 @@ class ValueChecks:
             if system and isinstance(c, str) and self.v.tx.code_known(system, c) is False:
                 self.add("error", "code-invalid", where + ".code" if code != "code" else where,
                          f"Unknown code '{c}' in the CodeSystem '{system}'")
-                return
+                if strength == "required":
+                    return
+                # extensible (terminologies.html#extensible: codes "SHALL be from the specified value set if
+                # any of the codes within the value set can apply"): an unknown code is not one of them either,
+                # so the binding's warning still applies
         if exp is None:
             if strength == "required":
                 missing = self.v.tx.unexpandable_part(vs_url)
@@ -180,9 +185,33 @@ class ValueChecks:
             if len(parts) >= 2 and self._is_resource_type(parts[-2]):
                 rtype = parts[-2]
         if isinstance(rtype, str) and rtype not in allowed:
-            self.add("error", "structure", path + ".reference",
+            # the Reference is what points at the wrong type: the issue is placed on it, as the HL7 validator does
+            self.add("error", "structure", path,
                      f"The type '{rtype}' implied by the reference '{ref}' is not a valid target for this "
                      f"element (must be one of {sorted(allowed)})")
+
+    def check_aggregation(self, value, node, path):
+        """ElementDefinition.type.aggregation: a profile that lists how the referenced resource is aggregated
+        allows only those modes (R4 valueset-resource-aggregation-mode: contained, "a local reference to a
+        contained resource"; referenced, "has to be resolved externally"; bundled, "will be found in the same
+        bundle as the resource that includes the reference"). Outside a Bundle, whether a reference will be
+        bundled is not known, so only contained is judged there."""
+        modes = {m for t in node.types if t.code == "Reference" for m in t.aggregation}
+        ref = value.get("reference")
+        if not modes or not isinstance(ref, str) or not ref:
+            return
+        allowed = ", ".join(sorted(modes))
+        if ref.startswith("#"):
+            if "contained" not in modes:
+                self.add("error", "structure", path, f"The reference '{ref}' is to a contained resource, which "
+                         f"the profile does not allow here (aggregation: {allowed})")
+        elif modes == {"contained"}:
+            self.add("error", "structure", path, f"The reference '{ref}' must be to a contained resource "
+                     f"(aggregation: {allowed})")
+        elif "referenced" not in modes and isinstance(self.root, dict) and \
+                self.root.get("resourceType") == "Bundle" and self.resolve_reference(ref) is None:
+            self.add("error", "structure", path, f"The reference '{ref}' must be to a resource of the same Bundle "
+                     f"(aggregation: {allowed}), and the Bundle holds none it names")
 
     def check_resolves_locally(self, value, path):
         """References that can only mean a resource of the message being validated: inside a Bundle, a

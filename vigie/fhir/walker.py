@@ -129,10 +129,10 @@ class Run(ExtensionChecks, ValueChecks):
         if ref.startswith("#") and holder is not None:
             resource = _container_of(self.root, holder) or resource
         if ref.startswith("#"):
-            for c in _list(resource.get("contained")) if isinstance(resource, dict) else ():
-                if isinstance(c, dict) and c.get("id") == ref[1:]:
-                    return c
-            return None
+            found = _contained(resource, ref[1:])
+            if found is None and holder is None:
+                found = self._sibling(resource, ref[1:])
+            return found
         root = self.root
         if isinstance(root, dict) and root.get("resourceType") == "Bundle":
             for entry in root.get("entry", ()):
@@ -145,6 +145,17 @@ class Run(ExtensionChecks, ValueChecks):
                 if full == ref or (isinstance(full, str) and full.endswith("/" + ref)) or \
                         f"{target.get('resourceType')}/{target.get('id')}" == ref:
                     return target
+        return None
+
+    def _sibling(self, resource, rid):
+        """From a contained resource, `#id` names another resource contained in the same container (R4
+        references.html#contained: contained resources share their container's `contained` list, as they
+        cannot contain resources themselves, dom-2)."""
+        if len(self._resource_stack) < 2:
+            return None
+        container = self._resource_stack[-2]
+        if isinstance(container, dict) and any(c is resource for c in _list(container.get("contained"))):
+            return _contained(container, rid)
         return None
 
     def member_of(self, value, valueset):
@@ -226,13 +237,16 @@ class Run(ExtensionChecks, ValueChecks):
         elif not names:
             keys = ()
         for key, t in keys:
-            value, ext = obj.get(key), obj.get("_" + key)
-            if value is None and ext is None:
-                continue
+            ukey = "_" + key
+            value, ext = obj.get(key), obj.get(ukey)
             if child.choice:
                 item_path = f"{path}.{child.name[:-3]}.ofType({t.code})"
             else:
                 item_path = f"{path}.{key}"
+            if (value is None and key in obj) or (ext is None and ukey in obj):
+                self._null_property(key if value is None and key in obj else ukey, item_path)
+            if value is None and ext is None:
+                continue
             if child.array:
                 values = value if isinstance(value, list) else ([] if value is None else None)
                 exts = ext if isinstance(ext, list) else ([] if ext is None else None)
@@ -275,6 +289,14 @@ class Run(ExtensionChecks, ValueChecks):
         for (value, ext, t, item_path), node in zip(items, nodes):
             self.walk_item(value, ext, node, t, item_path, plan)
 
+    def _null_property(self, key, path):
+        """R4 json.html (JSON representation, "Just as in XML, JSON objects and arrays are never empty, and
+        properties never have null values (except for a special case documented below)": an absent value is an
+        absent property; the exception, null inside an array of primitives to align it with its `_` array,
+        is handled with arrays."""
+        self.add("error", "structure", path, f"The property '{key}' has a null value: JSON properties never "
+                 f"have null values in FHIR, leave the property out instead")
+
     def walk_item(self, value, ext, node: Node, tref: TypeRef | None, path: str, plan: Plan):
         if tref is None or (node is not None and node.slice_name and node.types and not node.choice):
             codes = {t.code for t in node.types} if node is not None else set()
@@ -298,6 +320,8 @@ class Run(ExtensionChecks, ValueChecks):
                     # as the HL7 validator does (value[x], not value.ofType(decimal))
                     path = path[:path.rindex(".ofType(")] + "[x]"
                 self.add("error", "invalid", path, _cap(reason))
+                if code == "xhtml":     # a narrative breaking its rules also fails txt-1 (htmlChecks())
+                    self.check_constraints(value, node, path, plan)
                 return
             self.check_value(value, node, code, path, plan)
             self.check_constraints(value, node, path, plan)
@@ -456,6 +480,13 @@ def _contains_object(tree, target) -> bool:
     if isinstance(tree, list):
         return any(_contains_object(v, target) for v in tree if isinstance(v, (dict, list)))
     return False
+
+
+def _contained(resource, rid):
+    for c in _list(resource.get("contained")) if isinstance(resource, dict) else ():
+        if isinstance(c, dict) and c.get("id") == rid:
+            return c
+    return None
 
 
 def _container_of(root, target):

@@ -15,8 +15,24 @@ _ACTIVE_URL = re.compile(r"^\s*(javascript|vbscript|data:text/html)", re.IGNOREC
 
 def narrative_problem(text: str) -> str | None:
     """Why the value is not an acceptable narrative, or None."""
+    malformed, problems = _examine(text)
+    return malformed or (problems[0] if problems else None)
+
+
+def html_rules_met(text) -> bool | None:
+    """FHIRPath htmlChecks() for txt-1 (R4 narrative.html#rules: "The narrative SHALL contain only the basic
+    html formatting elements and attributes..."): False when well-formed XHTML breaks those rules, True when
+    it keeps them, None when it is not well-formed XHTML at all (reported as such, not as txt-1)."""
+    if not isinstance(text, str):
+        return None
+    malformed, problems = _examine(text)
+    return None if malformed else not problems
+
+
+def _examine(text: str) -> tuple[str | None, list[str]]:
+    """(why the text is not well-formed XHTML, or None; what in it breaks the narrative's rules)."""
     if re.search(r"<!DOCTYPE|<!ENTITY", text, re.IGNORECASE):
-        return "the narrative must not declare a DOCTYPE or entities"
+        return "the narrative must not declare a DOCTYPE or entities", []
     problems: list[str] = []
     depth = [0]
 
@@ -53,12 +69,37 @@ def narrative_problem(text: str) -> str | None:
         message = xml.parsers.expat.errors.messages.get(exc.code, str(exc))
         if message == xml.parsers.expat.errors.XML_ERROR_UNDEFINED_ENTITY:
             found = re.search(r"&[A-Za-z][A-Za-z0-9]*;", text[_offset(text, exc):] or text)
-            return f"Invalid entity in the XHTML ('{found.group(0) if found else '&...;'}')"
-        return f"the narrative is not well-formed XHTML: {message} (line {exc.lineno}, column {exc.offset})"
-    return problems[0] if problems else None
+            return f"Invalid entity in the XHTML ('{found.group(0) if found else '&...;'}')", []
+        return f"the narrative is not well-formed XHTML: {message} (line {exc.lineno}, column {exc.offset})", []
+    return None, problems
 
 
 def _offset(text: str, exc) -> int:
     """The character offset of an expat error (its line is 1-based, its column 0-based)."""
     lines = text.split("\n")
     return sum(len(line) + 1 for line in lines[:exc.lineno - 1]) + exc.offset
+
+
+def html_has_content(text) -> bool | None:
+    """txt-2 (R4 narrative.html: "The narrative SHALL have some non-whitespace content"): some text that is
+    not whitespace, or an image; None when the text is not well-formed XHTML (reported as such)."""
+    if not isinstance(text, str):
+        return None
+    found = [False]
+
+    def start(name, _attrs):
+        if name.rpartition(" ")[2] == "img":
+            found[0] = True
+
+    def data(chars):
+        if chars.strip():
+            found[0] = True
+
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = data
+    try:
+        parser.Parse(text, True)
+    except xml.parsers.expat.ExpatError:
+        return None
+    return found[0]
