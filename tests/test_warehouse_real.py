@@ -108,3 +108,11 @@ def test_synthea_dq_checks_agree_between_duckdb_and_postgres(pg, tmp_path):  # n
     assert len(superseded) == 372 and {s for s, _, _ in superseded} == {"passed", "not_applicable"}
     overview = export["Overview"]
     assert overview["countTotal"] == 2376 and overview["countPassed"] == 2376 - overview["countOverallFailed"]
+    # DataQualityDashboard's rule for a field that holds no value (measureValueCompleteness counts every row):
+    # every other check of the field is not applicable, but cdmField and (in vigie, a required field) isRequired
+    checks = export["CheckResults"]
+    empty = {(c["cdmTableName"], c["cdmFieldName"]) for c in checks if c["checkName"] == "measureValueCompleteness"
+             and c["numDenominatorRows"] and c["numViolatedRows"] == c["numDenominatorRows"]}
+    on_empty = [c for c in checks if (c["cdmTableName"], c["cdmFieldName"]) in empty
+                and c["checkName"] not in ("cdmField", "measureValueCompleteness", "isRequired")]
+    assert len(empty) > 20 and on_empty and all(c["notApplicable"] for c in on_empty)
