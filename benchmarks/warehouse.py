@@ -35,6 +35,7 @@ POSTGRES = os.environ.get("VIGIE_TEST_POSTGRES", "postgresql://postgres@127.0.0.
 def rows_of(url: str) -> int:
     if url.startswith("postgresql"):
         from vigie.fixtures.warehouse.postgres import connect
+
         from vigie.warehouse.url import option
         schema = option(url, "schema")
         with connect(POSTGRES) as con:

@@ -3,8 +3,8 @@ and audit function, identifiers found by PostgreSQL's regular expressions, read-
 in the bundle. Each test builds its own schema and role (unique names) and drops them."""
 import json
 import subprocess
-import time
 import sys
+import time
 import uuid
 
 import pytest
