@@ -35,6 +35,7 @@ POSTGRES = os.environ.get("VIGIE_TEST_POSTGRES", "postgresql://postgres@127.0.0.
 def rows_of(url: str) -> int:
     if url.startswith("postgresql"):
         from vigie.fixtures.warehouse.postgres import connect
+
         from vigie.warehouse.url import option
         schema = option(url, "schema")
         with connect(POSTGRES) as con:
@@ -116,8 +117,9 @@ def main(argv=None) -> int:
     print(f"# {args.engine}, {' + '.join(profiles)}; {platform.machine()} {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {os.getloadavg()[0]:.1f}")
-    print("| persons | rows | build s | run wall s | run CPU s | checks s | slowest | errors | peak RSS MiB | verdict |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| persons | rows | build s | run wall s | wall s per M rows | run CPU s | checks s | slowest | errors | "
+          "peak RSS MiB | verdict |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in args.persons:
         started = time.monotonic()
         url = build(args.engine, args.work, n, args.seed)
@@ -131,7 +133,8 @@ def main(argv=None) -> int:
             rows = rows_of(url)   # after the run: the parent stays small while the child is measured
         finally:
             drop(args.engine, url, n)
-        print(f"| {n:,} | {rows:,} | {built:.1f} | {m['wall_s']} | {m['cpu_s']} | {m['checks_s']} | {m['slowest']} | "
+        print(f"| {n:,} | {rows:,} | {built:.1f} | {m['wall_s']} | {m['wall_s'] / (rows / 1e6):.1f} | {m['cpu_s']} | "
+              f"{m['checks_s']} | {m['slowest']} | "
               f"{m['errors']} | {m['peak_rss_mib']} | {m['verdict']} |", flush=True)
     return 0
 

@@ -305,10 +305,10 @@ def test_a_statement_past_its_limit_is_interrupted_in_duckdb_and_sqlite(tmp_path
     interrupts the statement at its limit, and the session answers the next query."""
     from vigie.warehouse.session import Session, StatementTimeout
     sqlite3.connect(tmp_path / "w.db").close()
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()
+    endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT COUNT(*) FROM r"
     for url, slow in ((f"duckdb:///{tmp_path / 'w.duckdb'}", "SELECT COUNT(*) FROM range(100000000000)"),
-                      (f"sqlite:///{tmp_path / 'w.db'}", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-                                                        "FROM r) SELECT COUNT(*) FROM r")):
-        duckdb.connect(str(tmp_path / "w.duckdb")).close()
+                      (f"sqlite:///{tmp_path / 'w.db'}", endless)):
         session = Session(url)
         session.statement_timeout_s = 0.3
         session.connect()
@@ -327,6 +327,7 @@ def test_the_dq_checks_are_not_bounded_together_by_the_first_requirements_limit(
     from types import SimpleNamespace
 
     from checkcall import Outcome, conclude
+
     from conformance import test_omop_dq
     from vigie.limits import Deadline, TimeLimitExceeded
     w = open_warehouse(reference)

@@ -3,8 +3,8 @@ and audit function, identifiers found by PostgreSQL's regular expressions, read-
 in the bundle. Each test builds its own schema and role (unique names) and drops them."""
 import json
 import subprocess
-import time
 import sys
+import time
 import uuid
 
 import pytest
@@ -153,3 +153,28 @@ def test_a_dq_check_that_times_out_is_an_error_and_the_next_checks_run(pg, schem
         assert w.session.audit.append_errors == 0
     finally:
         w.close()
+
+
+def test_statement_timeout_from_vigie_toml_ends_only_the_slow_checks(pg, schema_name, tmp_path):
+    """`vigie run` with [limits] statement_timeout: the checks of a table that takes too long to read end as
+    error, the statement is stopped on the server, and every later check runs on a usable session."""
+    reader = build_reference(f"{pg}?schema={schema_name}", persons=30, seed=3)
+    with connect(pg) as con:
+        con.execute(f"ALTER TABLE {schema_name}.note RENAME TO note_data")
+        con.execute(f"CREATE VIEW {schema_name}.note AS SELECT n.* FROM {schema_name}.note_data n "
+                    "CROSS JOIN (SELECT pg_sleep(3)) AS slow")
+        con.execute(f"GRANT SELECT ON {schema_name}.note TO {schema_name}_reader")
+    config = tmp_path / "vigie.toml"
+    config.write_text(f"[[targets]]\nkind = 'warehouse'\nurl = '{reader}'\n\n[limits]\nstatement_timeout = 0.5\n")
+    out = tmp_path / "bundle"
+    result = vigie("run", "--config", str(config), "--profile", "omop-dq", "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["limits"]["statement_timeout_s"] == 0.5, result.stderr[-2000:]
+    by_id = {o["requirement"]: o for o in report["outcomes"]}
+    export = json.loads((out / "evidence" / "omop-dq" / "warehouse.json").read_text())
+    timed_out = [c for c in export["CheckResults"] if c["isError"] and "statement time limit of 0.5 s" in c["error"]]
+    assert timed_out and {c["cdmTableName"] for c in timed_out} == {"NOTE"}
+    assert by_id["OMOP-DQ-06"]["status"] == "error" and "statement time limit" in by_id["OMOP-DQ-06"]["summary"]
+    assert by_id["OMOP-DQ-24"]["status"] in ("passed", "not_applicable"), by_id["OMOP-DQ-24"]["summary"]
+    assert by_id["OMOP-DQ-04"]["status"] == "passed"
+    assert _running(pg, "pg_sleep") == []

@@ -66,3 +66,53 @@ def test_eunomia_gibleed_is_not_cdm_54(tmp_path):
     assert "person.location_id: VARCHAR (text) where the specification says integer (integer)" in types
     assert by_id["OMOP-CDM-05"]["summary"].startswith("drug_exposure.drug_exposure_id: 4384 duplicate values")
     assert by_id["OMOP-CDM-04"]["status"] == "passed"
+
+
+def _dq_results(url):
+    from vigie.warehouse import dq
+    from vigie.warehouse.catalogue import open_warehouse
+    from vigie.warehouse.measures import measures_of
+    w = open_warehouse(url)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        results = dq.run_checks(m)
+        return results, dq.dqd_export(m, results, "2026-01-01 00:00:00", 1.0)
+    finally:
+        w.close()
+
+
+def test_synthea_dq_checks_agree_between_duckdb_and_postgres(pg, tmp_path):  # noqa: F811
+    """Every DataQualityDashboard check (the 2,004 active ones and the 372 of the superseded types) gives the
+    same status and counts on Synthea in DuckDB and in PostgreSQL; plausibleStartBeforeEnd counts the
+    conditions holding both dates, as DataQualityDashboard does."""
+    zip_path = omop_data() / "Synthea27Nj_5.4.zip"
+    duck = load_zip_duckdb(zip_path, tmp_path / "synthea.duckdb")
+    schema = f"vigie_syn_{uuid.uuid4().hex[:8]}"
+    try:
+        with connect(pg) as con:
+            load_zip_postgres(zip_path, con, schema)
+        in_pg, export = _dq_results(f"{pg}?schema={schema}")
+        with connect(pg) as con:
+            both = con.execute(f"SELECT COUNT(*) FROM {schema}.condition_occurrence WHERE condition_start_date IS NOT "
+                               "NULL AND condition_end_date IS NOT NULL").fetchone()[0]
+    finally:
+        with connect(pg) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    in_duck, _ = _dq_results(duck)
+    counts = {r.check.id: (r.status, r.violated, r.denominator) for r in in_duck}
+    assert counts == {r.check.id: (r.status, r.violated, r.denominator) for r in in_pg}
+    assert len(counts) == 2376 and sum(s == "failed" for s, _, _ in counts.values()) == 46
+    assert counts["field_plausiblestartbeforeend_condition_occurrence_condition_start_date"][2] == both < 470
+    superseded = [v for k, v in counts.items() if k.split("_")[1] in ("plausibletemporalafter", "plausibleduringlife",
+                                                                          "plausiblegender")]
+    assert len(superseded) == 372 and {s for s, _, _ in superseded} == {"passed", "not_applicable"}
+    overview = export["Overview"]
+    assert overview["countTotal"] == 2376 and overview["countPassed"] == 2376 - overview["countOverallFailed"]
+    # DataQualityDashboard's rule for a field that holds no value (measureValueCompleteness counts every row):
+    # every other check of the field is not applicable, but cdmField and (in vigie, a required field) isRequired
+    checks = export["CheckResults"]
+    empty = {(c["cdmTableName"], c["cdmFieldName"]) for c in checks if c["checkName"] == "measureValueCompleteness"
+             and c["numDenominatorRows"] and c["numViolatedRows"] == c["numDenominatorRows"]}
+    on_empty = [c for c in checks if (c["cdmTableName"], c["cdmFieldName"]) in empty
+                and c["checkName"] not in ("cdmField", "measureValueCompleteness", "isRequired")]
+    assert len(empty) > 20 and on_empty and all(c["notApplicable"] for c in on_empty)

@@ -13,6 +13,7 @@ resources after vigie is gone, and a connection left mid-statement fails every l
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import tempfile
@@ -223,10 +224,8 @@ class Session:
         dbapi = self._dbapi()
         if dbapi is not None:
             self._interrupted = True
-            try:
+            with contextlib.suppress(Exception):   # the statement may have ended meanwhile
                 dbapi.interrupt()
-            except Exception:  # noqa: BLE001 - the statement may have ended meanwhile
-                pass
 
     def _cancel(self, backend_pid) -> None:
         """Stops the interrupted statement on the server: PostgreSQL's pg_cancel_backend from the new
