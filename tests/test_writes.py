@@ -126,3 +126,15 @@ def test_a_server_that_keeps_what_it_said_it_deleted_is_not_asked_forever():
     server.request = lambda method, path, may_refuse=False: Answer(204)   # says deleted, keeps it
     cleaned = clean(server, ["Encounter"], "run-1", "t")
     assert cleaned.left_because == "Encounter/ours is still served after its DELETE"
+
+
+def test_a_run_that_writes_nothing_deletes_nothing(tmp_path):
+    # no writing check, no load: not one request is spent looking for writes
+    with start_practice(workdir=tmp_path / "tls") as system:
+        config = system.write_state(tmp_path / "state")
+        result = subprocess.run([sys.executable, "-m", "vigie", "run", "--config", str(config), "--profile",
+                                 "http-hardening", "--format", "md", "--out", str(tmp_path / "b")],
+                                capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["run"]["cleanup"] == []
+    assert not (tmp_path / "b" / "evidence" / "cleanup").exists() and "resources this run created" not in result.stdout

@@ -16,6 +16,7 @@ from .load.process import STOP_TIMEOUT_S, require_traffic, run_load, run_worker
 from .load.stats import AGGREGATED, LoadResult, RequestStats, percentile
 from .load.targets import check_params, evaluate_target, measure
 from .observations import observation
+from .writes import may_write
 
 __all__ = ["AGGREGATED", "STOP_TIMEOUT_S", "LoadPlan", "LoadResult", "RequestStats", "check_params",
            "evaluate_target", "make_plan", "measure", "observe_load", "observe_load_for", "percentile",
@@ -39,6 +40,7 @@ def evidence_dir(store, target) -> Path:
 @observation("load", kinds=("fhir", "warehouse"))
 def observe_load(target, store) -> LoadResult:
     plan = _pending.get(target.id) or make_plan(None)
+    may_write()   # a scenario may create resources (the practice mix's encounter-create)
     out_dir = evidence_dir(store, target)
     env = {**target_env(target), "VIGIE_LOAD_MIX": json.dumps(plan.mix)}
     try:

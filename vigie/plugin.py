@@ -22,7 +22,7 @@ from .interrupts import pending, signal_name
 from .limits import Deadline, TimeLimitExceeded
 from .model import Outcome
 from .suite import CHECK_DIRS, ROOT
-from .writes import READ_ONLY_REASON, writes
+from .writes import READ_ONLY_REASON, may_write, writes
 
 # vigie's own code: the suite's folders and the engine (this package, wherever it is installed)
 VIGIE_DIRS = tuple(f"{d}{os.sep}" for d in (*(ROOT / c for c in CHECK_DIRS), Path(__file__).resolve().parent))
@@ -145,7 +145,10 @@ class VigiePlugin:
         if time.monotonic() >= self.run.deadline:
             # past the run's time limit, the requirements not reached are not tested, and say why
             ended = ("not_tested", f"not run: the run time limit of {self.run.limits.run_timeout_s:g} s was reached")
-        elif self.run.read_only and writes(self.writes.get(requirement.check, False), requirement.params):
+        elif writes(self.writes.get(requirement.check, False), requirement.params):
+            if not self.run.read_only:
+                may_write()   # the run has something to delete at its end
+                return None
             ended = ("not_tested", READ_ONLY_REASON)
         else:
             return None

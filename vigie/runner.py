@@ -23,7 +23,7 @@ from .outdir import claim as claim_output
 from .plugin import VigiePlugin
 from .rendering import DEFAULT_FORMATS, Bounds
 from .suite import CHECK_DIRS, ROOT, suite_digest
-from .writes import Cleanup
+from .writes import Cleanup, wrote
 from .writes import begin as begin_writes
 from .writes import clean as clean_writes
 
@@ -196,7 +196,7 @@ class Run:
     def _clean(self) -> None:
         """Deletes what the run created on each FHIR target, where the server allows (vigie.writes); the
         exchanges are kept as evidence (evidence/cleanup/<target>.json)."""
-        if self.read_only:
+        if self.read_only or not wrote():
             return
         from .evidence import safe_name
         for target in self.targets:

@@ -22,13 +22,28 @@ ALLOWED = (200, 202, 204)
 GONE = (404, 410)
 
 
+_wrote = False   # whether a writing check or the load phase ran in this run: only then is there anything to delete
+
+
 def begin(run_id: str | None, read_only: bool) -> None:
     """The run's policy, for this process and the processes it starts."""
+    global _wrote
+    _wrote = False
     os.environ[READ_ONLY_VARIABLE] = "1" if read_only else ""
     if run_id:
         os.environ[RUN_ID_VARIABLE] = run_id
     else:
         os.environ.pop(RUN_ID_VARIABLE, None)
+
+
+def may_write() -> None:
+    """Says that a check that may write (a writing check, the load phase) is about to run."""
+    global _wrote
+    _wrote = True
+
+
+def wrote() -> bool:
+    return _wrote
 
 
 def read_only() -> bool:
