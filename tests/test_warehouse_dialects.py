@@ -30,7 +30,7 @@ def every_query(url) -> list[str]:
         for rule in RULES:
             rule(m, {})
         dq.run_checks(m)
-        for kind in privacy.PATTERNS:
+        for kind in privacy.KINDS:
             privacy.identifiers(m, {"kind": kind})
         privacy.cells(m, {"k": 5}, "k")
         privacy.cells(m, {"threshold": 1000}, "threshold")   # a floor every cell misses: its sample query runs

@@ -4,8 +4,9 @@ The catalogue of checks and default thresholds (`data/dqd54.csv`) holds the figu
 2.8.4's threshold files for CDM 5.4: which table, field or concept each check type applies to, its
 threshold (the percentage of violating rows allowed) and its argument (a bound, a domain, a field...).
 The three check types that 2.6.0 superseded (plausibleTemporalAfter, plausibleDuringLife, plausibleGender)
-are run and exported as 2.8.4 still does by default, but judged by no requirement: 24 types are. Check ids follow DataQualityDashboard's rule (level, name, table, field,
-concept, unit, lower case, joined by "_"), so that results can be compared across tools.
+are run, exported and judged (OMOP-DQ-25..27, SHOULD) as 2.8.4 still runs them by default. Check ids follow
+DataQualityDashboard's rule (level, name, table, field, concept, unit, lower case, joined by "_"), so that
+results can be compared across tools.
 
 A check fails when 100 x violating / denominator rows exceeds its threshold. A check is not applicable only
 on DataQualityDashboard's own grounds, each observed: its table or field is absent (and optional in the CDM:
@@ -58,7 +59,7 @@ TYPES = {
 }
 # the three types that DataQualityDashboard 2.6.0 superseded (by plausibleAfterBirth, plausibleBeforeDeath and
 # plausibleGenderUseDescendants) and 2.8.4 still runs by default: run and exported as it does, so that the export
-# holds the same checks and Overview; no requirement judges them (their successors do)
+# holds the same checks and Overview, and judged (a failure DataQualityDashboard reports is not hidden)
 SUPERSEDED = {
     "plausibleTemporalAfter": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),
     "plausibleDuringLife": ("FIELD", "Plausibility", "Temporal", "Verification", "characterization"),

@@ -1,0 +1,65 @@
+"""False passes of the CDA checks: a documents target with nothing to judge, documents that could not be read, or
+no CI-SIS content never gives `passed` (the checks are called directly on a crafted `cda-documents`
+observation)."""
+from types import SimpleNamespace
+
+import pytest
+from checkcall import Outcome, conclude
+
+from conformance import test_cda as checks
+from vigie.cda.document import parse_document
+from vigie.cda.observation import CdaSet
+
+CLINICAL = b'<ClinicalDocument xmlns="urn:hl7-org:v3"><templateId root="2.16.840.1.113883.1.3"/></ClinicalDocument>'
+NO_CONTENT = "no CI-SIS test content: vigie packages add-cisis DIR|ZIP"
+# each check with the parameters its requirements give it
+CALLS = {
+    "cda.well-formed": (checks.test_documents_are_well_formed, {}),
+    "cda.schema": (checks.test_documents_follow_the_cda_schema, {}),
+    "cda.active-content": (checks.test_documents_carry_no_active_content, {}),
+    "cda.embedded-media": (checks.test_embedded_files_have_allowed_types, {"allowed": ["application/pdf"]}),
+    "cisis.header": (checks.test_document_headers, {"rule": "ins"}),
+    "cisis.volet": (checks.test_documents_are_of_a_known_volet, {}),
+    "cisis.schematron": (checks.test_volet_schematrons, {"family": "VSM"}),
+}
+
+
+def _run(check_id: str, docs: CdaSet):
+    function, params = CALLS[check_id]
+    names = function.__code__.co_varnames[:function.__code__.co_argcount]
+    given = {"requirement": SimpleNamespace(id="CDA-TEST", params=params), "observe": lambda _name: docs,
+             "outcome": Outcome(), "target": SimpleNamespace(id="documents")}
+    return conclude(function, **{n: given[n] for n in names})
+
+
+@pytest.mark.partial_observation("cda.well-formed", "cda.schema", "cda.active-content", "cda.embedded-media",
+                                "cisis.header", "cisis.volet", "cisis.schematron")
+@pytest.mark.parametrize("check_id", sorted(CALLS))
+def test_a_folder_without_documents_is_not_a_pass(check_id):
+    result = _run(check_id, CdaSet("/empty", [], None, NO_CONTENT))
+    assert result.status == "error" and "no CDA document" in result.summary, result
+
+
+@pytest.mark.partial_observation("cda.schema", "cda.active-content", "cda.embedded-media", "cisis.header")
+@pytest.mark.parametrize("check_id", ["cda.schema", "cda.active-content", "cda.embedded-media", "cisis.header"])
+def test_a_document_that_could_not_be_read_leaves_the_others_unjudged(check_id, monkeypatch):
+    """One readable document meets the rule; the other could not be read: the rule was not seen on it."""
+    import vigie.cda.schema
+    monkeypatch.setattr(vigie.cda.schema, "schema_errors", lambda _xsd, _doc: [])
+    docs = CdaSet("/docs", [parse_document(CLINICAL, "good.xml"), parse_document(b"<not closed", "bad.xml")],
+                  SimpleNamespace(xsd=None, to_json=lambda: {"package": "test"}), None)
+    result = _run(check_id, docs)
+    assert result.status == "error" and "could not be read" in result.summary, result
+
+
+def test_a_document_that_could_not_be_read_fails_well_formedness():
+    docs = CdaSet("/docs", [parse_document(CLINICAL, "good.xml"), parse_document(b"<not closed", "bad.xml")])
+    result = _run("cda.well-formed", docs)
+    assert result.status == "failed" and "bad.xml" in result.summary, result
+
+
+@pytest.mark.partial_observation("cda.schema", "cisis.volet", "cisis.schematron")
+@pytest.mark.parametrize("check_id", ["cda.schema", "cisis.volet", "cisis.schematron"])
+def test_without_the_ci_sis_content_the_rules_that_need_it_are_errors(check_id):
+    result = _run(check_id, CdaSet("/docs", [parse_document(CLINICAL, "good.xml")], None, NO_CONTENT))
+    assert result.status == "error" and "add-cisis" in result.summary, result
