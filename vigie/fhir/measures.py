@@ -5,6 +5,8 @@ measure.html (the populations each scoring method uses; a proportion's score is 
 a cohort only selects a population, so it has no score)."""
 from __future__ import annotations
 
+from .canonical import as_list, at_hand
+
 # R4 measure.html, population criteria: what each scoring method (measure-scoring) is built from
 POPULATIONS = {
     "proportion": {"initial-population", "numerator", "numerator-exclusion", "denominator", "denominator-exclusion",
@@ -20,14 +22,14 @@ def check_report(run, report, path):
     url = report.get("measure")
     if not isinstance(url, str):
         return
-    measure = _measure(run, report, url)
+    measure = at_hand(run, report, url, "Measure")
     if measure is None:
         run.cannot_judge(f"{path}.measure", url.split("|")[0], f"The measure {url} is not loaded: the report is not "
                          f"checked against it")
         return
     scoring = _code(measure.get("scoring"))
-    defined = [g for g in _list(measure.get("group")) if isinstance(g, dict)]
-    for i, group in enumerate(_list(report.get("group"))):
+    defined = [g for g in as_list(measure.get("group")) if isinstance(g, dict)]
+    for i, group in enumerate(as_list(report.get("group"))):
         if not isinstance(group, dict):
             continue
         where = f"{path}.group[{i}]"
@@ -41,14 +43,6 @@ def check_report(run, report, path):
         _score(run, group, scoring, where)
 
 
-def _measure(run, report, url):
-    if url.startswith("#"):
-        return next((r for r in _list(report.get("contained")) if isinstance(r, dict)
-                     and r.get("resourceType") == "Measure" and r.get("id") == url[1:]), None)
-    found = run.v.packages.resolve(url, "Measure")
-    return found if isinstance(found, dict) and found.get("resourceType") == "Measure" else None
-
-
 def _group(group, defined):
     """The measure's group that a report's group reports on: the one with its code, or the only group of a
     measure whose groups have no code."""
@@ -60,10 +54,10 @@ def _group(group, defined):
 
 
 def _populations(run, group, definition, scoring, where):
-    wanted = [_code(p.get("code")) for p in _list(definition.get("population")) if isinstance(p, dict)]
+    wanted = [_code(p.get("code")) for p in as_list(definition.get("population")) if isinstance(p, dict)]
     wanted = [c for c in wanted if c is not None]
     given: dict[str, int] = {}
-    for j, population in enumerate(_list(group.get("population"))):
+    for j, population in enumerate(as_list(group.get("population"))):
         code = _code(population.get("code")) if isinstance(population, dict) else None
         if code is None:
             continue
@@ -101,11 +95,7 @@ def _code(concept) -> str | None:
     """The code of a CodeableConcept's first coding (measure scoring, group and population codes)."""
     if not isinstance(concept, dict):
         return None
-    for coding in _list(concept.get("coding")):
+    for coding in as_list(concept.get("coding")):
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             return coding["code"]
     return None
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from .canonical import as_list, at_hand
+
 MAX_DECIMAL_PLACES = "http://hl7.org/fhir/StructureDefinition/maxDecimalPlaces"
 # Questionnaire.item.type (R4 item-type value set) -> the answer value[x] types it takes
 ANSWER_TYPES = {
@@ -23,24 +25,14 @@ def check_response(run, qr, path):
     url = qr.get("questionnaire")
     if not isinstance(url, str):
         return
-    questionnaire = _questionnaire(run, qr, url)
+    questionnaire = at_hand(run, qr, url, "Questionnaire")
     if questionnaire is None:
         run.cannot_judge(f"{path}.questionnaire", url.split("|")[0], f"The questionnaire {url} is not loaded: "
                          f"the answers are not checked against it")
         return
     answers = _answers_by_link(qr.get("item"))
     completed = qr.get("status") == "completed"
-    _items(run, _list(qr.get("item")), _list(questionnaire.get("item")), path, answers, completed)
-
-
-def _questionnaire(run, qr, url):
-    if url.startswith("#"):
-        for res in _list(qr.get("contained")):
-            if isinstance(res, dict) and res.get("resourceType") == "Questionnaire" and res.get("id") == url[1:]:
-                return res
-        return None
-    found = run.v.packages.resolve(url, "Questionnaire")
-    return found if isinstance(found, dict) and found.get("resourceType") == "Questionnaire" else None
+    _items(run, as_list(qr.get("item")), as_list(questionnaire.get("item")), path, answers, completed)
 
 
 def _items(run, given, defined, path, answers, completed):
@@ -80,7 +72,7 @@ def _items(run, given, defined, path, answers, completed):
 
 def _item(run, item, definition, where, answers, completed):
     kind = definition.get("type")
-    values = _list(item.get("answer"))
+    values = as_list(item.get("answer"))
     if kind in NO_ANSWER and values:
         run.add("error", "structure", where, f"The item '{item['linkId']}' is a {kind} item, which takes no answer")
         values = []
@@ -91,15 +83,15 @@ def _item(run, item, definition, where, answers, completed):
             _enabled(definition, answers) is True:
         run.add("error", "required", where, f"The required item '{item['linkId']}' has no answer in the "
                 f"completed response")
-    children = _list(definition.get("item"))
+    children = as_list(definition.get("item"))
     for j, answer in enumerate(values):
         if not isinstance(answer, dict):
             continue
         _answer(run, answer, definition, f"{where}.answer[{j}]")
         if answer.get("item") is not None:
-            _items(run, _list(answer.get("item")), children, f"{where}.answer[{j}]", answers, completed)
+            _items(run, as_list(answer.get("item")), children, f"{where}.answer[{j}]", answers, completed)
     if item.get("item") is not None:
-        _items(run, _list(item.get("item")), children, where, answers, completed)
+        _items(run, as_list(item.get("item")), children, where, answers, completed)
     elif kind == "group" and completed:
         _items(run, [], children, where, answers, completed)   # required items of a group that is present
 
@@ -134,7 +126,7 @@ def _option(run, vtype, value, definition, where):
     open-choice item also takes a free string, and codings beyond its options (R4 item-type: "open-choice").
     """
     link = definition.get("linkId")
-    options = [o for o in _list(definition.get("answerOption")) if isinstance(o, dict)]
+    options = [o for o in as_list(definition.get("answerOption")) if isinstance(o, dict)]
     if vtype == "String" and definition.get("type") == "open-choice":
         return
     if options:
@@ -165,7 +157,7 @@ def _same_option(vtype, value, option) -> bool:
 def _enabled(definition, answers) -> bool | None:
     """Whether an item is enabled (R4 Questionnaire.item.enableWhen, enableBehavior): True, False, or None
     when a condition cannot be evaluated here (then a required item is not judged missing)."""
-    conditions = [c for c in _list(definition.get("enableWhen")) if isinstance(c, dict)]
+    conditions = [c for c in as_list(definition.get("enableWhen")) if isinstance(c, dict)]
     if not conditions:
         return True
     results = [_condition(c, answers) for c in conditions]
@@ -212,14 +204,14 @@ def _answers_by_link(items, found=None) -> dict:
     """linkId -> the answers given to it anywhere in the response (enableWhen names a question by linkId);
     a linkId answered in several places maps to None, as which answer a condition reads is not known."""
     found = {} if found is None else found
-    for item in _list(items):
+    for item in as_list(items):
         if not isinstance(item, dict):
             continue
         link = item.get("linkId")
         if isinstance(link, str):
-            found[link] = None if link in found else [a for a in _list(item.get("answer")) if isinstance(a, dict)]
+            found[link] = None if link in found else [a for a in as_list(item.get("answer")) if isinstance(a, dict)]
         _answers_by_link(item.get("item"), found)
-        for answer in _list(item.get("answer")):
+        for answer in as_list(item.get("answer")):
             if isinstance(answer, dict):
                 _answers_by_link(answer.get("item"), found)
     return found
@@ -234,11 +226,7 @@ def _decimal_places(value) -> int:
 
 
 def _extension(element, url, key):
-    for ext in _list(element.get("extension")):
+    for ext in as_list(element.get("extension")):
         if isinstance(ext, dict) and ext.get("url") == url:
             return ext.get(key)
     return None
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []

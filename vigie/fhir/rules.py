@@ -7,8 +7,8 @@ import re
 from .bundles import check_bundle
 from .measures import check_report
 from .questionnaires import check_response
-from .xhtml import html_has_content
 from .searchparams import check_capability_statement, check_search_parameter
+from .xhtml import html_has_content
 
 # '<' then a letter, '/' or '!': an HTML tag or comment, but not a markdown autolink (<https://...>)
 _HTML_TAG = re.compile(r"<(?![a-zA-Z][a-zA-Z0-9+.-]*:)[a-zA-Z/!]")
