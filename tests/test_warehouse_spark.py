@@ -54,7 +54,7 @@ def results(url) -> dict:
         for rule in RULES:
             f = rule(m, {})
             found[rule.__name__] = (f.violations, f.checked, f.problems)
-        for kind in privacy.PATTERNS:
+        for kind in privacy.KINDS:
             f = privacy.identifiers(m, {"kind": kind})
             found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems)
         for floor, param in ((5, "k"), (11, "threshold")):

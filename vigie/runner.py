@@ -151,9 +151,12 @@ class Run:
         # carries the message that becomes the outcome's summary, and pytest's rewritten asserts would need
         # the terminal plugin (pytest 9.0 fails a comparison's explanation without it). No unraisable-exception
         # plugin: nothing reads its warnings, and its garbage collection at the session's end took half a
-        # second after an interrupt and dropped a second one (raised inside a finaliser).
+        # second after an interrupt and dropped a second one (raised inside a finaliser). Plugins the machine
+        # happens to have are not the suite's: xdist and pytest-benchmark read a calling pytest's environment
+        # (PYTEST_XDIST_WORKER) and warn on vigie's stderr.
         args = ["-c", str(PYTEST_INI), "--rootdir", str(ROOT), "-p", "no:locust", "-p", "no:cacheprovider",
-                "-p", "no:terminal", "-p", "no:unraisableexception", "--assert=plain",
+                "-p", "no:terminal", "-p", "no:unraisableexception", "-p", "no:xdist", "-p", "no:benchmark",
+                "--assert=plain",
                 "--continue-on-collection-errors", *[str(ROOT / d) for d in CHECK_DIRS if (ROOT / d).is_dir()]]
         end = None
         try:
