@@ -232,3 +232,18 @@ def test_check_config_of_a_file_without_targets_or_unreadable(tmp_path):
     folder = vigie("check-config", str(tmp_path))
     assert folder.returncode == 3 and folder.stderr == f"vigie: error: {tmp_path}: is a folder, not a configuration file\n"
     assert folder.stdout == f"{tmp_path}: 1 problem(s)\n"
+
+
+def test_a_reader_that_closes_the_pipe_does_not_break_the_run(tmp_path):
+    """`vigie demo | head -2`: once the reader has gone, the run goes on silently and writes its report."""
+    process = subprocess.Popen([sys.executable, "-m", "vigie", "demo", "--profile", "http-hardening", "--out",
+                                str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()
+    try:
+        stderr = process.communicate(timeout=300)[1]
+    finally:
+        process.kill()
+    assert first.startswith("reference practice system at "), first
+    assert "Traceback" not in stderr and "INTERNALERROR" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert process.returncode == 0 and (tmp_path / "b" / "report.json").is_file()

@@ -64,12 +64,42 @@ def _signing_key(sign_key):
     return load_private_key(sign_key)
 
 
+class _PipeSafe:
+    """Standard output that a reader may close (`vigie run ... | head`): once the pipe is broken, what follows
+    goes to /dev/null (as Python's documentation advises), so that the run goes on and writes its report."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def _console(quiet: bool = False):
     """The terminal; with --quiet, one that says nothing (the verdict lines go to another)."""
     from rich.console import Console
-    console = Console(highlight=False, quiet=quiet)
+    out = _PipeSafe(sys.stdout)
+    console = Console(highlight=False, quiet=quiet, file=out)
     # piped into a CI log: no 80-column wrapping of outcome lines and the verdict table
-    return console if console.is_terminal else Console(highlight=False, width=160, quiet=quiet)
+    return console if console.is_terminal else Console(highlight=False, width=160, quiet=quiet, file=out)
 
 
 READ_ONLY_OPTION = click.option("--read-only", is_flag=True, help="Write nothing to the targets: the checks that "
