@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -51,6 +52,15 @@ def _iso(moment: dt.datetime) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _at_precision(moment: dt.datetime, text) -> dt.datetime:
+    """`moment` floored to the precision of the instant `text`: FHIR compares instants at their own precision,
+    so an event a server records to the millisecond (or the second) in the very millisecond vigie acted is not
+    "before" it."""
+    found = re.search(r"T\d\d:\d\d:\d\d(?:\.(\d+))?", str(text))
+    digits = min(len(found.group(1)), 6) if found and found.group(1) else 0
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 10 ** (6 - digits))
 
 
 def _parse(text) -> dt.datetime | None:
@@ -197,7 +207,7 @@ def _own(events, done: Interaction, skew) -> list[dict]:
             continue
         if event.get("action") not in (None, done.action):  # R4 makes the action optional, BALP does not
             continue  # another interaction on the same resource (the search that found the patient...)
-        if recorded is not None and recorded < done.started - skew:
+        if recorded is not None and recorded < _at_precision(done.started - skew, event.get("recorded")):
             continue  # recorded before vigie acted: another client's access
         own.append(event)
     return own

@@ -124,6 +124,16 @@ def test_the_clean_system_records_vigies_own_read_even_after_others():
         assert audit(system, {**READ, "clock_skew_s": 0}).status == "passed"
 
 
+def test_an_event_is_compared_with_vigies_read_at_its_own_precision():
+    """A server that records to the millisecond, in the millisecond of vigie's read (which has microseconds):
+    not "before" the read (this made the clean system fail TRACE-01 now and then with no clock skew)."""
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)
+    assert trace._at_precision(started, "2026-01-02T03:04:05.123Z") == started.replace(microsecond=123000)
+    assert trace._at_precision(started, "2026-01-02T03:04:05Z") == started.replace(microsecond=0)
+    assert trace._at_precision(started, "2026-01-02T03:04:05.1234567Z") == started
+    assert trace._parse("2026-01-02T03:04:05.122Z") < trace._at_precision(started, "2026-01-02T03:04:05.122Z")
+
+
 def test_the_search_bound_is_floored_to_the_second():
     moment = dt.datetime(2026, 1, 2, 3, 4, 5, 987654, tzinfo=dt.UTC)
     assert trace._iso(moment) == "2026-01-02T03:04:05Z"
