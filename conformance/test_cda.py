@@ -130,6 +130,14 @@ def test_volet_schematrons(requirement, target, observe, outcome):
     docs = _documents(observe)
     docs.require_content()
     mine = [d for d in docs.readable() if (v := docs.volet(d)) is not None and v.family == family]
+    # a document that could not be read has no known volet: it may be of this family, so it is named, and
+    # the family is neither passed nor set aside while it is there (its violations, if any, still fail it)
+    unread = [d.name for d in docs.documents if not d.ok]
+    for name in unread:
+        outcome.message(f"{name}: could not be read as CDA, its volet is unknown")
+    if not mine and unread:
+        undetermined(f"no readable document of the volet family {family}, but {len(unread)} of the "
+                     f"{len(docs.documents)} documents could not be read (e.g. {unread[0]}): their volet is unknown")
     if not mine:
         not_applicable(f"no document of the volet family {family} among the {len(docs.documents)} documents")
     problems, warnings, stopped = {}, 0, []
@@ -148,7 +156,7 @@ def test_volet_schematrons(requirement, target, observe, outcome):
         warnings += len(findings) - len(errors)
         if errors:
             problems[doc.name] = [f"[{f.rule}] {f.location}: {quote(f.message)}" for f in errors]
-    outcome.measure(schematrons=sorted(schematrons), warnings=warnings,
+    outcome.measure(schematrons=sorted(schematrons), warnings=warnings, documents_unread=unread,
                     documents_unchecked=sorted(line.split(": ", 1)[0] for line in stopped),
                     seconds={d.name: docs.seconds.get(d.name) for d in mine})
     outcome.evidence(f"cda/{requirement.id}@{target.id}.json", evidence)
@@ -158,5 +166,8 @@ def test_volet_schematrons(requirement, target, observe, outcome):
         _conclude(outcome, problems, len(mine), "")
     if stopped:
         undetermined(f"the schematrons could not run on {len(stopped)} of {len(mine)} documents: {stopped[0]}")
+    if unread:
+        undetermined(f"{len(mine)} documents of {family} meet their schematrons, but {len(unread)} of the "
+                     f"{len(docs.documents)} documents could not be read (e.g. {unread[0]}): their volet is unknown")
     passed(f"{len(mine)} documents of {family} meet {', '.join(sorted(schematrons))} and the shared profiles "
            f"(no failed assertion of level error; {warnings} warnings)")

@@ -185,7 +185,7 @@ def test_hostile_documents_fail_well_formedness_and_nothing_passes_on_them(cisis
     assert {m.split(":")[0] for m in outcomes["CDA-R2-01"]["messages"]} == set(HOSTILE)
     assert "passwd" not in str(report) or "root:x:0:0" not in str(report)
     others = {r: o["status"] for r, o in outcomes.items() if r != "CDA-R2-01"}
-    assert set(others.values()) <= {"error", "not_applicable"} and others["CISIS-VOL-00"] == "error"
+    assert set(others.values()) == {"error"}   # a family too: an unread document may be of it
 
 
 def test_missing_content_makes_the_requirements_that_need_it_error(tmp_path, monkeypatch):

@@ -63,3 +63,25 @@ def test_a_document_that_could_not_be_read_fails_well_formedness():
 def test_without_the_ci_sis_content_the_rules_that_need_it_are_errors(check_id):
     result = _run(check_id, CdaSet("/docs", [parse_document(CLINICAL, "good.xml")], None, NO_CONTENT))
     assert result.status == "error" and "add-cisis" in result.summary, result
+
+
+@pytest.mark.partial_observation("cisis.schematron")
+@pytest.mark.parametrize("family, findings, status", [
+    ("VSM", [], "error"),                    # the readable VSM meets its schematron: the unread one is unknown
+    ("CR-BIO", [], "error"),                 # no readable CR-BIO, but the unread one may be one
+    ("VSM", [SimpleNamespace(level="error", rule="r1", location="/x", message="m",
+                             to_json=lambda: {})], "failed"),   # a violation seen is a failure all the same
+])
+def test_a_document_that_could_not_be_read_leaves_every_family_unjudged(family, findings, status):
+    """A document that could not be read has no known volet: no family passes, nor is set aside as not
+    concerned, while it is there."""
+    docs = CdaSet("/docs", [parse_document(CLINICAL, "vsm.xml"), parse_document(b"<not closed", "bad.xml")],
+                  SimpleNamespace(), None)
+    docs.volet = lambda _doc: SimpleNamespace(family="VSM")
+    docs.findings = lambda _doc: findings
+    function, _ = CALLS["cisis.schematron"]
+    outcome = Outcome()
+    result = conclude(function, requirement=SimpleNamespace(id="CDA-TEST", params={"family": family}),
+                      observe=lambda _name: docs, outcome=outcome, target=SimpleNamespace(id="documents"))
+    assert result.status == status, result
+    assert any("bad.xml" in m for m in outcome.messages), outcome.messages

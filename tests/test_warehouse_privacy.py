@@ -176,16 +176,18 @@ def test_priv_identifiers_with_postgres_regular_expressions():
         drop(POSTGRES, schema)
 
 
-# large columns: a sample, and its size in the evidence ----------------------------------------------------
+# large tables: read whole, in partitions of their key, never sampled ---------------------------------------
 
 @pytest.fixture(scope="module")
 def large(tmp_path_factory):
-    """1,000 notes, one in 50 with a phone number; a table without a key, 300 rows, one with an e-mail."""
+    """1,000 notes, one in 50 with a phone number and the last one with a NULL key holding an e-mail; a table
+    without a key, 300 rows, one with an e-mail."""
     path = tmp_path_factory.mktemp("large") / "l.duckdb"
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE note (note_id INTEGER, note_text VARCHAR)")
     con.execute("INSERT INTO note SELECT i, CASE WHEN i % 50 = 0 THEN 'rappeler au 06 12 34 56 78' "
-                "ELSE 'consultation de suivi' END FROM range(1, 1001) t(i)")
+                "ELSE 'consultation de suivi' END FROM range(1, 1000) t(i)")
+    con.execute("INSERT INTO note VALUES (NULL, 'ecrire a c.d@example.fr')")
     con.execute("CREATE TABLE extract_notes (txt VARCHAR)")
     con.execute("INSERT INTO extract_notes SELECT CASE WHEN i = 250 THEN 'a.b@example.fr' ELSE 'rien' END "
                 "FROM range(0, 300) t(i)")
@@ -193,23 +195,49 @@ def large(tmp_path_factory):
     return f"duckdb:///{path}"
 
 
-def test_priv_large_tables_are_sampled_and_say_how_many_rows_were_examined(large):
+def test_priv_large_tables_are_read_whole_in_partitions(large):
+    """Partitions of 100 rows: every row counted, a NULL key and a table without a key included; the counts are
+    those of one statement over the whole table."""
     with View(large) as w:
-        phone = privacy.identifiers(w.measures, {"kind": "phone", "max_rows": 100})
-        email = privacy.identifiers(w.measures, {"kind": "email", "max_rows": 100})
-        full = privacy.identifiers(w.measures, {"kind": "phone"})
+        phone = privacy.identifiers(w.measures, {"kind": "phone", "partition_rows": 100})
+        email = privacy.identifiers(w.measures, {"kind": "email", "partition_rows": 100})
+    with View(large) as w:
+        whole = privacy.identifiers(w.measures, {"kind": "phone"})
+        whole_email = privacy.identifiers(w.measures, {"kind": "email"})
     rows = phone.measurements["rows_examined"]
-    assert rows["note"] == {"rows_present": 1000, "rows_examined": 100, "sample": "one row in 10 by note_id"}
-    assert rows["extract_notes"] == {"rows_present": 300, "rows_examined": 100, "sample": "the first 100 rows read"}
-    # one in 50 of the notes, every tenth note examined: the 20 of the whole table are all in the sample here
-    # (ids multiple of 50 are multiples of 10), and the count says among how many rows
-    assert phone.violations == [("note.note_text: 20 values with a French phone number "
-                                 "(among 100 of 1000 rows examined: one row in 10 by note_id)")]
-    # the e-mail is in a row the sample did not read: the pass says what was examined
-    assert not email.violations
-    assert "extract_notes (100 of 300 rows examined, the first 100 rows read)" in email.summary("text columns")
-    assert full.measurements["rows_examined"]["note"] == {"rows_present": 1000, "rows_examined": 1000, "sample": ""}
-    assert full.violations == ["note.note_text: 20 values with a French phone number"]
+    assert rows["note"] == {"rows_examined": 1000, "statements": 11, "partitioned_by": "note_id"}
+    assert rows["extract_notes"] == {"rows_examined": 300, "statements": 1, "partitioned_by": ""}
+    assert whole.measurements["rows_examined"]["note"] == {"rows_examined": 1000, "statements": 1,
+                                                           "partitioned_by": ""}
+    assert phone.violations == whole.violations == ["note.note_text: 19 values with a French phone number"]
+    # the e-mail of the row whose key is NULL, and the one of the table without a key: none escapes
+    assert email.violations == whole_email.violations == [
+        "extract_notes.txt: 1 value with an e-mail address", "note.note_text: 1 value with an e-mail address"]
+
+
+@pytest.mark.partial_observation("privacy.identifiers")
+def test_priv_a_partition_that_cannot_be_read_leaves_the_scan_unverified(large, monkeypatch):
+    """One partition of the note table fails (a time limit, a lost connection): the rows read are not the
+    table, so the requirement is not passed, and the table is named."""
+    from vigie.errors import ObservationError
+    with View(large) as w:
+        rows = w.session.rows
+
+        def failing(sql, *a, **k):
+            if '"note_id" >= 501 AND' in sql:
+                raise ObservationError("statement cancelled after 300 s")
+            return rows(sql, *a, **k)
+        monkeypatch.setattr(w.session, "rows", failing)
+        found = privacy.identifiers(w.measures, {"kind": "email", "partition_rows": 100})
+    assert found.problems == ["note: statement cancelled after 300 s"]
+    assert found.violations == ["extract_notes.txt: 1 value with an e-mail address"]
+    assert "note" not in found.measurements["rows_examined"]
+
+
+def test_priv_max_rows_of_sampling_versions_is_refused(large):
+    """max_rows meant a sample: a profile still giving it is told, not silently read another way."""
+    with View(large) as w, pytest.raises(ValueError, match="partition_rows"):
+        privacy.identifiers(w.measures, {"kind": "phone", "max_rows": 100})
 
 
 # columns the CDM does not define (EDS-PRIV-14, SHALL) -------------------------------------------------------

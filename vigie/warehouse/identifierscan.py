@@ -1,6 +1,7 @@
-"""The direct identifiers a warehouse's columns hold, found in the warehouse itself: every text column of every
-table but the vocabulary and the audit log scanned in one query per table (on a sample above `max_rows` rows,
-its size in the evidence), with the patterns of detection.py; what SQL cannot decide portably (the key of a
+"""The direct identifiers a warehouse's columns hold, found in the warehouse itself: every row of every text
+column of every table but the vocabulary and the audit log scanned in one query per table (a large table in
+partitions of its integer key, `partition_rows` rows each: read whole, never sampled, since a pass on a sample
+would claim rows nobody looked at), with the patterns of detection.py; what SQL cannot decide portably (the key of a
 NIR-shaped number beyond a value's first, disease eponyms) judged in Python on the distinct candidate values,
 so that counts stay exact. A NIR counts only when its key is valid (computed in SQL, Corsica's 2A/2B as 19/18,
 the rule of vigie.identifiers). Samples are masked.
@@ -18,7 +19,7 @@ from .measures import _sum
 from .session import SAMPLE_CAP
 
 KINDS = {name: kind.label for name, kind in detection.KINDS.items()}
-SCAN_ROWS = 1_000_000     # rows of a table examined by default; above, a sample (profile parameter max_rows)
+PARTITION_ROWS = 1_000_000   # rows one statement of the scan reads at most (profile parameter partition_rows)
 JUDGED_CAP = 20_000       # distinct candidate values judged in Python per column and kind
 
 
@@ -68,59 +69,91 @@ def _extract(d, kind: str, col: str) -> str:
 
 
 VALUES = "values"   # the key of a scanned column's count of non-null values
+MAX_PARTITIONS = 10_000   # beyond, the key is sparse: partitions sized by the table's row count instead
 
 
-def _rows_source(m, tname: str, table, max_rows: int) -> tuple[str, int, str]:
-    """(FROM clause, rows present, how the rows were chosen): the whole table, or above max_rows a sample: one
-    row in k by the integer primary key the CDM gives the table, else the first max_rows rows read."""
-    rel = m.s.table(table.name)
-    present = int(m.s.scalar(f"SELECT COUNT(*) FROM {rel}") or 0)
-    if not max_rows or present <= max_rows:
-        return rel, present, ""
+def _integer_key(tname: str, table) -> str | None:
+    """The column of the integer primary key the CDM gives the table, when the warehouse has it."""
     spec = cdm54().get(tname)
-    keys = [f.name for f in (spec.fields if spec else []) if f.pk and table.column(f.name) is not None
-            and db_family(table.column(f.name).type) == "integer"]
-    if keys:
-        k = -(-present // max_rows)
-        key = m.d.quote(table.column(keys[0]).name)
-        return (f"(SELECT * FROM {rel} WHERE {key} % {k} = 0) vigie_rows", present,
-                f"one row in {k} by {keys[0]}")
-    return f"(SELECT * FROM {rel} LIMIT {int(max_rows)}) vigie_rows", present, f"the first {max_rows} rows read"
+    for f in spec.fields if spec else ():
+        col = table.column(f.name) if f.pk else None
+        if col is not None and db_family(col.type) == "integer":
+            return col.name
+    return None
 
 
-def _judge(m, source: str, col: str, kind: str, cap: int) -> tuple[int, list, int]:
-    """(values confirmed, masked samples, candidate values left unjudged) among the candidates SQL selects."""
-    found = m.s.rows(f"SELECT {col}, COUNT(*) FROM {source} WHERE {_candidate(m.d, kind, col)} "
-                     f"GROUP BY {col} LIMIT {int(cap) + 1}")
+def _partitions(m, tname: str, table, rows_per: int) -> tuple[list[str], str]:
+    """(WHERE conditions that together select every row of the table exactly once, the key they split on):
+    ranges of the table's integer primary key holding about `rows_per` rows each, so that no statement reads
+    more than that (a time limit stays a limit per statement, and a large table is read whole, never sampled).
+    The first range is open below, the last open above, and a NULL key has its own: no row escapes them, even
+    one added since the bounds were read. One condition ("") for a small table or one without such a key."""
+    key = _integer_key(tname, table)
+    if not rows_per or key is None:
+        return [""], ""
+    k, rel = m.d.quote(key), m.s.table(table.name)
+    lo, hi = m.s.rows(f"SELECT MIN({k}), MAX({k}) FROM {rel}")[0]
+    if lo is None or int(hi) - int(lo) < rows_per:
+        return [""], ""
+    lo, span = int(lo), int(hi) - int(lo) + 1
+    parts = -(-span // rows_per)
+    if parts > MAX_PARTITIONS:
+        rows = int(m.s.scalar(f"SELECT COUNT(*) FROM {rel}") or 0)
+        parts = min(MAX_PARTITIONS, max(1, -(-rows // rows_per)))
+    width = -(-span // parts)
+    bounds = [lo + i * width for i in range(1, parts)]
+    if not bounds:
+        return [""], ""
+    where = [f"{k} < {bounds[0]}", *(f"{k} >= {a} AND {k} < {b}" for a, b in zip(bounds, bounds[1:])),
+             f"{k} >= {bounds[-1]}", f"{k} IS NULL"]
+    return where, key
+
+
+def _from(rel: str, where: str, extra: str = "") -> str:
+    conditions = " AND ".join(f"({c})" for c in (where, extra) if c)
+    return f"FROM {rel}" + (f" WHERE {conditions}" if conditions else "")
+
+
+def _judge(m, rel: str, parts: list[str], col: str, kind: str, cap: int) -> tuple[int, list, int]:
+    """(values confirmed, masked samples, candidate values left unjudged) among the candidates SQL selects,
+    gathered partition by partition."""
+    found: dict = {}
+    for where in parts:
+        for value, n in m.s.rows(f"SELECT {col}, COUNT(*) {_from(rel, where, _candidate(m.d, kind, col))} "
+                                 f"GROUP BY {col} LIMIT {int(cap) + 1}"):
+            found[value] = found.get(value, 0) + int(n)
+        if len(found) > cap:
+            break
     left = max(0, len(found) - cap)
     confirmed, samples = 0, []
-    for value, n in found[:cap]:
+    for value, n in list(found.items())[:cap]:
         hit = detection.confirm(kind, value)
         if hit:
-            confirmed += int(n)
+            confirmed += n
             if len(samples) < SAMPLE_CAP:
                 samples.append(mask(hit))
     return confirmed, samples, left
 
 
-def identifier_scan(m, exclude=(), max_rows: int = SCAN_ROWS) -> dict:
+def identifier_scan(m, exclude=(), rows_per: int = PARTITION_ROWS) -> dict:
     """{"found": {(table, column): {kind: rows, VALUES: non-null values}}, "problems": [...], "tables": {table:
-    {rows_present, rows_examined, sample}}, "samples": {(table, column, kind): [masked]}} over every text column
-    of every table but the vocabulary and the audit log; one query per table (plus one per column whose
-    candidates Python judges), memoised on the session."""
-    key = ("privacy-scan", tuple(exclude), max_rows)
+    {rows_examined, statements, partitioned_by}}, "samples": {(table, column, kind): [masked]}} over every row
+    of every text column of every table but the vocabulary and the audit log; one query per table and
+    partition (plus one per column whose candidates Python judges), memoised on the session."""
+    key = ("privacy-scan", tuple(exclude), rows_per)
     if key in m.s.memo:
         return m.s.memo[key]
     skip = set(VOCABULARY_TABLES) | set(exclude) | {"audit_log"}
-    scan = {"found": {}, "problems": [], "unjudged": [], "tables": {}, "samples": {}, "sources": {}}
+    scan = {"found": {}, "problems": [], "unjudged": [], "tables": {}, "samples": {}}
     for tname, table in sorted(m.cat.tables.items()):
         if tname in skip:
             continue
         cols = [c for c in table.columns.values() if db_family(c.type) == "text"]
         if not cols:
             continue
+        rel = m.s.table(table.name)
         try:
-            source, present, how = _rows_source(m, tname, table, max_rows)
+            parts, split = _partitions(m, tname, table, rows_per)
             exprs, keys = ["COUNT(*)"], [None]
             for c in cols:
                 q = m.d.quote(c.name)
@@ -132,18 +165,20 @@ def identifier_scan(m, exclude=(), max_rows: int = SCAN_ROWS) -> dict:
                     if kind == "nir":
                         exprs.append(_sum(_candidate(m.d, kind, q)))
                         keys.append((c.name, "nir-candidates"))
-            row = m.s.rows(f"SELECT {', '.join(exprs)} FROM {source}")[0]
-            counts = dict(zip(keys, row))
-            examined = int(counts.pop(None) or 0)
+            counts: dict = {}
+            for where in parts:
+                for k, n in zip(keys, m.s.rows(f"SELECT {', '.join(exprs)} {_from(rel, where)}")[0]):
+                    counts[k] = counts.get(k, 0) + int(n or 0)
+            examined = counts.pop(None)
             for (c, kind), n in counts.items():
-                scan["found"].setdefault((tname, c), {})[kind] = int(n or 0)
+                scan["found"].setdefault((tname, c), {})[kind] = n
             for c in cols:
                 got = scan["found"][(tname, c.name)]
                 for kind, k in detection.KINDS.items():
                     candidates = got.pop("nir-candidates", 0) if kind == "nir" else got[kind]
                     if not k.judged or not candidates:
                         continue
-                    confirmed, samples, left = _judge(m, source, m.d.quote(c.name), kind, JUDGED_CAP)
+                    confirmed, samples, left = _judge(m, rel, parts, m.d.quote(c.name), kind, JUDGED_CAP)
                     got[kind] = (got[kind] if kind == "nir" else 0) + confirmed
                     if samples:
                         scan["samples"][(tname, c.name, kind)] = samples
@@ -154,23 +189,23 @@ def identifier_scan(m, exclude=(), max_rows: int = SCAN_ROWS) -> dict:
         except ObservationError as exc:
             scan["problems"].append(f"{tname}: {exc}")
             continue
-        scan["tables"][tname] = {"rows_present": present, "rows_examined": examined, "sample": how}
-        scan["sources"][tname] = source
+        scan["tables"][tname] = {"rows_examined": examined, "statements": len(parts), "partitioned_by": split}
     m.s.memo[key] = scan
     return scan
 
 
-def _sampled(tables: dict, t: str) -> str:
-    info = tables.get(t, {})
-    return (f" (among {info['rows_examined']} of {info['rows_present']} rows examined: {info['sample']})"
-            if info.get("sample") else "")
+def _rows_per(params) -> int:
+    if "max_rows" in params:   # the parameter of versions that sampled large tables: its meaning changed
+        raise ValueError("the identifier requirements take partition_rows (rows read per statement), not "
+                         "max_rows: large tables are read whole, in partitions, never sampled")
+    return int(params.get("partition_rows", PARTITION_ROWS))
 
 
 def identifiers(m, params) -> Findings:
     kind = params["kind"]
     if kind not in detection.KINDS:
         raise ValueError(f"unknown identifier kind '{kind}' (known: {', '.join(detection.KINDS)})")
-    scan = identifier_scan(m, tuple(params.get("exclude_tables", ())), int(params.get("max_rows", SCAN_ROWS)))
+    scan = identifier_scan(m, tuple(params.get("exclude_tables", ())), _rows_per(params))
     # a table that could not be read concerns every kind; a column with too many candidates, its own kind
     f = Findings(problems=[*scan["problems"], *(p for k, p in scan["unjudged"] if k == kind)])
     hits, empty = {}, []
@@ -182,20 +217,16 @@ def identifiers(m, params) -> Findings:
         n = kinds.get(kind, 0)
         if n:
             hits[f"{t}.{c}"] = n
-            f.violation(f"{t}.{c}: {n} value{'s' if n > 1 else ''} with {KINDS[kind]}{_sampled(scan['tables'], t)}")
+            f.violation(f"{t}.{c}: {n} value{'s' if n > 1 else ''} with {KINDS[kind]}")
             judged = scan["samples"].get((t, c, kind), [])
             if kind == "nir" or not judged:   # SQL's own matches (the NIR's first number)
                 col = m.d.quote(m.cat.table(t).column(c).name)
-                sample = m.samples(f"SELECT {_extract(m.d, kind, col)} FROM {scan['sources'][t]} WHERE {_match(m.d, kind, col)}")
+                rel = m.s.table(m.cat.table(t).name)
+                sample = m.samples(f"SELECT {_extract(m.d, kind, col)} FROM {rel} WHERE {_match(m.d, kind, col)}")
                 judged = [*[mask(v) for v in sample if v is not None], *judged][:SAMPLE_CAP]
             f.samples[f"{t}.{c}"] = judged
-    sampled = {t: v for t, v in scan["tables"].items() if v["sample"]}
     f.measurements.update(kind=kind, columns_with_identifiers=hits, text_columns=f.checked,
                           empty_text_columns=len(empty), rows_examined=scan["tables"])
-    if sampled and not f.violations:
-        f.seen = (f"{f.checked} text columns checked, none holds {KINDS[kind]}; sampled: "
-                  + "; ".join(f"{t} ({v['rows_examined']} of {v['rows_present']} rows examined, {v['sample']})"
-                              for t, v in sorted(sampled.items())))
     f.unobserved = (f"the {len(empty)} text columns hold no value" if empty
                     else "the warehouse has no text column outside the vocabulary and the audit log")
     return f
@@ -223,7 +254,7 @@ def extra_columns(m, params) -> Findings:
     a direct identifier: by their content (the identifier scan, every kind, names included), or by their name
     when they hold values (patient_name, nir, email... whatever their type)."""
     exclude = tuple(params.get("exclude_tables", ()))
-    scan = identifier_scan(m, exclude, int(params.get("max_rows", SCAN_ROWS)))
+    scan = identifier_scan(m, exclude, _rows_per(params))
     skip = set(exclude) | {"audit_log"}
     f = Findings(problems=[*scan["problems"], *(p for _, p in scan["unjudged"])])
     spec, extra, columns = cdm54(), [], 0
@@ -240,7 +271,7 @@ def extra_columns(m, params) -> Findings:
         held = [k for k in detection.KINDS if kinds.get(k)]
         for k in held:
             f.violation(f"{t}.{c}: a column the CDM does not define holds {kinds[k]} value{'s' if kinds[k] > 1 else ''} "
-                        f"with {KINDS[k]}{_sampled(scan['tables'], t)}")
+                        f"with {KINDS[k]}")
         col = m.cat.table(t).column(c)
         rel, q = m.s.table(m.cat.table(t).name), m.d.quote(col.name)
         try:

@@ -13,7 +13,7 @@ from ..errors import ObservationError
 from .findings import Findings
 from .identifierscan import (  # noqa: F401
     KINDS,
-    SCAN_ROWS,
+    PARTITION_ROWS,
     extra_columns,
     identifier_scan,
     identifiers,
@@ -61,7 +61,7 @@ def audit_records(m, params) -> Findings:
     s, d, f = m.s, m.d, Findings()
     a = s.audit
     if a is None:
-        f.violation(f"no audit log: no relation '{'audit_log'}' in schema {s.schema} "
+        f.violation(f"no audit log: no relation '{'audit_log'}' in schema {s.schema or '(default)'} "
                     "(or named by the URL option audit_log=schema.table)")
         return f
     rel = a.relation(d)
