@@ -80,6 +80,8 @@ def test_embedded_files_have_allowed_types(requirement, observe, outcome):
             elif entry["problem"]:
                 problems.setdefault(doc.name, []).append(f"{entry['where']}: {entry['problem']}")
     outcome.measure(embedded_files=count)
+    if not count:   # a rule about embedded files is not met by documents that have none: it does not concern them
+        not_applicable(f"no embedded file (nonXMLBody, observationMedia) in the {len(docs.documents)} documents")
     _conclude(outcome, problems, len(docs.documents), f"{count} embedded files, each of an allowed type")
 
 

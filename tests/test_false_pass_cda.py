@@ -85,3 +85,10 @@ def test_a_document_that_could_not_be_read_leaves_every_family_unjudged(family, 
                       observe=lambda _name: docs, outcome=outcome, target=SimpleNamespace(id="documents"))
     assert result.status == status, result
     assert any("bad.xml" in m for m in outcome.messages), outcome.messages
+
+
+@pytest.mark.partial_observation("cda.embedded-media")
+def test_documents_without_embedded_files_do_not_pass_the_embedded_file_rule():
+    """No embedded file seen: nothing was judged, so the rule does not concern these documents (not a pass)."""
+    result = _run("cda.embedded-media", CdaSet("/docs", [parse_document(CLINICAL, "good.xml")]))
+    assert result.status == "not_applicable" and "no embedded file" in result.summary, result

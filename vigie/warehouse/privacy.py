@@ -57,6 +57,16 @@ def cells(m, params, floor_param: str) -> Findings:
 NO_ROLES = "{engine} has no roles: its only access control is the file's permissions, so {what} cannot be enforced there"
 
 
+def _without_roles(s, what: str):
+    """An engine whose SQL shows vigie no roles: a local one (files) has none, so the rule does not concern it;
+    a Spark cluster keeps its grants in its own catalogue (Unity Catalog, Ranger...), out of Spark SQL's
+    sight, so the rule is not observed there, never set aside."""
+    if s.backend == "spark" and getattr(s.conn, "remote", False):
+        raise ObservationError(f"a Spark Connect server shows no grants to Spark SQL (a cluster keeps them in its "
+                               f"own catalogue: Unity Catalog, Ranger...): {what} cannot be observed by vigie")
+    raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what=what))
+
+
 def audit_records(m, params) -> Findings:
     s, d, f = m.s, m.d, Findings()
     a = s.audit
@@ -112,7 +122,7 @@ def audit_records(m, params) -> Findings:
 def audit_immutable(m, params) -> Findings:
     s, d, f = m.s, m.d, Findings()
     if not d.has_roles:
-        raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="the audit log's immutability"))
+        _without_roles(s, "the audit log's immutability")
     a = s.audit
     if a is None:   # nothing whose rights could be observed (the absence fails the audit log requirement)
         f.unobserved = "the warehouse has no audit log"
@@ -137,7 +147,7 @@ def audit_immutable(m, params) -> Findings:
 def least_privilege(m, params) -> Findings:
     s, d, f = m.s, m.d, Findings()
     if not d.has_roles:
-        raise NotApplicableRule(NO_ROLES.format(engine=s.backend, what="least privilege"))
+        _without_roles(s, "least privilege")
     schemas = sorted({s.schema, *([s.audit.schema] if s.audit else []), *params.get("schemas", [])})
     names = ", ".join(d.literal(x) for x in schemas)
     roles = s.rows("SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "

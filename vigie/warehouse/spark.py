@@ -115,8 +115,16 @@ class SparkConnection:
     @classmethod
     def connect(cls, url: str, timeout_s: float) -> SparkConnection:
         SparkSession = _pyspark()
+        # pyspark marks the whole process as Connect-only once a remote session exists (an environment
+        # variable), after which a local session for another target cannot start: the mark is undone, and each
+        # target gets a session of its own (create, not getOrCreate, which would return the first server's)
+        marked = "SPARK_CONNECT_MODE_ENABLED" in os.environ
         try:
-            spark = SparkSession.builder.remote(url).getOrCreate()
+            try:
+                spark = SparkSession.builder.remote(url).create()
+            finally:
+                if not marked:
+                    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
             for key, value in RUNTIME_CONF.items():
                 spark.conf.set(key, value)
         except Exception as exc:  # noqa: BLE001 - grpc, authentication, a refused conf: one line
@@ -207,7 +215,12 @@ class SparkConnection:
         pass   # read-only: no transaction to undo
 
     def close(self) -> None:
-        if not self.remote:
+        if self.remote:   # the server's session and its resources are released; the server stays
+            try:
+                self.spark.stop()
+            except Exception:  # noqa: BLE001, S110 - the server is gone: nothing to release
+                pass
+        else:
             for name in self.views:   # the JVM stays for the other targets of the run (stopped at exit)
                 try:
                     self.spark.catalog.dropTempView(name)
