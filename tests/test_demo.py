@@ -235,7 +235,7 @@ def test_warehouse_role_flaw_matrix(flaw, tmp_path, postgres_url):
 def fhir_profiles() -> list[str]:
     """The default campaign's profiles for the practice system: a practice flaw cannot touch the others."""
     from vigie.catalogue import load_catalogue
-    return [arg for p in load_catalogue().values() if "fhir" in p.applies_to and p.default_campaign
+    return [arg for p in load_catalogue().values() if p.in_default_campaign(["fhir"])
             for arg in ("--profile", p.id)]
 
 
