@@ -1,4 +1,4 @@
-"""CDA R2 documents (target kind `documents`): the cda-r2 profile (well-formed, CDA XML Schema with the ANS
+"""CDA R2 documents (a `documents` target, or the DocumentReferences a `fhir` target serves): the cda-r2 profile (well-formed, CDA XML Schema with the ANS
 extensions, no active content, embedded files of allowed types) and the ci-sis profile (the header rules, the
 volet of each document, each volet family's schematrons). Each outcome covers every document of the target;
 its messages name the document and, for the schematrons, the ANS's rule, location and message (quoted)."""
@@ -10,6 +10,9 @@ MAX_MESSAGES = 200
 
 def _documents(observe):
     docs = observe("cda-documents")
+    if not docs.documents and docs.served is not None:
+        not_applicable(f"the server serves no CDA document: DocumentReference search returned {docs.served} "
+                       "resources, 0 with a CDA attachment")
     if not docs.documents:
         undetermined(f"no CDA document (*.xml) in {docs.folder}")
     return docs
@@ -39,7 +42,13 @@ def _conclude(outcome, problems: dict, count: int, seen: str):
 @check("cda.well-formed")
 def test_documents_are_well_formed(observe, outcome):
     docs = _documents(observe)
-    problems = {d.name: [d.problem] for d in docs.documents if not d.ok}
+    problems = {d.name: [d.problem] for d in docs.documents if not d.ok and d.fetched}
+    unfetched = [d for d in docs.documents if not d.fetched]
+    if unfetched and not problems:
+        for doc in unfetched:
+            outcome.message(f"{doc.name}: {doc.problem}")
+        undetermined(f"{len(unfetched)} of {len(docs.documents)} documents could not be fetched (e.g. "
+                     f"{unfetched[0].name}: {unfetched[0].problem})")
     _conclude(outcome, problems, len(docs.documents), "well-formed XML, each with a ClinicalDocument")
 
 
