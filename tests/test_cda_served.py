@@ -120,3 +120,36 @@ def test_a_failed_document_search_is_an_error(cisis, tmp_path):
         outcomes = _campaign(system, tmp_path / "out", profiles=("cda-r2",))
     assert {o["status"] for o in outcomes.values()} == {"error"}
     assert "GET DocumentReference answered 404" in outcomes["CDA-R2-01"]["summary"]
+
+
+@pytest.fixture(scope="module")
+def practice_client(tmp_path_factory):
+    from vigie.http import RecordingClient
+    with start_practice(workdir=tmp_path_factory.mktemp("practice")) as system:
+        target = make_target({"id": "practice", "kind": "fhir", "url": system.url, "ca_file": str(system.ca_file),
+                              "token": system.token}, "test")
+        client = RecordingClient(target)
+        yield client
+        client.close()
+
+
+def test_a_binary_served_as_a_fhir_resource_is_read_from_its_data(practice_client):
+    """Asked for application/xml, the practice answers the Binary as a FHIR resource: its data is the document."""
+    from vigie.cda.served import fetch
+    doc = fetch(practice_client, "DocumentReference/x", {"contentType": "application/xml",
+                                                         "url": "Binary/bin-crbio-0001"})
+    assert doc.ok and doc.clinical is not None, doc.problem
+    exchange = practice_client.take_exchanges()[-1]
+    assert exchange["response"]["headers"]["Content-Type"].startswith("application/fhir+json")
+
+
+@pytest.mark.parametrize("attachment, reason", [
+    ({"contentType": "text/xml", "url": "https://elsewhere.invalid/Binary/x"}, "outside the target's declared base"),
+    ({"contentType": "text/xml", "url": "Binary/no-such-binary"}, "answered 404"),
+    ({"contentType": "text/xml", "data": "not base64!"}, "not base64"),
+    ({"contentType": "text/xml"}, "neither data nor url"),
+])
+def test_an_attachment_that_cannot_be_fetched_is_unread_with_its_reason(practice_client, attachment, reason):
+    from vigie.cda.served import fetch
+    doc = fetch(practice_client, "DocumentReference/x", attachment)
+    assert not doc.ok and not doc.fetched and reason in doc.problem, doc.problem

@@ -63,3 +63,25 @@ def test_a_document_that_could_not_be_read_fails_well_formedness():
 def test_without_the_ci_sis_content_the_rules_that_need_it_are_errors(check_id):
     result = _run(check_id, CdaSet("/docs", [parse_document(CLINICAL, "good.xml")], None, NO_CONTENT))
     assert result.status == "error" and "add-cisis" in result.summary, result
+
+
+def _unfetched(name: str):
+    from vigie.cda.document import CdaDocument
+    return CdaDocument(name, b"", "not fetched: GET Binary/x answered 404", fetched=False)
+
+
+@pytest.mark.partial_observation("cda.well-formed")
+def test_a_served_document_that_could_not_be_fetched_is_not_judged_well_formed():
+    """A FHIR server's document that could not be fetched says nothing of its XML: error, not failed nor passed."""
+    docs = CdaSet("https://fhir/DocumentReference", [parse_document(CLINICAL, "DocumentReference/a"),
+                                                     _unfetched("DocumentReference/b")], served=2)
+    result = _run("cda.well-formed", docs)
+    assert result.status == "error" and "could not be fetched" in result.summary, result
+    assert "DocumentReference/b" in result.summary and "404" in result.summary
+
+
+@pytest.mark.parametrize("check_id", sorted(CALLS))
+def test_a_server_without_cda_documents_is_not_applicable(check_id):
+    result = _run(check_id, CdaSet("https://fhir/DocumentReference", [], None, NO_CONTENT, served=3))
+    assert result.status == "not_applicable", result
+    assert "DocumentReference search returned 3 resources, 0 with a CDA attachment" in result.summary
