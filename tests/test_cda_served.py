@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from cdaflaws import CISIS_DATA
+from vigie.fixtures.practice import start_practice
+from vigie.fixtures.practice.cda import CDA_FLAWS
 
 from vigie.campaign import make_target
 from vigie.catalogue import load_catalogue, select
 from vigie.cda.content import add_content
-from vigie.fixtures.practice import start_practice
-from vigie.fixtures.practice.cda import CDA_FLAWS
 from vigie.runner import run_campaign
 
 pytestmark = [pytest.mark.skipif(not CISIS_DATA.is_dir(), reason="the ANS CI-SIS test content (../shared/data/"
