@@ -1,7 +1,8 @@
 """CDA R2 documents (a `documents` target, or the DocumentReferences a `fhir` target serves): the cda-r2
 profile (well-formed, CDA XML Schema with the ANS extensions, no active content, embedded files of allowed
 types) and the ci-sis profile (the header rules, the volet of each document, each volet family's schematrons).
-Each outcome covers every document of the target; its messages name the document and, for the schematrons, the ANS's rule, location and message (quoted)."""
+Each outcome covers every document of the target; its messages name the document and, for the schematrons,
+the ANS's rule, location and message (quoted)."""
 from vigie.checks import check, failed, not_applicable, passed, undetermined
 from vigie.messages import quote
 
