@@ -66,7 +66,7 @@ def served_documents(target) -> tuple[list[CdaDocument], int, list]:
     """(the CDA documents, how many DocumentReferences the search returned, the exchanges)."""
     client = RecordingClient(target)
     deadline = time.monotonic() + TIME_LIMIT_S
-    documents, served = [], 0
+    documents, served, names = [], 0, {}
     try:
         path, params = "DocumentReference", {"_count": PAGE_SIZE}
         for page in range(1, MAX_PAGES + 1):
@@ -88,6 +88,9 @@ def served_documents(target) -> tuple[list[CdaDocument], int, list]:
                     if not isinstance(attachment, dict) or not is_cda(attachment):
                         continue
                     name = f"DocumentReference/{reference.get('id')}" + (f"#content[{n}]" if n else "")
+                    # the same id twice (pages that overlap): each document keeps a name of its own
+                    names[name] = names.get(name, 0) + 1
+                    name += f" ({names[name]})" if names[name] > 1 else ""
                     if len(documents) >= MAX_DOCUMENTS:
                         break
                     documents.append(_unread(name, f"the observation's {TIME_LIMIT_S} s ran out")
