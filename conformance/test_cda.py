@@ -9,7 +9,10 @@ from vigie.messages import quote
 MAX_MESSAGES = 200
 
 
-def _documents(observe):
+def _documents(observe, target):
+    if getattr(target, "kind", None) == "fhir":   # a server that declares no DocumentReference search serves none
+        from vigie.fhirrest import declared_search
+        declared_search(observe("capability"), "DocumentReference")
     docs = observe("cda-documents")
     if not docs.documents and docs.served is not None:
         not_applicable(f"the server serves no CDA document: DocumentReference search returned {docs.served} "
@@ -41,8 +44,8 @@ def _conclude(outcome, problems: dict, count: int, seen: str):
 
 
 @check("cda.well-formed")
-def test_documents_are_well_formed(observe, outcome):
-    docs = _documents(observe)
+def test_documents_are_well_formed(target, observe, outcome):
+    docs = _documents(observe, target)
     problems = {d.name: [d.problem] for d in docs.documents if not d.ok and d.fetched}
     unfetched = [d for d in docs.documents if not d.fetched]
     if unfetched and not problems:
@@ -54,9 +57,9 @@ def test_documents_are_well_formed(observe, outcome):
 
 
 @check("cda.schema")
-def test_documents_follow_the_cda_schema(observe, outcome):
+def test_documents_follow_the_cda_schema(target, observe, outcome):
     from vigie.cda.schema import schema_errors
-    docs = _documents(observe)
+    docs = _documents(observe, target)
     content = docs.require_content()
     outcome.measure(content=content.to_json()["package"])
     problems = {}
@@ -68,18 +71,18 @@ def test_documents_follow_the_cda_schema(observe, outcome):
 
 
 @check("cda.active-content")
-def test_documents_carry_no_active_content(observe, outcome):
+def test_documents_carry_no_active_content(target, observe, outcome):
     from vigie.cda.embedded import active_content
-    docs = _documents(observe)
+    docs = _documents(observe, target)
     problems = {d.name: found for d in _readable(docs) if (found := active_content(d.clinical))}
     _conclude(outcome, problems, len(docs.documents), "no script, event handler or embedded file loaded from outside")
 
 
 @check("cda.embedded-media")
-def test_embedded_files_have_allowed_types(requirement, observe, outcome):
+def test_embedded_files_have_allowed_types(requirement, target, observe, outcome):
     from vigie.cda.embedded import embedded_files
     allowed = [t.lower() for t in requirement.params.get("allowed", [])]
-    docs = _documents(observe)
+    docs = _documents(observe, target)
     problems, count = {}, 0
     for doc in _readable(docs):
         for entry in embedded_files(doc.clinical):
@@ -94,10 +97,10 @@ def test_embedded_files_have_allowed_types(requirement, observe, outcome):
 
 
 @check("cisis.header")
-def test_document_headers(requirement, observe, outcome):
+def test_document_headers(requirement, target, observe, outcome):
     from vigie.cda import header
     rule = requirement.params["rule"]
-    docs = _documents(observe)
+    docs = _documents(observe, target)
     readable = _readable(docs)
     problems = {}
     if rule == "document-id":
@@ -120,8 +123,8 @@ def test_document_headers(requirement, observe, outcome):
 
 
 @check("cisis.volet")
-def test_documents_are_of_a_known_volet(observe, outcome):
-    docs = _documents(observe)
+def test_documents_are_of_a_known_volet(target, observe, outcome):
+    docs = _documents(observe, target)
     docs.require_content()
     problems, families = {}, {}
     for doc in _readable(docs):
@@ -137,7 +140,7 @@ def test_documents_are_of_a_known_volet(observe, outcome):
 @check("cisis.schematron")
 def test_volet_schematrons(requirement, target, observe, outcome):
     family = requirement.params["family"]
-    docs = _documents(observe)
+    docs = _documents(observe, target)
     docs.require_content()
     mine = [d for d in docs.readable() if (v := docs.volet(d)) is not None and v.family == family]
     if not mine:

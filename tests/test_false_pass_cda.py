@@ -85,3 +85,23 @@ def test_a_server_without_cda_documents_is_not_applicable(check_id):
     result = _run(check_id, CdaSet("https://fhir/DocumentReference", [], None, NO_CONTENT, served=3))
     assert result.status == "not_applicable", result
     assert "DocumentReference search returned 3 resources, 0 with a CDA attachment" in result.summary
+
+
+@pytest.mark.parametrize("check_id", sorted(CALLS))
+def test_a_server_that_declares_no_document_search_is_not_applicable(check_id):
+    """A FHIR server whose CapabilityStatement declares no DocumentReference search serves no document: the
+    observed reason, before any search."""
+    from vigie.fhirrest import Capability
+    statement = {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+        {"type": "Patient", "interaction": [{"code": "search-type"}]}]}]}
+    observed = {"capability": Capability(statement)}
+
+    def observe(name):
+        return observed[name]     # a KeyError: the check asked for the documents it should not have searched
+    function, params = CALLS[check_id]
+    names = function.__code__.co_varnames[:function.__code__.co_argcount]
+    given = {"requirement": SimpleNamespace(id="CDA-TEST", params=params), "observe": observe,
+             "outcome": Outcome(), "target": SimpleNamespace(id="practice", kind="fhir")}
+    result = conclude(function, **{n: given[n] for n in names})
+    assert result.status == "not_applicable", result
+    assert "declares no search on DocumentReference" in result.summary
