@@ -67,8 +67,11 @@ def proofs() -> list[dict]:
         run_of = {flaw: run for run, flaws in matrix["runs"][system].items() for flaw in flaws}
         for flaw, fails in matrix[system].items():
             run = run_of.get(flaw)
-            node = f"{DEMO}::{test}[{run}]" if run else f"{DEMO}::test_warehouse_role_flaw_matrix[{flaw}]"
-            found.append({"kind": f"{system} flaw", "name": flaw, "run": run or f"{flaw} (PostgreSQL)",
+            node = (f"{DEMO}::{test}[{run}]" if run else
+                    f"tests/test_cda_served.py::test_each_cda_flaw_fails_exactly_its_requirements[{flaw}]"
+                    if system == "practice" else f"{DEMO}::test_warehouse_role_flaw_matrix[{flaw}]")
+            found.append({"kind": f"{system} flaw", "name": flaw,
+                          "run": run or (f"{flaw} (CDA documents)" if system == "practice" else f"{flaw} (PostgreSQL)"),
                           "fails": fails, "test": node})
     nginx = _tests_module("test_tls_nginx")
     for name, (_, _, fails) in nginx.CONFIGURATIONS.items():

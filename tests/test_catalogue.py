@@ -71,3 +71,28 @@ def test_duplicate_requirement_ids_across_profiles(tmp_path):
 def test_unknown_profile_selected():
     with pytest.raises(VigieError, match="unknown profile 'nope'"):
         select(load_catalogue(), ["nope"])
+
+
+def test_cda_profiles_join_the_default_campaign_of_documents_only():
+    """cda-r2 and ci-sis check a FHIR server's documents when selected; its default campaign leaves them out
+    (they need the CI-SIS content a user adds), a documents target's holds them."""
+    from vigie.cli import _campaign_profiles
+    for kinds, expected in ((["fhir"], set()), (["documents"], {"cda-r2", "ci-sis"}),
+                            (["fhir", "documents"], {"cda-r2", "ci-sis"})):
+        assert {p.id for p in _campaign_profiles((), kinds)} & {"cda-r2", "ci-sis"} == expected, kinds
+    assert {p.id for p in _campaign_profiles(("ci-sis",), ["fhir"])} == {"ci-sis"}
+
+
+@pytest.mark.parametrize("value", ["[warehouse]", "[]", "maybe"])
+def test_default_campaign_lists_kinds_the_profile_applies_to(tmp_path, value):
+    path = write(tmp_path, GOOD.replace("applies_to: [fhir]", f"applies_to: [fhir]\ndefault_campaign: {value}"))
+    with pytest.raises(VigieError, match="default_campaign must be true or false, or a list"):
+        load_profile(path)
+
+
+def test_default_campaign_as_a_list_of_kinds(tmp_path):
+    path = write(tmp_path, GOOD.replace("applies_to: [fhir]", "applies_to: [fhir, documents]\n"
+                                                                "default_campaign: [documents]"))
+    profile = load_profile(path)
+    assert profile.default_campaign == ("documents",)
+    assert profile.in_default_campaign(["documents"]) and not profile.in_default_campaign(["fhir"])

@@ -21,6 +21,7 @@ import yaml
 from conftest import practice_process
 from french import english_sentences
 from vigie.fixtures.practice import FLAWS
+from vigie.fixtures.practice.cda import CDA_FLAWS
 from vigie.fixtures.warehouse import FLAWS as WAREHOUSE_FLAWS
 from vigie.fixtures.warehouse import NEEDS_ROLES
 
@@ -158,7 +159,7 @@ def test_every_flaw_is_in_the_matrix():
     assert not set(FLAWS) & set(WAREHOUSE_FLAWS), "flaw names must be unique across reference systems"
 
 
-@pytest.mark.parametrize("runs, matrix, apart", [(RUNS, FLAW_MATRIX, set()),
+@pytest.mark.parametrize("runs, matrix, apart", [(RUNS, FLAW_MATRIX, set(CDA_FLAWS)),
                                                  (WAREHOUSE_RUNS, WAREHOUSE_MATRIX, NEEDS_ROLES)])
 def test_every_flaw_is_in_one_run_whose_flaws_fail_apart(runs, matrix, apart):
     """A run's failures can be told apart only when its flaws fail disjoint sets of requirements."""
@@ -235,7 +236,7 @@ def test_warehouse_role_flaw_matrix(flaw, tmp_path, postgres_url):
 def fhir_profiles() -> list[str]:
     """The default campaign's profiles for the practice system: a practice flaw cannot touch the others."""
     from vigie.catalogue import load_catalogue
-    return [arg for p in load_catalogue().values() if "fhir" in p.applies_to and p.default_campaign
+    return [arg for p in load_catalogue().values() if p.in_default_campaign(["fhir"])
             for arg in ("--profile", p.id)]
 
 

@@ -92,3 +92,45 @@ def test_documents_without_embedded_files_do_not_pass_the_embedded_file_rule():
     """No embedded file seen: nothing was judged, so the rule does not concern these documents (not a pass)."""
     result = _run("cda.embedded-media", CdaSet("/docs", [parse_document(CLINICAL, "good.xml")]))
     assert result.status == "not_applicable" and "no embedded file" in result.summary, result
+
+
+def _unfetched(name: str):
+    from vigie.cda.document import CdaDocument
+    return CdaDocument(name, b"", "not fetched: GET Binary/x answered 404", fetched=False)
+
+
+@pytest.mark.partial_observation("cda.well-formed")
+def test_a_served_document_that_could_not_be_fetched_is_not_judged_well_formed():
+    """A FHIR server's document that could not be fetched says nothing of its XML: error, not failed nor passed."""
+    docs = CdaSet("https://fhir/DocumentReference", [parse_document(CLINICAL, "DocumentReference/a"),
+                                                     _unfetched("DocumentReference/b")], served=2)
+    result = _run("cda.well-formed", docs)
+    assert result.status == "error" and "could not be fetched" in result.summary, result
+    assert "DocumentReference/b" in result.summary and "404" in result.summary
+
+
+@pytest.mark.parametrize("check_id", sorted(CALLS))
+def test_a_server_without_cda_documents_is_not_applicable(check_id):
+    result = _run(check_id, CdaSet("https://fhir/DocumentReference", [], None, NO_CONTENT, served=3))
+    assert result.status == "not_applicable", result
+    assert "DocumentReference search returned 3 resources, 0 with a CDA attachment" in result.summary
+
+
+@pytest.mark.parametrize("check_id", sorted(CALLS))
+def test_a_server_that_declares_no_document_search_is_not_applicable(check_id):
+    """A FHIR server whose CapabilityStatement declares no DocumentReference search serves no document: the
+    observed reason, before any search."""
+    from vigie.fhirrest import Capability
+    statement = {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+        {"type": "Patient", "interaction": [{"code": "search-type"}]}]}]}
+    observed = {"capability": Capability(statement)}
+
+    def observe(name):
+        return observed[name]     # a KeyError: the check asked for the documents it should not have searched
+    function, params = CALLS[check_id]
+    names = function.__code__.co_varnames[:function.__code__.co_argcount]
+    given = {"requirement": SimpleNamespace(id="CDA-TEST", params=params), "observe": observe,
+             "outcome": Outcome(), "target": SimpleNamespace(id="practice", kind="fhir")}
+    result = conclude(function, **{n: given[n] for n in names})
+    assert result.status == "not_applicable", result
+    assert "declares no search on DocumentReference" in result.summary

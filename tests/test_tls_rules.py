@@ -284,7 +284,7 @@ def test_default_campaign_flag_is_validated(tmp_path):
     assert load_profile(PROFILE_DIR / "mozilla-tls-modern.yaml").default_campaign is False
     broken = tmp_path / "modern.yaml"
     broken.write_text(source.replace("default_campaign: false", "default_campaign: maybe"))
-    with pytest.raises(VigieError, match="default_campaign must be true or false"):
+    with pytest.raises(VigieError, match="default_campaign must be true or false, or a list"):
         load_profile(broken)
 
 

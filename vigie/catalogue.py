@@ -51,9 +51,15 @@ class Profile:
     requirements: list
     path: Path
     digest: str
-    # false: run only when selected by id (--profile), not in the default campaign
-    default_campaign: bool = True
+    # false: run only when selected by id (--profile), not in the default campaign; a list of target kinds:
+    # in the default campaign only of a campaign with a target of one of those kinds
+    default_campaign: bool | tuple = True
     versions: list = field(default_factory=list)
+
+    def in_default_campaign(self, kinds) -> bool:
+        """Whether the default campaign of targets of these kinds holds this profile."""
+        joins = set(self.applies_to) if self.default_campaign is True else set(self.default_campaign or ())
+        return bool(joins & set(self.applies_to) & set(kinds))
 
     @property
     def family(self) -> str | None:
@@ -150,8 +156,10 @@ def load_profile(path: Path) -> Profile:
     reqs = data["requirements"]
     if not isinstance(reqs, list) or not reqs:
         raise VigieError(f"{where}, line {line}: requirements must be a non-empty list")
-    if not isinstance(data.get("default_campaign", True), bool):
-        raise VigieError(f"{where}, line {line}: default_campaign must be true or false")
+    joins = data.get("default_campaign", True)
+    if not isinstance(joins, bool) and not (isinstance(joins, list) and joins and all(k in kinds for k in joins)):
+        raise VigieError(f"{where}, line {line}: default_campaign must be true or false, or a list of the "
+                         "kinds of applies_to whose campaigns it joins by default")
     if not isinstance(data.get("versions", []), list):
         raise VigieError(f"{where}, line {line}: versions must be a list")
     shared = data.get("params") or {}
@@ -179,7 +187,7 @@ def load_profile(path: Path) -> Profile:
     return Profile(id=pid, version=str(data["version"]), title=_check_title(data["title"], where, line),
                    source=_strip(data["source"]), applies_to=kinds, requirements=requirements, path=path,
                    digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
-                   default_campaign=data.get("default_campaign", True),
+                   default_campaign=joins if isinstance(joins, bool) else tuple(joins),
                    versions=[str(v) for v in data.get("versions") or []])
 
 

@@ -37,7 +37,7 @@ def _campaign_profiles(ids, kinds):
     catalogue = load_catalogue()
     if ids:
         return select(catalogue, list(ids))
-    return [p for p in catalogue.values() if set(p.applies_to) & set(kinds) and p.default_campaign]
+    return [p for p in catalogue.values() if p.in_default_campaign(kinds)]
 
 
 def _out_dir(out, bundles=None):

@@ -21,7 +21,8 @@ def parser() -> etree.XMLParser:
 class CdaDocument:
     name: str                 # the file name, as reports show it
     raw: bytes = field(repr=False)
-    problem: str | None = None              # why it is not a well-formed CDA document
+    problem: str | None = None              # why it is not a well-formed CDA document (or was not fetched)
+    fetched: bool = True                    # False: a server's document that could not be fetched (problem says why)
     root: object = field(default=None, repr=False)        # the document's root element
     clinical: object = field(default=None, repr=False)    # its ClinicalDocument (inside an auto-presentable XSLT)
 

@@ -1,6 +1,6 @@
-"""The `cda-documents` observation: the documents of a `documents` target read once per run, with what each
-check needs computed on first use and kept (schema errors, volet, schematron findings), and the CI-SIS content
-with its compiled schematrons."""
+"""The `cda-documents` observation: the documents of a `documents` target, or those a `fhir` target serves
+(vigie.cda.served), read once per run, with what each check needs computed on first use and kept (schema
+errors, volet, schematron findings), and the CI-SIS content with its compiled schematrons."""
 from __future__ import annotations
 
 import time
@@ -45,6 +45,9 @@ class CdaSet:
     _findings: dict = field(default_factory=dict, repr=False)
     seconds: dict = field(default_factory=dict)
     used: dict = field(default_factory=dict)       # document -> the volet schematron it was judged by
+    served: int | None = None     # a FHIR target's: how many DocumentReferences its search returned
+    exchanges: list = field(default_factory=list, repr=False)   # a FHIR target's: the requests that fetched them
+    bound: str = ""   # a FHIR target's documents past vigie's caps: what was checked, said with every pass
 
     def require_content(self):
         if self.content is None:
@@ -106,16 +109,29 @@ class CdaSet:
     def to_json(self) -> dict:
         return {"folder": self.folder, "content": self.content.to_json() if self.content else None,
                 "content_error": self.content_error,
-                "documents": [{"name": d.name, "problem": d.problem} for d in self.documents]}
+                "documents": [{"name": d.name, "problem": d.problem, "fetched": d.fetched} for d in self.documents],
+                **({"document_references": self.served, "exchanges": self.exchanges, "bound": self.bound}
+                   if self.served is not None else {})}
 
 
-@observation("cda-documents", kinds=("documents",))
+def _content() -> tuple:
+    try:
+        return find_content(), None
+    except ContentError as exc:
+        return None, str(exc)
+
+
+@observation("cda-documents", kinds=("documents", "fhir"))
 def observe_documents(target, store) -> CdaSet:
+    if target.kind == "fhir":
+        from .served import MAX_DOCUMENTS as MAX_SERVED
+        from .served import TIME_LIMIT_S as SERVED_TIME_S
+        from .served import served_documents
+        docs, served, exchanges, more = served_documents(target)
+        return CdaSet(f"{target.url}/DocumentReference", docs, *_content(), served=served, exchanges=exchanges,
+                      bound=(f"the first {len(docs)} CDA documents the server lists (it lists more; vigie fetches "
+                             f"at most {MAX_SERVED} in {SERVED_TIME_S} s)") if more else "")
     root = Path(target.url)
     docs = [read_document(p, p.relative_to(root).as_posix() if root.is_dir() else p.name)
             for p in document_files(target)]
-    try:
-        content, error = find_content(), None
-    except ContentError as exc:
-        content, error = None, str(exc)
-    return CdaSet(str(root), docs, content, error)
+    return CdaSet(str(root), docs, *_content())
