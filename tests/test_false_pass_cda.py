@@ -70,7 +70,7 @@ def test_without_the_ci_sis_content_the_rules_that_need_it_are_errors(check_id):
     ("VSM", [], "error"),                    # the readable VSM meets its schematron: the unread one is unknown
     ("CR-BIO", [], "error"),                 # no readable CR-BIO, but the unread one may be one
     ("VSM", [SimpleNamespace(level="error", rule="r1", location="/x", message="m",
-                             to_json=lambda: {})], "failed"),   # a violation seen is a failure all the same
+                             to_json=dict)], "failed"),   # a violation seen is a failure all the same
 ])
 def test_a_document_that_could_not_be_read_leaves_every_family_unjudged(family, findings, status):
     """A document that could not be read has no known volet: no family passes, nor is set aside as not

@@ -9,6 +9,7 @@ the rule of vigie.identifiers). Samples are masked.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from ..errors import ObservationError
 from . import detection
@@ -104,7 +105,7 @@ def _partitions(m, tname: str, table, rows_per: int) -> tuple[list[str], str]:
     bounds = [lo + i * width for i in range(1, parts)]
     if not bounds:
         return [""], ""
-    where = [f"{k} < {bounds[0]}", *(f"{k} >= {a} AND {k} < {b}" for a, b in zip(bounds, bounds[1:])),
+    where = [f"{k} < {bounds[0]}", *(f"{k} >= {a} AND {k} < {b}" for a, b in pairwise(bounds)),
              f"{k} >= {bounds[-1]}", f"{k} IS NULL"]
     return where, key
 
