@@ -156,12 +156,13 @@ class TreeSampler(threading.Thread):
             self.stopped.wait(self.every)
 
 
-def measure(url: str, out: Path, profiles: list[str], statement_timeout: float) -> dict:
+def measure(url: str, out: Path, profiles: list[str], statement_timeout: float, engine_memory: str | None = None) -> dict:
     """One `vigie run` in a child process: wall time, CPU time and peak RSS of that process (wait4), and of its
     process tree (sampled: the JVM of a local Spark session is a child of vigie's)."""
     config = out.parent / f"{out.name}.toml"
     config.write_text(f"[[targets]]\nkind = 'warehouse'\nurl = '{url}'\n\n[limits]\ncheck_timeout = 3600\n"
-                      f"run_timeout = 7200\nstatement_timeout = {statement_timeout}\n")
+                      f"run_timeout = 7200\nstatement_timeout = {statement_timeout}\n"
+                      + (f"engine_memory = '{engine_memory}'\n" if engine_memory else ""))
     args = [sys.executable, "-m", "vigie", "run", "--config", str(config), "--out", str(out)]
     for p in profiles:
         args += ["--profile", p]
@@ -195,6 +196,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", dest="profiles", action="append", choices=PROFILES,
                         help="profile to run (repeatable; default the three warehouse profiles)")
     parser.add_argument("--statement-timeout", type=float, default=600)
+    parser.add_argument("--engine-memory", help="[limits] engine_memory of the run (DuckDB's buffer pool, e.g. 512M; "
+                        "default vigie's)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/vigie-bench"))
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
@@ -215,7 +218,7 @@ def main(argv=None) -> int:
             import shutil
             shutil.rmtree(out)
         try:
-            m = measure(url, out, profiles, args.statement_timeout)
+            m = measure(url, out, profiles, args.statement_timeout, args.engine_memory)
             rows = rows_of(url)   # after the run: the parent stays small while the child is measured
         finally:
             drop(args.engine, url, n)
