@@ -107,14 +107,17 @@ def drop(engine: str, url: str, persons: int) -> None:
 
 
 def _tree(root: int) -> list[int]:
-    """root's descendants (not root), from /proc/<pid>/task/<pid>/children."""
+    """root's descendants (not root), from /proc/<pid>/task/<tid>/children (of every thread: the one that
+    started a child is its parent there)."""
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
-        try:
-            children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:   # gone between two reads
-            continue
+        children = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:   # gone between two reads
+                continue
         found += children
         todo += children
     return found
