@@ -110,6 +110,35 @@ def test_a_spark_job_past_its_time_limit_is_cancelled(built):
     assert conn.rows("SELECT 1") == [(1,)]   # the session goes on
 
 
+def test_a_local_session_joins_by_shuffle_never_by_broadcast(built):
+    """At 1M persons Spark broadcast measurement's person ids (its compressed Parquet looked small) and the
+    local session's small driver ran out of memory: OMOP-DQ-02, -09, -22 and OMOP-CDM-06 were errors on the
+    clean warehouse. A local session plans a sort-merge join, which spills to disk."""
+    w = open_warehouse(built["spark"])
+    try:
+        plan = w.session.conn.spark.sql("EXPLAIN SELECT COUNT(*) FROM person p WHERE NOT EXISTS "
+                                        "(SELECT 1 FROM measurement x WHERE x.person_id = p.person_id)").collect()[0][0]
+    finally:
+        w.close()
+    assert "SortMergeJoin" in plan and "Broadcast" not in plan, plan
+
+
+def test_an_error_of_the_jvm_is_told_by_its_root_cause():
+    from vigie.warehouse.spark import _line
+    # the shape of py4j's message, as a 1M-person run gave it (trace lines cut)
+    said = ("An error occurred while calling o171.collectToPython.\n"
+            ": org.apache.spark.SparkException: Exception thrown in awaitResult: \n\tat org.apache.spark.x(y.scala:1)\n"
+            "Caused by: java.util.concurrent.ExecutionException: org.apache.spark.SparkException: Not enough memory "
+            "to build and broadcast the table\n\t... 22 more\n"
+            "Caused by: org.apache.spark.SparkException: Not enough memory to build and broadcast the table to all "
+            "worker nodes.\n\t... 10 more")
+    assert _line(Exception(said)) == ("org.apache.spark.SparkException: Not enough memory to build and broadcast "
+                                      "the table to all worker nodes.")
+    thrown = "An error occurred while calling o5.sql.\n: java.lang.OutOfMemoryError: Java heap space\n\tat x(y:1)"
+    assert _line(Exception(thrown)) == "java.lang.OutOfMemoryError: Java heap space"
+    assert _line(Exception("[TABLE_OR_VIEW_NOT_FOUND] nope\nmore")) == "[TABLE_OR_VIEW_NOT_FOUND] nope"
+
+
 def test_spark_urls(tmp_path):
     assert check_url("spark://spark.example.test:15002") and check_url(f"spark+local:///{tmp_path}")
     for bad, why in (("spark+local://", "names no folder"), ("spark://", "no Spark Connect host"),

@@ -24,7 +24,9 @@ LOCAL_CORES = 2
 DRIVER_MEMORY = "768m"
 # a local session is the reviewer's machine: loopback only, no web UI, no Hive metastore nor warehouse folder
 # in the working directory, UTC timestamps, and SQL that yields NULL on a bad cast (as the checks expect of
-# every engine) rather than failing a whole table's scan
+# every engine) rather than failing a whole table's scan; no broadcast join: the planner sizes a table by its
+# compressed Parquet files, and at 1M persons broadcasting measurement's 5 million person ids overran the small
+# driver ("Not enough memory to build and broadcast the table"); a shuffle join spills to disk instead
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -35,6 +37,7 @@ LOCAL_CONF = {
     "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
 }
 RUNTIME_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
 
@@ -87,7 +90,13 @@ def _delta():
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """One line saying why: for an error of the JVM (py4j), its root cause, not the first line ("An error
+    occurred while calling o261.collectToPython.", which names only the call)."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if text and text[0].startswith("An error occurred while calling "):
+        causes = [line.removeprefix("Caused by:").strip() for line in text if line.startswith("Caused by:")]
+        thrown = [line.removeprefix(":").strip() for line in text[1:] if line.startswith(":")]
+        text = causes[-1:] or thrown[:1] or text
     return (text[0] if text else type(exc).__name__)[:300]
 
 
