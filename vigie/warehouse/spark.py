@@ -90,13 +90,17 @@ def _delta():
 
 
 def _line(exc: BaseException) -> str:
-    """One line saying why: for an error of the JVM (py4j), its root cause, not the first line ("An error
-    occurred while calling o261.collectToPython.", which names only the call)."""
-    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if text and text[0].startswith("An error occurred while calling "):
-        causes = [line.removeprefix("Caused by:").strip() for line in text if line.startswith("Caused by:")]
-        thrown = [line.removeprefix(":").strip() for line in text[1:] if line.startswith(":")]
-        text = causes[-1:] or thrown[:1] or text
+    """One line saying why: for an error of the JVM (py4j's, whose first line names only the call, as
+    "... calling o261.collectToPython."), the Java exception's root cause."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            while java.getCause() is not None:
+                java = java.getCause()
+            return str(java.toString()).strip().splitlines()[0][:300]
+        except Exception:  # noqa: BLE001, S110 - the JVM is gone: its message is all there is
+            pass
+    text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 
