@@ -177,6 +177,38 @@ def test_clean_reference_passes_the_schema_rules_in_process(reference):
         w.close()
 
 
+def test_a_failed_one_pass_scan_is_measured_aggregate_by_aggregate_one_row_each(reference, monkeypatch):
+    """At 10 million persons DuckDB's capped buffer pool refused visit_occurrence's one-pass scan; vigie then
+    measures each aggregate alone. Each must still be one row: a constant registered as an aggregate
+    (SELECT 0 FROM visit_occurrence) fetched the whole table into Python and ended in MemoryError."""
+    w = open_warehouse(reference)
+    try:
+        m = measures_of(w.session, w.catalogue)
+        whole = dict(m.scan("visit_occurrence"))
+    finally:
+        w.close()
+    w = open_warehouse(reference)
+    try:
+        fetched = []
+        rows = w.session.rows
+
+        def refusing(sql, record=True):
+            if sql.startswith("SELECT COUNT(*), ") and '"visit_occurrence"' in sql:
+                raise ObservationError("Out of Memory Error: failed to allocate data (as the engine said at 10M)")
+            found = rows(sql, record)
+            fetched.append((len(found), sql))
+            return found
+
+        monkeypatch.setattr(w.session, "rows", refusing)
+        m = measures_of(w.session, w.catalogue)
+        alone = m.scan("visit_occurrence")
+    finally:
+        w.close()
+    assert len(fetched) == len(whole) > 40   # every aggregate measured on its own
+    assert [sql for n, sql in fetched if n != 1] == []
+    assert alone == whole and not any(isinstance(v, Exception) for v in alone.values())
+
+
 def test_sessions_are_read_only_without_an_audit_log(tmp_path):
     url = build_reference(f"duckdb:///{tmp_path / 'na.duckdb'}", persons=50, flaws=["no-audit"])
     w = open_warehouse(url)

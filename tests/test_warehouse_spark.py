@@ -110,6 +110,34 @@ def test_a_spark_job_past_its_time_limit_is_cancelled(built):
     assert conn.rows("SELECT 1") == [(1,)]   # the session goes on
 
 
+def test_a_local_session_joins_by_shuffle_never_by_broadcast(built):
+    """At 1M persons Spark broadcast measurement's person ids (its compressed Parquet looked small) and the
+    local session's small driver ran out of memory: OMOP-DQ-02, -09, -22 and OMOP-CDM-06 were errors on the
+    clean warehouse. A local session plans a sort-merge join, which spills to disk."""
+    w = open_warehouse(built["spark"])
+    try:
+        plan = w.session.conn.spark.sql("EXPLAIN SELECT COUNT(*) FROM person p WHERE NOT EXISTS "
+                                        "(SELECT 1 FROM measurement x WHERE x.person_id = p.person_id)").collect()[0][0]
+    finally:
+        w.close()
+    assert "SortMergeJoin" in plan and "Broadcast" not in plan, plan
+
+
+def test_an_error_of_the_jvm_is_told_by_its_root_cause(built):
+    """py4j's first line names only the call ("An error occurred while calling o261.collectToPython."): at 1M
+    persons every failed join said that and nothing else. The root cause of the Java exception is told."""
+    from py4j.protocol import Py4JJavaError
+
+    from vigie.warehouse.spark import _line, _local_session
+    jvm = _local_session().sparkContext._jvm
+    failed = jvm.java.util.concurrent.CompletableFuture.failedFuture(jvm.java.lang.IllegalStateException("the cause"))
+    with pytest.raises(Py4JJavaError) as raised:
+        failed.get()   # an ExecutionException caused by the IllegalStateException
+    assert str(raised.value).startswith("An error occurred while calling")
+    assert _line(raised.value) == "java.lang.IllegalStateException: the cause"
+    assert _line(ValueError("[TABLE_OR_VIEW_NOT_FOUND] nope\nmore")) == "[TABLE_OR_VIEW_NOT_FOUND] nope"
+
+
 def test_spark_urls(tmp_path):
     assert check_url("spark://spark.example.test:15002") and check_url(f"spark+local:///{tmp_path}")
     for bad, why in (("spark+local://", "names no folder"), ("spark://", "no Spark Connect host"),

@@ -76,7 +76,8 @@ class Measures:
     # the per-table scan -------------------------------------------------------------------------
 
     def want(self, table: str, key, expression: str) -> None:
-        """Registers an aggregate for the table's scan (before it runs)."""
+        """Registers an aggregate for the table's scan (before it runs): one value whatever the table's size,
+        also when measured on its own (SELECT expression FROM table) after the one-pass scan failed."""
         self.requests.setdefault(table, {})[key] = expression
 
     def scan(self, table: str) -> dict:

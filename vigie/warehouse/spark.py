@@ -24,7 +24,9 @@ LOCAL_CORES = 2
 DRIVER_MEMORY = "768m"
 # a local session is the reviewer's machine: loopback only, no web UI, no Hive metastore nor warehouse folder
 # in the working directory, UTC timestamps, and SQL that yields NULL on a bad cast (as the checks expect of
-# every engine) rather than failing a whole table's scan
+# every engine) rather than failing a whole table's scan; no broadcast join: the planner sizes a table by its
+# compressed Parquet files, and at 1M persons broadcasting measurement's 5 million person ids overran the small
+# driver ("Not enough memory to build and broadcast the table"); a shuffle join spills to disk instead
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -35,6 +37,7 @@ LOCAL_CONF = {
     "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
 }
 RUNTIME_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
 
@@ -87,6 +90,16 @@ def _delta():
 
 
 def _line(exc: BaseException) -> str:
+    """One line saying why: for an error of the JVM (py4j's, whose first line names only the call, as
+    "... calling o261.collectToPython."), the Java exception's root cause."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            while java.getCause() is not None:
+                java = java.getCause()
+            return str(java.toString()).strip().splitlines()[0][:300]
+        except Exception:  # noqa: BLE001, S110 - the JVM is gone: its message is all there is
+            pass
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
