@@ -408,6 +408,24 @@ def test_engine_limits_from_the_configuration(tmp_path):
     assert "[limits]: engine_memory must be a size such as 200M" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_duckdb_out_of_its_memory_says_which_limit_to_raise(tmp_path):
+    """A query past the pool vigie gives DuckDB is an error that names [limits] engine_memory (at 10M persons the
+    default pool held neither measurement's distinct keys nor its join to the visits)."""
+    from vigie.limits import Limits, activate, make_limits
+    from vigie.warehouse.session import Session
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()
+    activate(make_limits({"engine_memory": "8M", "engine_threads": 1}))
+    try:
+        session = Session(f"duckdb:///{tmp_path / 'w.duckdb'}").connect()
+        with pytest.raises(ObservationError) as caught:
+            session.rows("SELECT COUNT(DISTINCT i::VARCHAR || 'x') FROM range(20000000) t(i)")
+        session.close()
+    finally:
+        activate(Limits())
+    assert "Out of Memory" in str(caught.value) and "raise [limits] engine_memory" in str(caught.value)
+    assert "capped at 8 MB" in str(caught.value)
+
+
 def test_dq_export_query_text_reproduces_each_count_and_overview_as_dqd(tmp_path):
     """Each check's queryText runs by hand and gives its numbers; plausibleStartBeforeEnd counts, as
     DataQualityDashboard does, the records holding both dates; Overview.countPassed is every check that did

@@ -185,6 +185,9 @@ class Session:
             self._recover()
             message = (f"stopped after {time.monotonic() - started:.1f} s, the statement time limit of {limit:g} s"
                        if timed_out else one_line(exc))
+            if self.backend == "duckdb" and "Out of Memory" in message:   # the pool vigie gave DuckDB: say how
+                message += (f" (DuckDB's memory is capped at {round(self.engine_memory / 1e6)} MB: raise [limits] "
+                            "engine_memory, e.g. \"1G\" for 10 million persons)")
             if record:
                 self._tell({"sql": sql, "error": message, "seconds": round(time.monotonic() - started, 4)})
             if timed_out:
