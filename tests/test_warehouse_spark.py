@@ -163,3 +163,23 @@ def test_without_pyspark_the_requirements_say_how_to_install_it(tmp_path):
     assert result.returncode == 2, result.stdout[-2000:]
     assert {o["status"] for o in report["outcomes"]} == {"error"}
     assert all("pip install 'vigie-sante[spark]'" in o["summary"] for o in report["outcomes"])
+
+
+def test_a_local_session_whose_jvm_stopped_says_so_and_exits_quietly(monkeypatch):
+    """The JVM gone (at 10M persons the 768 MB driver ran out of memory): each query says so and how to give it
+    more, rather than py4j's "Connection refused"; stopping at exit prints no traceback."""
+    from types import SimpleNamespace
+
+    from vigie.warehouse import spark as sparkmod
+
+    def refused(_sql):
+        raise ConnectionRefusedError(111, "Connection refused")
+    gone = SimpleNamespace(sql=refused, sparkContext=SimpleNamespace(setJobGroup=lambda *a, **k: None),
+                           stop=lambda: refused(""))
+    conn = sparkmod.SparkConnection(gone, remote=False, timeout_s=5)
+    monkeypatch.setenv("SPARK_DRIVER_MEMORY", "3g")
+    with pytest.raises(sparkmod.SparkQueryError, match="JVM has stopped .*driver had 3g.*SPARK_DRIVER_MEMORY"):
+        conn.rows("SELECT 1")
+    sparkmod._stop(gone)   # no exception escapes to the interpreter's exit
+    monkeypatch.delenv("SPARK_DRIVER_MEMORY")
+    assert sparkmod.driver_memory() == sparkmod.DRIVER_MEMORY

@@ -32,7 +32,6 @@ LOCAL_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.memory": DRIVER_MEMORY,
     "spark.sql.shuffle.partitions": str(LOCAL_CORES * 2),
     "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.session.timeZone": "UTC",
@@ -65,7 +64,7 @@ def _local_session():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     scratch = Path(tempfile.gettempdir()) / "vigie-spark"
     builder = SparkSession.builder.master(f"local[{LOCAL_CORES}]").appName("vigie")
-    for key, value in {**LOCAL_CONF, "spark.local.dir": str(scratch / "local"),
+    for key, value in {**LOCAL_CONF, "spark.driver.memory": driver_memory(), "spark.local.dir": str(scratch / "local"),
                        "spark.sql.warehouse.dir": str(scratch / "warehouse")}.items():
         builder = builder.config(key, value)
     delta = _delta()
@@ -77,8 +76,23 @@ def _local_session():
         raise ObservationError(f"cannot start a local Spark session: {_line(exc)}") from None
     spark.sparkContext.setLogLevel("ERROR")
     _LOCAL["spark"] = spark
-    atexit.register(spark.stop)
+    atexit.register(_stop, spark)
     return spark
+
+
+def driver_memory() -> str:
+    """The local session's driver memory: Spark's own SPARK_DRIVER_MEMORY when the user sets it (a warehouse of
+    10 million persons overran the default), else vigie's small default."""
+    return os.environ.get("SPARK_DRIVER_MEMORY") or DRIVER_MEMORY
+
+
+def _stop(spark) -> None:
+    """Stops the local session at exit; a JVM already gone (it ran out of memory) leaves nothing to stop, and
+    no traceback on the user's terminal."""
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001, S110 - py4j cannot reach a JVM that has stopped: nothing left to stop
+        pass
 
 
 def _delta():
@@ -193,8 +207,17 @@ class SparkConnection:
             worker.join(10)
             raise SparkQueryError(f"the query ran past its time limit ({self.timeout_s:g} s) and was cancelled")
         if "error" in done:
-            raise SparkQueryError(_line(done["error"]))
+            raise SparkQueryError(self._why(done["error"]))
         return done["rows"]
+
+    def _why(self, exc: BaseException) -> str:
+        """One line; for a local session whose JVM has stopped (py4j can no longer reach it: usually the driver
+        ran out of memory), that, and what to do, rather than py4j's socket error."""
+        if not self.remote and (isinstance(exc, ConnectionError | EOFError) or "Py4JNetworkError" in type(exc).__name__):
+            return (f"the local Spark session's JVM has stopped ({_line(exc)}): its driver had {driver_memory()}, "
+                    "most likely too little for this warehouse (set SPARK_DRIVER_MEMORY, e.g. 4g); every later "
+                    "query of the run fails")
+        return _line(exc)
 
     def cancel(self, group: str) -> None:
         try:
