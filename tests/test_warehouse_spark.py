@@ -183,3 +183,22 @@ def test_a_local_session_whose_jvm_stopped_says_so_and_exits_quietly(monkeypatch
     sparkmod._stop(gone)   # no exception escapes to the interpreter's exit
     monkeypatch.delenv("SPARK_DRIVER_MEMORY")
     assert sparkmod.driver_memory() == sparkmod.DRIVER_MEMORY
+
+
+def test_the_local_jvm_does_not_inherit_the_data_ceiling_of_vigie():
+    """vigie caps its own data (limits.memory_ceiling); the JVM it starts for a local session is bounded by its
+    driver memory instead (inheriting vigie's 4 GiB ceiling, it died at 10M persons), and vigie's ceiling stays."""
+    pyspark_or_skip()
+    script = (
+        "import resource\n"
+        "from vigie.limits import memory_ceiling\n"
+        "from vigie.warehouse.spark import _local_session\n"
+        "with memory_ceiling(3 << 30):\n"
+        "    spark = _local_session()\n"
+        "    pid = spark.sparkContext._gateway.proc.pid\n"
+        "    jvm = [l for l in open(f'/proc/{pid}/limits') if l.startswith('Max data size')][0].split()[3]\n"
+        "    print(jvm, resource.getrlimit(resource.RLIMIT_DATA)[0])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    jvm, mine = done.stdout.split()[-2:]
+    assert jvm != str(3 << 30) and mine == str(3 << 30), done.stdout

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import resource
 import tempfile
 import threading
 import uuid
@@ -70,10 +71,17 @@ def _local_session():
     delta = _delta()
     if delta is not None:
         builder = delta.configure_spark_with_delta_pip(builder)
+    # the JVM is vigie's child: it would inherit the ceiling vigie puts on its own data (limits.memory_ceiling),
+    # which a JVM's reservations exceed (at 10M persons it died, "insufficient memory for the Java Runtime");
+    # its memory is bounded by the driver's instead, and vigie's ceiling is put back once it has started
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     try:
+        resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - no Java, a JVM that does not start: one line
         raise ObservationError(f"cannot start a local Spark session: {_line(exc)}") from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
     spark.sparkContext.setLogLevel("ERROR")
     _LOCAL["spark"] = spark
     atexit.register(_stop, spark)
