@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from vigie.load.process import free_port
 from vigie.loadrun import run_load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def test_two_local_workers_are_merged_by_the_master(practice, tmp_path):
 
 
 def test_remote_workers_join_a_master_through_the_command_line(practice, tmp_path):
-    port = _free_port()
+    port = free_port()
     box = {}
 
     def master():
@@ -89,10 +90,5 @@ def test_master_without_its_workers_is_an_error_not_a_hang(practice, tmp_path, m
     from vigie.load import process
     monkeypatch.setattr(process, "WAIT_REMOTE_WORKERS_S", 2.0)
     with pytest.raises(ObservationError, match="only 0 of 1 load workers joined"):
-        run_load(PRACTICE, practice.url, env=_env(practice), out_dir=tmp_path, master=f"127.0.0.1:{_free_port()}",
+        run_load(PRACTICE, practice.url, env=_env(practice), out_dir=tmp_path, master=f"127.0.0.1:{free_port()}",
                  expect_workers=1, **RUN)
-
-
-def _free_port() -> int:
-    from vigie.load.process import free_port
-    return free_port()

@@ -1,7 +1,6 @@
 """Pre-flight (vigie.preflight): before a campaign, each FHIR target is reached, its certificate verified with the
 given CA and the token tried with one search, in under 2 s; what would make every check an error for a reason on
 the user's side is one line with what to do, and exit 3 before the campaign unless --run-anyway."""
-import socket
 import subprocess
 import sys
 import time
@@ -11,18 +10,13 @@ from vigie.fixtures.hostile.server import start_hostile
 from vigie.fixtures.practice import start_practice
 
 from vigie.campaign import Target
+from vigie.load.process import free_port
 from vigie.preflight import check_target
 
 
 def vigie(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "vigie", *args], capture_output=True, text=True, timeout=timeout,
                           check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Spark SQL's sight leave the role requirements `error`, never set aside as not ap
 The server is one JVM for the module (20 to 40 s to start on a shared machine); every query is a Spark job."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import pytest
 from test_warehouse_spark import RULES, pyspark_or_skip
 from vigie.fixtures.warehouse import build_reference
 
+from vigie.load.process import free_port
 from vigie.warehouse import privacy
 from vigie.warehouse.catalogue import open_warehouse
 from vigie.warehouse.measures import measures_of
 
 START_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +30,7 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("spark-connect")
     clean = build_reference(f"spark+local:///{folder / 'clean'}", persons=60, seed=11)
     build_reference(f"spark+local:///{folder / 'flawed'}", persons=60, seed=11, flaws=["nir-in-clear"])
-    port, jobs = _free_port(), folder / "jobs.txt"
+    port, jobs = free_port(), folder / "jobs.txt"
     log = (folder / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "vigie.fixtures.warehouse.sparkconnect", "--port", str(port),
                              "--jobs", str(jobs), "--lifetime", "1500", f"clean={folder / 'clean'}",

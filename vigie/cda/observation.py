@@ -124,13 +124,10 @@ def _content() -> tuple:
 @observation("cda-documents", kinds=("documents", "fhir"))
 def observe_documents(target, store) -> CdaSet:
     if target.kind == "fhir":
-        from .served import MAX_DOCUMENTS as MAX_SERVED
-        from .served import TIME_LIMIT_S as SERVED_TIME_S
         from .served import served_documents
-        docs, served, exchanges, more = served_documents(target)
+        docs, served, exchanges, bound = served_documents(target)
         return CdaSet(f"{target.url}/DocumentReference", docs, *_content(), served=served, exchanges=exchanges,
-                      bound=(f"the first {len(docs)} CDA documents the server lists (it lists more; vigie fetches "
-                             f"at most {MAX_SERVED} in {SERVED_TIME_S} s)") if more else "")
+                      bound=bound)
     root = Path(target.url)
     docs = [read_document(p, p.relative_to(root).as_posix() if root.is_dir() else p.name)
             for p in document_files(target)]

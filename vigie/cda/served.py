@@ -62,9 +62,10 @@ def fetch(client, name: str, attachment: dict) -> CdaDocument:
     return parse_document(response.content, name)
 
 
-def served_documents(target) -> tuple[list[CdaDocument], int, list, bool]:
-    """(the CDA documents, how many DocumentReferences the search returned, the exchanges, whether the server
-    lists more than vigie fetched: a next page or documents past the caps)."""
+def served_documents(target) -> tuple[list[CdaDocument], int, list, str]:
+    """(the CDA documents, how many DocumentReferences the search returned, the exchanges, and, when the server
+    lists more than vigie fetched (a next page or documents past the caps), what was checked: said with every
+    pass; else "")."""
     client = RecordingClient(target)
     deadline = time.monotonic() + TIME_LIMIT_S
     documents, served, names, more = [], 0, {}, False
@@ -105,4 +106,6 @@ def served_documents(target) -> tuple[list[CdaDocument], int, list, bool]:
     finally:
         exchanges = client.take_exchanges()
         client.close()
-    return documents, served, exchanges, more
+    bound = (f"the first {len(documents)} CDA documents the server lists (it lists more; vigie fetches at most "
+             f"{MAX_DOCUMENTS} in {TIME_LIMIT_S} s)") if more else ""
+    return documents, served, exchanges, bound

@@ -126,6 +126,11 @@ def _line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
+def _jvm_unreachable(exc: BaseException) -> bool:
+    from py4j.protocol import Py4JNetworkError  # a local session's own dependency (pyspark's)
+    return isinstance(exc, ConnectionError | EOFError | Py4JNetworkError)
+
+
 class SparkConnection:
     """What Session needs of a connection: rows(sql), rollback(), close(), and the catalogue's columns."""
 
@@ -221,7 +226,7 @@ class SparkConnection:
     def _why(self, exc: BaseException) -> str:
         """One line; for a local session whose JVM has stopped (py4j can no longer reach it: usually the driver
         ran out of memory), that, and what to do, rather than py4j's socket error."""
-        if not self.remote and (isinstance(exc, ConnectionError | EOFError) or "Py4JNetworkError" in type(exc).__name__):
+        if not self.remote and _jvm_unreachable(exc):
             return (f"the local Spark session's JVM has stopped ({_line(exc)}): its driver had {driver_memory()}, "
                     "most likely too little for this warehouse (set SPARK_DRIVER_MEMORY, e.g. 4g); every later "
                     "query of the run fails")
