@@ -1,5 +1,5 @@
 """Warehouses on Spark, where the largest French EDS keep their data: a local session over a folder of tables
-(`spark+local:///path`: one sub-folder per table, Parquet, or Delta when delta-spark is installed) or a
+(`spark+local:///path`: one sub-folder per table, Parquet or Delta, vigie.warehouse.delta) or a
 Spark cluster through Spark Connect (`spark://host:port`, `?schema=` the database of the CDM tables).
 
 The checks' SQL is rendered in Spark SQL by dialect.render (Session.rows); this module runs it. A local
@@ -68,9 +68,6 @@ def _local_session():
     for key, value in {**LOCAL_CONF, "spark.driver.memory": driver_memory(), "spark.local.dir": str(scratch / "local"),
                        "spark.sql.warehouse.dir": str(scratch / "warehouse")}.items():
         builder = builder.config(key, value)
-    delta = _delta()
-    if delta is not None:
-        builder = delta.configure_spark_with_delta_pip(builder)
     # the JVM is vigie's child: it would inherit the ceiling vigie puts on its own data (limits.memory_ceiling),
     # which a JVM's reservations exceed (at 10M persons it died, "insufficient memory for the Java Runtime");
     # its memory is bounded by the driver's instead, and vigie's ceiling is put back once it has started
@@ -103,14 +100,6 @@ def _stop(spark) -> None:
         pass
 
 
-def _delta():
-    try:
-        import delta
-        return delta
-    except ImportError:
-        return None
-
-
 def _line(exc: BaseException) -> str:
     """One line saying why: for an error of the JVM (py4j's, whose first line names only the call, as
     "... calling o261.collectToPython."), the Java exception's root cause."""
@@ -124,6 +113,11 @@ def _line(exc: BaseException) -> str:
             pass
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def literal_path(path: str) -> str:
+    """A path as Spark reads it: as a glob pattern, where a folder named "eds[2024]" would name "eds2" instead."""
+    return "".join("\\" + c if c in "\\[]{}*?" else c for c in path)
 
 
 def _jvm_unreachable(exc: BaseException) -> bool:
@@ -172,17 +166,17 @@ class SparkConnection:
         return cls(spark, remote=True, timeout_s=timeout_s)
 
     def _register(self, folder: Path) -> None:
-        """A table folder as a temporary view named after it: Delta when it has a transaction log (a Delta
-        folder read as bare Parquet would count the files its log removed), Parquet otherwise."""
-        if (folder / "_delta_log").is_dir():
-            if _delta() is None:
-                raise ObservationError(f"{folder.name} is a Delta table: reading it needs delta-spark "
-                                       "(pip install delta-spark)")
-            reader = self.spark.read.format("delta")
-        else:
-            reader = self.spark.read.format("parquet")
+        """A table folder as a temporary view named after it: Delta when it has a transaction log (vigie.warehouse.
+        delta: read as bare Parquet, a Delta folder would count the files its log removed), Parquet otherwise."""
+        from .delta import delta_frame
         try:
-            reader.load(str(folder.resolve())).createOrReplaceTempView(folder.name)
+            if (folder / "_delta_log").is_dir():
+                frame = delta_frame(self.spark, folder)
+            else:
+                frame = self.spark.read.format("parquet").load(literal_path(str(folder.resolve())))
+            frame.createOrReplaceTempView(folder.name)
+        except ObservationError:
+            raise
         except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several classes: one line
             raise ObservationError(f"cannot read the table folder {folder.name}: {_line(exc)}") from None
         self.views.append(folder.name)
