@@ -22,17 +22,21 @@ in the environment, never on a command line), VIGIE_LOAD_MIX sets task weights b
 import json
 import os
 import time
+from dataclasses import replace
 from typing import ClassVar
 
 import gevent
 from locust import User, between
 
+from vigie.limits import activate, current
 from vigie.warehouse.session import Session
 
 URL = os.environ.get("VIGIE_LOAD_URL") or ""
-# each user opens its own database engine in the load process (DuckDB: a buffer pool of 96 MB, its working
-# memory and threads besides): room the load driver adds to its memory ceiling per user (vigie/load/process.py)
+# each user opens its own database engine in the load process (DuckDB: a buffer pool of 96 MB, not the 1 GiB
+# of a run's single session, its working memory and threads besides): room the load driver adds to its memory
+# ceiling per user (vigie/load/process.py)
 VIGIE_MEMORY_PER_USER_MB = 192
+activate(replace(current(), engine_memory=96_000_000))
 MIX = json.loads(os.environ.get("VIGIE_LOAD_MIX") or "{}")
 
 T2DM, METFORMIN, HYPERTENSION, SYSTOLIC = 201826, 1503297, 320128, 3004249

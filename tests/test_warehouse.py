@@ -381,12 +381,30 @@ def test_the_dq_checks_are_not_bounded_together_by_the_first_requirements_limit(
         w.close()
 
 
+def test_a_deadline_whose_signal_reaches_duckdb_mid_query_is_that_deadline(reference, monkeypatch):
+    """The run's deadline arriving while DuckDB runs a query (its C code sees the signal and raises its own
+    RuntimeError "Query interrupted") is the deadline's error, so the run says its time ran out, not that a
+    query failed. The watchdog, which would otherwise often stop the query first, is held off here."""
+    from vigie.limits import Deadline, TimeLimitExceeded
+    from vigie.warehouse.session import Session
+    monkeypatch.setattr(Session, "_interrupt", lambda self: None)
+    w = open_warehouse(reference)
+    try:
+        slow = "SELECT COUNT(*) FROM range(20000000000) a WHERE hash(a.range) = 0"   # minutes
+        with pytest.raises(TimeLimitExceeded, match="run time limit"), \
+                Deadline(0.3, TimeLimitExceeded("run time limit"), "run"):
+            w.session.rows(slow)
+        assert w.session.rows("SELECT 1") == [(1,)]   # and the session goes on
+    finally:
+        w.close()
+
+
 def test_engine_limits_from_the_configuration(tmp_path):
     from vigie.limits import Limits, activate, make_limits
     from vigie.warehouse.session import Session
     limits = make_limits({"statement_timeout": 30, "engine_memory": "200M", "engine_threads": 1})
     assert (limits.statement_timeout_s, limits.engine_memory, limits.engine_threads) == (30, 200 << 20, 1)
-    assert (Limits().statement_timeout_s, Limits().engine_memory, Limits().engine_threads) == (600, 96_000_000, None)
+    assert (Limits().statement_timeout_s, Limits().engine_memory, Limits().engine_threads) == (600, 1 << 30, None)
     for key, bad in (("statement_timeout", "soon"), ("statement_timeout", 0), ("engine_memory", "lots"),
                      ("engine_threads", 1.5), ("engine_threads", -2), ("engine_threads", True)):
         with pytest.raises(VigieError, match=f"limits: {key} must be"):

@@ -47,8 +47,9 @@ class Limits:
     max_memory: int = 4 << 30          # data of vigie's run process, and of its rendering process
     statement_timeout_s: float = 600.0  # one SQL statement on a warehouse, hence one DataQualityDashboard check
                                         # (whose checks are not bounded by check_timeout together)
-    engine_memory: int = 96_000_000    # DuckDB's buffer pool (it runs inside vigie's process; larger operators
-                                       # spill to disk): 96 MB kept the 1M-person run at 281 MiB
+    engine_memory: int = 1 << 30       # DuckDB's buffer pool, inside vigie's process (larger operators spill to
+                                       # disk): 96 MB left 3 checks in error at 10M persons (an EDS's size), 1 GiB
+                                       # none, at a peak of 1.5 GiB; a cap, not an allocation
     engine_threads: int | None = None  # DuckDB's threads, PostgreSQL's parallel workers + 1; None: the engine's
 
     def to_json(self) -> dict:
@@ -270,6 +271,13 @@ class Deadline:
         cannot interrupt (a query inside an engine's C code) must stop within."""
         pending = [d.expires for d in cls._active if not d.fired and d.expires != math.inf]
         return max(min(pending) - time.monotonic(), 0.0) if pending else None
+
+    @classmethod
+    def fired_error(cls) -> BaseException | None:
+        """The error of an active deadline that has fired, which a C extension may have replaced by its own
+        when the signal reached it mid-call (DuckDB raises RuntimeError "Query interrupted")."""
+        fired = [d for d in cls._active if d.fired]
+        return fired[0].error if fired else None
 
     @classmethod
     @contextlib.contextmanager

@@ -187,13 +187,13 @@ class Session:
                        if timed_out else one_line(exc))
             if self.backend == "duckdb" and "Out of Memory" in message:   # the pool vigie gave DuckDB: say how
                 message += (f" (DuckDB's memory is capped at {round(self.engine_memory / 1e6)} MB: raise [limits] "
-                            "engine_memory, e.g. \"1G\" for 10 million persons)")
+                            "engine_memory; 1 GiB ran the three warehouse profiles at 10 million persons)")
             if record:
                 self._tell({"sql": sql, "error": message, "seconds": round(time.monotonic() - started, 4)})
             if timed_out:
                 raise StatementTimeout(f"query on {self.public_url} {message}") from None
             raise ObservationError(f"query failed on {self.public_url}: {message}") from None
-        except BaseException:
+        except BaseException as exc:
             # interrupted in Python (a deadline, Ctrl-C): SQLAlchemy has dropped the connection, the statement
             # may still run on the server
             if self.backend != "spark":   # (spark.py has cancelled its job)
@@ -202,6 +202,9 @@ class Session:
                 self._cancel(backend_pid)
             if record:
                 self._tell({"sql": sql, "error": "interrupted", "seconds": round(time.monotonic() - started, 4)})
+            fired = Deadline.fired_error()
+            if fired is not None and exc is not fired:
+                raise fired from None
             raise
         if record:
             self.queries += 1
