@@ -8,7 +8,7 @@ import json
 import sys
 
 import pytest
-from test_warehouse_spark import RULES, pyspark_or_skip
+from test_warehouse_spark import RULES, pyspark_or_skip, rules_and_identifiers
 from vigie.fixtures.warehouse import build_reference
 
 from vigie.errors import ObservationError
@@ -61,14 +61,7 @@ def built(tmp_path_factory):
 def rule_results(url) -> dict:
     w = open_warehouse(url)
     try:
-        m = measures_of(w.session, w.catalogue)
-        found = {}
-        for rule in RULES:
-            f = rule(m, {})
-            found[rule.__name__] = (f.violations, f.checked, f.problems)
-        for kind in privacy.KINDS:
-            f = privacy.identifiers(m, {"kind": kind})
-            found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems)
+        found = rules_and_identifiers(measures_of(w.session, w.catalogue))
         found["rows"] = {t: w.session.scalar(f"SELECT COUNT(*) FROM {t}") for t in
                          ("person", "condition_occurrence", "measurement", "observation_period")}
         found["partitions"] = w.session.rows("SELECT unit_concept_id, operator_concept_id, COUNT(*) FROM measurement "

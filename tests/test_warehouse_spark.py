@@ -45,18 +45,25 @@ def built(tmp_path_factory):
             "flawed": build_reference(f"spark+local:///{folder / 'flawed'}", persons=60, seed=11, flaws=FLAWS)}
 
 
+def rules_and_identifiers(m, kinds=tuple(privacy.KINDS)) -> dict:
+    """The schema rules' and the identifier scan's results on the measures `m`, in comparable form."""
+    found = {}
+    for rule in RULES:
+        f = rule(m, {})
+        found[rule.__name__] = (f.violations, f.checked, f.problems)
+    for kind in kinds:
+        f = privacy.identifiers(m, {"kind": kind})
+        found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems, f.measurements["rows_examined"])
+    return found
+
+
 def results(url) -> dict:
     """Every result of the three profiles' warehouse rules, in comparable form."""
     w = open_warehouse(url)
     try:
         m = measures_of(w.session, w.catalogue)
         found = {f"dq:{r.check.id}": (r.status, r.violated, r.denominator, r.ground) for r in dq.run_checks(m)}
-        for rule in RULES:
-            f = rule(m, {})
-            found[rule.__name__] = (f.violations, f.checked, f.problems)
-        for kind in privacy.KINDS:
-            f = privacy.identifiers(m, {"kind": kind})
-            found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems)
+        found.update(rules_and_identifiers(m))
         for floor, param in ((5, "k"), (11, "threshold")):
             f = privacy.cells(m, {param: floor}, param)
             found[f"cells:{param}"] = (f.violations, f.checked, f.measurements)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_warehouse_spark import RULES, pyspark_or_skip
+from test_warehouse_spark import pyspark_or_skip, rules_and_identifiers
 from vigie.fixtures.warehouse import build_reference
 
 from vigie.load.process import free_port
@@ -57,13 +57,7 @@ def _rules(url, kinds=tuple(privacy.KINDS)) -> dict:
     w = open_warehouse(url)
     try:
         m = measures_of(w.session, w.catalogue)
-        found = {}
-        for rule in RULES:
-            f = rule(m, {})
-            found[rule.__name__] = (f.violations, f.checked, f.problems)
-        for kind in kinds:
-            f = privacy.identifiers(m, {"kind": kind})
-            found[f"identifiers:{kind}"] = (f.violations, f.checked, f.problems, f.measurements["rows_examined"])
+        found = rules_and_identifiers(m, kinds)
         cells = privacy.cells(m, {"k": 5}, "k")
         found["cells"] = (cells.violations, cells.checked)
         found["engine"] = (w.session.backend, w.session.conn.remote)
