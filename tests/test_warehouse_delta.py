@@ -163,3 +163,34 @@ def test_partition_values_that_look_like_globs_or_urls_name_their_own_files(buil
     finally:
         w.close()
     assert read == list(enumerate(names))
+
+
+def test_partition_values_come_from_the_log_whatever_the_folders_say(built, tmp_path):
+    """Delta does not require name=value folders: files elsewhere, or in a folder whose name says another
+    value than the log, hold the log's partition values (read one partition at a time)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = tmp_path / "tables" / "visit_occurrence"
+    (table / "_delta_log").mkdir(parents=True)
+    layout = {"visit_start_date=1999-12-31/a.parquet": ("2020-01-01", [1, 2]),   # the folder's name is wrong
+              "b/c.parquet": ("2020-01-02", [3]), "d.parquet": (None, [4])}
+    schema = {"type": "struct", "fields": [
+        {"name": "visit_occurrence_id", "type": "long", "nullable": True, "metadata": {}},
+        {"name": "visit_start_date", "type": "date", "nullable": True, "metadata": {}}]}
+    actions = [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+               {"metaData": {"id": "6f1d3c8e-0000-4000-8000-000000000001", "format": {"provider": "parquet", "options": {}},
+                             "schemaString": json.dumps(schema), "partitionColumns": ["visit_start_date"],
+                             "configuration": {}, "createdTime": 0}}]
+    for path, (day, ids) in layout.items():
+        (table / path).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"visit_occurrence_id": pa.array(ids, pa.int64())}), table / path)
+        actions.append({"add": {"path": path, "partitionValues": {"visit_start_date": day},
+                                "size": (table / path).stat().st_size, "modificationTime": 0, "dataChange": True}})
+    commit(table, 0, *actions)
+    w = open_warehouse(f"spark+local:///{tmp_path / 'tables'}")
+    try:
+        read = w.session.rows("SELECT visit_occurrence_id, CAST(visit_start_date AS VARCHAR) FROM visit_occurrence "
+                              "ORDER BY 1")
+    finally:
+        w.close()
+    assert read == [(1, "2020-01-01"), (2, "2020-01-01"), (3, "2020-01-02"), (4, None)]
