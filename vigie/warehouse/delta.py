@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import ObservationError
 from ..extras import missing
-from .spark import literal_path
+from .spark import _line, literal_path
 
 # reader features that leave each data file's rows and column names as they are: the log's business only
 HARMLESS_FEATURES = {"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"}
@@ -46,7 +46,7 @@ def delta_frame(spark, folder: Path):
     except (ObservationError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - delta-rs raises its own classes, a Rust panic a BaseException
-        raise ObservationError(f"cannot read the Delta log of {folder.name}: {_first_line(exc)}") from None
+        raise ObservationError(f"cannot read the Delta log of {folder.name}: {_line(exc)}") from None
     if not files:
         return spark.createDataFrame([], schema)
     # Delta keeps partition values in its log, not in the files
@@ -64,9 +64,9 @@ def delta_frame(spark, folder: Path):
     for path, value in zip(paths, values, strict=True):
         groups.setdefault(value, []).append(literal_path(path))
     frame = None
-    for values, paths in groups.items():
-        part = spark.read.schema(stored).parquet(*paths)
-        for name, value in zip(partitions, values, strict=True):
+    for group, group_paths in groups.items():
+        part = spark.read.schema(stored).parquet(*group_paths)
+        for name, value in zip(partitions, group, strict=True):
             part = part.withColumn(name, F.lit(value).cast(schema[name].dataType))
         part = part.select(*schema.fieldNames())
         frame = part if frame is None else frame.unionByName(part)
@@ -104,7 +104,3 @@ def _data_file(folder: Path, path: str) -> str:
 def _text(value) -> str | None:
     return None if value is None else str(value)
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
