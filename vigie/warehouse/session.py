@@ -183,6 +183,11 @@ class Session:
             timed_out = (watchdog is not None and self._interrupted) or _server_timeout(exc)
             self._interrupted = False
             self._recover()
+            fired = Deadline.fired_error()
+            if fired is not None:   # the run's deadline, its signal turned into a driver error by the engine
+                if record:
+                    self._tell({"sql": sql, "error": "interrupted", "seconds": round(time.monotonic() - started, 4)})
+                raise fired from None
             message = (f"stopped after {time.monotonic() - started:.1f} s, the statement time limit of {limit:g} s"
                        if timed_out else one_line(exc))
             if self.backend == "duckdb" and "Out of Memory" in message:   # the pool vigie gave DuckDB: say how
