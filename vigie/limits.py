@@ -275,7 +275,8 @@ class Deadline:
     @classmethod
     def fired_error(cls) -> BaseException | None:
         """The error of an active deadline that has fired, which a C extension may have replaced by its own
-        when the signal reached it mid-call (DuckDB raises RuntimeError "Query interrupted")."""
+        when the signal reached it mid-call (DuckDB raises RuntimeError "Query interrupted" or its
+        InterruptException)."""
         fired = [d for d in cls._active if d.fired]
         return fired[0].error if fired else None
 

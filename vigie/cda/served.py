@@ -30,14 +30,18 @@ def _unread(name: str, reason: str) -> CdaDocument:
     return CdaDocument(name, b"", f"not fetched: {reason}", fetched=False)
 
 
+def _decoded(name: str, data: str, not_base64: str) -> CdaDocument:
+    try:
+        return parse_document(base64.b64decode(data, validate=True), name)
+    except (binascii.Error, ValueError):
+        return _unread(name, not_base64)
+
+
 def fetch(client, name: str, attachment: dict) -> CdaDocument:
     """The document an attachment carries: its `data`, else what its `url` serves."""
     data = attachment.get("data")
     if isinstance(data, str):
-        try:
-            return parse_document(base64.b64decode(data, validate=True), name)
-        except (binascii.Error, ValueError):
-            return _unread(name, "its attachment.data is not base64")
+        return _decoded(name, data, "its attachment.data is not base64")
     url = attachment.get("url")
     if not isinstance(url, str) or not url:
         return _unread(name, "its attachment has neither data nor url")
@@ -55,10 +59,7 @@ def fetch(client, name: str, attachment: dict) -> CdaDocument:
         binary = json_object(response)
         if not binary or binary.get("resourceType") != "Binary" or not isinstance(binary.get("data"), str):
             return _unread(name, f"GET {url} answered JSON that is not a Binary with data")
-        try:
-            return parse_document(base64.b64decode(binary["data"], validate=True), name)
-        except (binascii.Error, ValueError):
-            return _unread(name, f"GET {url}: the Binary's data is not base64")
+        return _decoded(name, binary["data"], f"GET {url}: the Binary's data is not base64")
     return parse_document(response.content, name)
 
 

@@ -92,11 +92,11 @@ def driver_memory() -> str:
 
 
 def _stop(spark) -> None:
-    """Stops the local session at exit; a JVM already gone (it ran out of memory) leaves nothing to stop, and
-    no traceback on the user's terminal."""
+    """Stops a session (the local one at exit, a Connect one at close); a JVM or server already gone (a driver
+    out of memory) leaves nothing to stop, and no traceback on the user's terminal."""
     try:
         spark.stop()
-    except Exception:  # noqa: BLE001, S110 - py4j cannot reach a JVM that has stopped: nothing left to stop
+    except Exception:  # noqa: BLE001, S110 - a JVM or server that has stopped: nothing left to stop
         pass
 
 
@@ -259,10 +259,7 @@ class SparkConnection:
 
     def close(self) -> None:
         if self.remote:   # the server's session and its resources are released; the server stays
-            try:
-                self.spark.stop()
-            except Exception:  # noqa: BLE001, S110 - the server is gone: nothing to release
-                pass
+            _stop(self.spark)
         else:
             for name in self.views:   # the JVM stays for the other targets of the run (stopped at exit)
                 try:
